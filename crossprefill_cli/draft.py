@@ -1,0 +1,224 @@
+"""The draft model: loading it and reading its lookahead attention.
+
+This is the only module that touches a language model. Any Hugging Face causal LM
+whose attention goes through transformers' `AttentionInterface` works (Llama, Qwen2/3,
+Mistral, Gemma, Phi, GPT-2, ...): the model is loaded with a registered attention
+implementation, "crossprefill", that runs plain SDPA and, only when a forward call is
+given an `AttentionProbe`, also computes the probe's queries against the prompt keys
+(`scoring.lookahead_probabilities`). The prefill therefore never materialises S x S
+attention; the probe adds O(heads x N x S) per layer, reduced on the spot.
+
+Scoring a window (Algorithm 1 of Upasani et al.): prefill `[BOS] + window + query`
+except its last token (only the last position's logits), then step the last prompt
+token and N-1 greedy lookahead tokens through the KV cache, each step recording its
+attention. Inputs longer than the draft's window are split into equal windows; the
+lookahead tokens are generated once, on the last window (which holds the end of the
+input and sits next to the query), and every other window is scored in one forward
+pass of `[BOS] + window + query + lookahead` that records the last N query rows.
+Each window's attention is normalised over the same kind of prompt (same length
++/- one token, same query), which keeps scores comparable across windows.
+"""
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+from . import scoring
+from .errors import ModelLoadError, UsageError
+from .loading import first_line, looks_like_path, quiet_transformers
+
+BUILTIN = "builtin"
+ATTENTION_NAME = "crossprefill"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class AttentionProbe:
+    """Collects the layer-maxed, pooled attention of the last `rows` queries.
+
+    Keys [context_start, context_stop) are the context tokens whose importance we
+    want; the softmax runs over the first `prompt_length` keys (the whole prompt,
+    never the lookahead tokens themselves).
+    """
+
+    def __init__(self, *, rows: int, prompt_length: int, context_start: int,
+                 context_stop: int, pool_kernel: int):
+        self.rows = rows
+        self.prompt_length = prompt_length
+        self.context = slice(context_start, context_stop)
+        self.pool_kernel = pool_kernel
+        self.importance: torch.Tensor | None = None
+
+    def observe(self, query: torch.Tensor, key: torch.Tensor, scaling: float,
+                sliding_window: int | None) -> None:
+        if (sliding_window is not None and self.prompt_length > sliding_window) \
+                or key.shape[2] < self.prompt_length:
+            return  # a sliding-window layer cannot see the whole prompt: it has no say
+        probs = scoring.lookahead_probabilities(
+            query[0, :, -self.rows:, :], key[0, :, :self.prompt_length, :], scaling)
+        layer = scoring.layer_importance(probs[..., self.context], self.pool_kernel)
+        self.importance = layer if self.importance is None else torch.maximum(self.importance, layer)
+
+
+def _attention_with_probe(module, query, key, value, attention_mask, **kwargs):
+    probe = kwargs.pop("crossprefill_probe", None)
+    if probe is not None:
+        scaling = kwargs.get("scaling") or query.shape[-1] ** -0.5
+        probe.observe(query, key, scaling, kwargs.get("sliding_window"))
+    return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+
+AttentionInterface.register(ATTENTION_NAME, _attention_with_probe)
+AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
+
+
+@dataclass
+class Draft:
+    name: str
+    model: torch.nn.Module
+    tokenizer: object
+    device: torch.device
+    context_length: int
+
+    @property
+    def bos_ids(self) -> list[int]:
+        bos = self.tokenizer.bos_token_id
+        return [] if bos is None else [bos]
+
+    def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids and the character offset where each token starts."""
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids = np.asarray(encoded["input_ids"], dtype=np.int64)
+        starts = np.asarray([start for start, _ in encoded["offset_mapping"]], dtype=np.int64)
+        # Byte-level tokens inside one multi-byte character share its offsets; keep
+        # starts non-decreasing so that chunk edges stay ordered.
+        return ids, np.maximum.accumulate(starts) if len(starts) else starts
+
+    def encode_plain(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def score(self, context_ids: np.ndarray, query_ids: list[int], *, lookahead: int,
+              pool_kernel: int, window: int) -> np.ndarray:
+        """Importance of every context token (see the module docstring)."""
+        bounds = scoring.window_bounds(len(context_ids), window)
+        importance = np.zeros(len(context_ids), dtype=np.float64)
+        with torch.inference_mode():
+            start, stop = bounds[-1]
+            importance[start:stop], lookahead_ids = self._score_generating(
+                context_ids[start:stop], query_ids, lookahead, pool_kernel)
+            for start, stop in bounds[:-1]:
+                importance[start:stop] = self._score_teacher_forced(
+                    context_ids[start:stop], query_ids, lookahead_ids, pool_kernel)
+        return importance
+
+    def _score_generating(self, window_ids, query_ids, lookahead, pool_kernel):
+        prompt = self.bos_ids + window_ids.tolist() + query_ids
+        context_start = len(self.bos_ids)
+        past = None
+        if len(prompt) > 1:
+            past = self.model(self._tensor(prompt[:-1]), use_cache=True,
+                              logits_to_keep=1).past_key_values
+        rows, generated, token = [], [], prompt[-1]
+        for _ in range(lookahead):
+            probe = AttentionProbe(rows=1, prompt_length=len(prompt), context_start=context_start,
+                                   context_stop=context_start + len(window_ids),
+                                   pool_kernel=pool_kernel)
+            output = self.model(self._tensor([token]), past_key_values=past, use_cache=True,
+                                logits_to_keep=1, crossprefill_probe=probe)
+            past = output.past_key_values
+            rows.append(self._recorded(probe))
+            token = int(output.logits[0, -1].argmax())
+            generated.append(token)
+        return scoring.token_importance(torch.cat(rows)), generated[:lookahead - 1]
+
+    @staticmethod
+    def _recorded(probe: AttentionProbe) -> torch.Tensor:
+        if probe.importance is None:
+            raise UsageError("every attention layer of this draft has a sliding window shorter "
+                             "than the prompt; pass a smaller --window")
+        return probe.importance
+
+    def _score_teacher_forced(self, window_ids, query_ids, lookahead_ids, pool_kernel):
+        prompt = self.bos_ids + window_ids.tolist() + query_ids
+        probe = AttentionProbe(rows=1 + len(lookahead_ids), prompt_length=len(prompt),
+                               context_start=len(self.bos_ids),
+                               context_stop=len(self.bos_ids) + len(window_ids),
+                               pool_kernel=pool_kernel)
+        self.model(self._tensor(prompt + lookahead_ids), use_cache=False, logits_to_keep=1,
+                   crossprefill_probe=probe)
+        return scoring.token_importance(self._recorded(probe))
+
+    def _tensor(self, ids: list[int]) -> torch.Tensor:
+        return torch.tensor([ids], dtype=torch.long, device=self.device)
+
+
+def builtin_path() -> Path:
+    return Path(str(resources.files("crossprefill_cli") / "drafts" / BUILTIN))
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec not in DEVICES:
+        raise UsageError(f"unknown device {spec!r}; choose one of {', '.join(DEVICES)}")
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if spec == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+    if spec == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("--device mps: no MPS device is available")
+    return torch.device(spec)
+
+
+def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
+    if spec == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if spec not in DTYPES:
+        raise UsageError(f"unknown dtype {spec!r}; choose one of auto, {', '.join(DTYPES)}")
+    return DTYPES[spec]
+
+
+def load_draft(spec: str, *, device: str = "auto", dtype: str = "auto") -> Draft:
+    """Load a draft by hub id, local directory or `builtin`; raise `ModelLoadError`."""
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    if spec == BUILTIN:
+        location = builtin_path()
+        if not (location / "config.json").is_file():
+            raise ModelLoadError("the bundled draft is not part of this build; "
+                                 "name a draft model with --draft MODEL")
+    elif looks_like_path(spec):
+        location = Path(spec).expanduser()
+        if not location.is_dir():
+            raise ModelLoadError(f"draft {spec}: no such directory")
+    else:
+        location = spec
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(str(location), trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(location), trust_remote_code=False, dtype=torch_dtype,
+                attn_implementation=ATTENTION_NAME)
+    except Exception as error:  # transformers raises OSError, ValueError, KeyError...
+        raise ModelLoadError(f"cannot load draft {spec}: {first_line(error)}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(f"draft {spec}: its tokenizer has no fast (Rust) version, "
+                             "which is needed for character offsets")
+    model.to(torch_device).eval()
+    # Long inputs are scored window by window, so the tokenizer's length warning
+    # ("longer than the specified maximum sequence length") does not apply.
+    tokenizer.model_max_length = int(1e30)
+    config = model.config
+    context_length = (getattr(config, "max_position_embeddings", None)
+                      or getattr(config, "n_positions", None) or 2048)
+    return Draft(spec, model, tokenizer, torch_device, int(context_length))

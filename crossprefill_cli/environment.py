@@ -1,0 +1,66 @@
+"""Where the command line reads and writes: stdin, stdout, stderr and their kinds.
+
+Modelled on httpie's Environment: commands never touch `sys.std*` directly, so tests
+can hand in byte buffers and claim a terminal (or not) without a pseudo-terminal.
+stdout is written as bytes, so the compressed text reaches the next program exactly
+as its spans appear in the input (no newline translation, no encoding surprises).
+"""
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+
+WRITE_PIECE_BYTES = 64 * 1024
+
+
+@dataclass
+class Environment:
+    stdin: BinaryIO
+    stdout: BinaryIO
+    stderr: TextIO
+    stdin_isatty: bool
+    stderr_isatty: bool
+
+    @classmethod
+    def from_sys(cls) -> "Environment":
+        return cls(stdin=sys.stdin.buffer, stdout=sys.stdout.buffer, stderr=sys.stderr,
+                   stdin_isatty=sys.stdin.isatty(), stderr_isatty=sys.stderr.isatty())
+
+    def write_stdout(self, text: str) -> None:
+        # In pieces, flushing each: when the reader goes away mid-write the kernel
+        # returns a short count that BufferedWriter swallows silently, so only the
+        # next piece's write reports the broken pipe.
+        data = memoryview(text.encode("utf-8"))
+        for offset in range(0, len(data), WRITE_PIECE_BYTES):
+            self.stdout.write(data[offset:offset + WRITE_PIECE_BYTES])
+            self.stdout.flush()
+
+    def say(self, message: str) -> None:
+        """A line for people, on stderr."""
+        print(message, file=self.stderr, flush=True)
+
+
+def write_atomically(path: Path, data: str) -> None:
+    """Write a file so that readers see the old content or the new, never a part."""
+    path = path.expanduser()
+    folder = path.parent if str(path.parent) else Path(".")
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data.encode("utf-8"))
+            stream.flush()
+            os.fsync(stream.fileno())
+        if path.exists():
+            os.chmod(temporary, path.stat().st_mode & 0o7777)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,128 @@
+"""Compression profiles: built-in YAML files or the user's own.
+
+A profile is a flat YAML mapping of the knobs that differ between kinds of input
+(chunk size, pooling, delimiter, boundary snapping, what is always kept). Built-in
+profiles ship inside the package (`crossprefill_cli/profiles/*.yaml`); a user's file
+may set any subset of the fields and inherits the rest from the profile named in its
+`base` field (default `text`). Unknown fields are errors, not silently ignored: a typo
+in a profile should never quietly change nothing.
+"""
+
+from dataclasses import dataclass, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UsageError
+
+BOUNDARIES = ("token", "word", "line")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    chunk_size: int
+    pool_kernel: int
+    lookahead: int
+    delimiter: str
+    keep_rate: float
+    boundary: str
+    keep_head_lines: int
+    keep_head_tokens: int
+    keep_tail_tokens: int
+    query_template: str
+
+    def with_overrides(self, **overrides: Any) -> "Profile":
+        """A copy with the given non-None fields replaced, validated."""
+        changes = {key: value for key, value in overrides.items() if value is not None}
+        return _validated(replace(self, **changes), source="command line")
+
+
+def builtin_names() -> list[str]:
+    folder = resources.files("crossprefill_cli") / "profiles"
+    return sorted(entry.name.removesuffix(".yaml") for entry in folder.iterdir()
+                  if entry.name.endswith(".yaml"))
+
+
+def load_profile(spec: str) -> Profile:
+    """Load a built-in profile by name or a user profile from a YAML path."""
+    if spec in builtin_names():
+        text = (resources.files("crossprefill_cli") / "profiles" / f"{spec}.yaml").read_text("utf-8")
+        return _from_mapping(_parse(text, spec), source=spec, base=None)
+    path = Path(spec).expanduser()
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        try:
+            text = path.read_text("utf-8")
+        except OSError as error:
+            raise UsageError(f"cannot read profile {spec}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"profile {spec} is not UTF-8 text") from None
+        mapping = _parse(text, spec)
+        base = mapping.pop("base", "text")
+        if base not in builtin_names():
+            raise UsageError(f"profile {spec}: unknown base profile {base!r}")
+        return _from_mapping(mapping, source=spec, base=load_profile(base), name=path.stem)
+    raise UsageError(
+        f"unknown profile {spec!r}; built-in profiles: {', '.join(builtin_names())} "
+        "(or give a path to a .yaml file)"
+    )
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
+    try:
+        mapping = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise UsageError(f"profile {source} is not valid YAML{where}") from None
+    if mapping is None:
+        mapping = {}
+    if not isinstance(mapping, dict):
+        raise UsageError(f"profile {source} must be a YAML mapping of settings")
+    return mapping
+
+
+def _from_mapping(mapping: dict[str, Any], *, source: str, base: Profile | None,
+                  name: str | None = None) -> Profile:
+    known = {field.name for field in fields(Profile)}
+    unknown = sorted(set(mapping) - known)
+    if unknown:
+        raise UsageError(f"profile {source}: unknown setting(s) {', '.join(map(str, unknown))}")
+    if base is None:
+        missing = sorted(known - set(mapping))
+        if missing:
+            raise UsageError(f"profile {source}: missing setting(s) {', '.join(missing)}")
+        profile = Profile(**mapping)
+    else:
+        profile = replace(base, **{"name": name or base.name, **mapping})
+    return _validated(profile, source=source)
+
+
+def _validated(profile: Profile, *, source: str) -> Profile:
+    def fail(message: str) -> UsageError:
+        return UsageError(f"profile {source}: {message}")
+
+    for field_name in ("chunk_size", "pool_kernel", "lookahead"):
+        value = getattr(profile, field_name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise fail(f"{field_name} must be a positive integer, got {value!r}")
+    for field_name in ("keep_head_lines", "keep_head_tokens", "keep_tail_tokens"):
+        value = getattr(profile, field_name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise fail(f"{field_name} must be a non-negative integer, got {value!r}")
+    if not isinstance(profile.keep_rate, (int, float)) or isinstance(profile.keep_rate, bool) \
+            or not 0 < profile.keep_rate <= 1:
+        raise fail(f"keep_rate must be in (0, 1], got {profile.keep_rate!r}")
+    if profile.boundary not in BOUNDARIES:
+        raise fail(f"boundary must be one of {', '.join(BOUNDARIES)}, got {profile.boundary!r}")
+    for field_name in ("name", "description", "delimiter", "query_template"):
+        if not isinstance(getattr(profile, field_name), str):
+            raise fail(f"{field_name} must be a string")
+    if not profile.delimiter.strip():
+        raise fail("delimiter must not be blank")
+    if "{query}" not in profile.query_template:
+        raise fail("query_template must contain {query}")
+    return profile

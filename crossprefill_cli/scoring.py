@@ -1,0 +1,81 @@
+"""Token importance from lookahead attention, and chunk scores: pure functions.
+
+Speculative prefill (Liu et al. 2025; Upasani et al. 2026) scores a prompt token by
+how much attention the draft's lookahead queries pay to it:
+
+    probs[l, h, n, s] = softmax_s(q[l, h, n] . k[l, h, s] / sqrt(d))   over prompt keys s
+    pooled            = avg_pool_s(probs, kernel)                       (same length)
+    importance[s]     = mean_n max_{l, h} pooled[l, h, n, s]
+
+Pooling spreads a sharp attention peak over its neighbours so that a chunk holding a
+fact scores as a whole. The reduction is done layer by layer (`layer_importance`
+folded with `torch.maximum`), so memory stays O(N x S) rather than O(L x H x N x S).
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def lookahead_probabilities(query: torch.Tensor, key: torch.Tensor, scaling: float) -> torch.Tensor:
+    """Attention probabilities of queries over keys, in fp32.
+
+    query: (heads, n_queries, head_dim); key: (kv_heads, n_keys, head_dim) with
+    `heads` a multiple of `kv_heads` (grouped-query attention shares each key head
+    among consecutive query heads). Returns (heads, n_queries, n_keys).
+    """
+    heads, kv_heads = query.shape[0], key.shape[0]
+    if heads != kv_heads:
+        key = key.repeat_interleave(heads // kv_heads, dim=0)
+    logits = torch.matmul(query.float(), key.float().transpose(-1, -2)) * scaling
+    return torch.softmax(logits, dim=-1)
+
+
+def avg_pool(values: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Average-pool the last axis with stride 1, keeping its length.
+
+    Edges average over the positions that exist (no zero padding), so the first and
+    last tokens are not penalised for sitting at the border.
+    """
+    if kernel <= 1:
+        return values
+    shape = values.shape
+    flat = values.reshape(-1, 1, shape[-1])
+    pooled = F.avg_pool1d(F.pad(flat, (kernel // 2, (kernel - 1) // 2)), kernel, stride=1)
+    ones = torch.ones((1, 1, shape[-1]), dtype=values.dtype, device=values.device)
+    counts = F.avg_pool1d(F.pad(ones, (kernel // 2, (kernel - 1) // 2)), kernel, stride=1)
+    return (pooled / counts).reshape(shape)
+
+
+def layer_importance(probs: torch.Tensor, kernel: int) -> torch.Tensor:
+    """One layer's contribution: pool each (head, query) row, then max over heads.
+
+    probs: (heads, n_queries, n_keys) -> (n_queries, n_keys).
+    """
+    return avg_pool(probs, kernel).amax(dim=0)
+
+
+def token_importance(per_query: torch.Tensor) -> np.ndarray:
+    """Mean over lookahead queries of the layer-maxed rows: (n_queries, S) -> (S,)."""
+    return per_query.float().mean(dim=0).cpu().numpy()
+
+
+def chunk_scores(importance: np.ndarray, token_chunk: np.ndarray, n_chunks: int) -> np.ndarray:
+    """Mean importance of the tokens in each chunk (0 for a chunk with no tokens).
+
+    token_chunk[i] is the index of the chunk that token i belongs to.
+    """
+    totals = np.bincount(token_chunk, weights=importance, minlength=n_chunks)
+    counts = np.bincount(token_chunk, minlength=n_chunks)
+    return np.divide(totals, counts, out=np.zeros(n_chunks), where=counts > 0)
+
+
+def window_bounds(n_tokens: int, window: int) -> list[tuple[int, int]]:
+    """Split n tokens into the fewest windows of at most `window`, of equal size (+/- 1).
+
+    Equal sizes keep attention mass comparable between windows (each softmax spreads
+    over the same number of keys).
+    """
+    count = max(1, -(-n_tokens // window))
+    edges = [round(i * n_tokens / count) for i in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:]))

@@ -1,0 +1,130 @@
+"""Choosing units under a target-token budget, and assembling the output.
+
+Selection is greedy by score: take units from the best down whenever the budget
+allows. The cost of a choice is the target tokens of the kept units plus one gap
+marker (the delimiter) for every maximal run of dropped units, so adding a unit can
+also add or remove a marker. Target-token counts are not additive (BPE merges across
+a join), so `fit_budget` re-measures the assembled text exactly and corrects the
+budget it hands to the greedy pass until the result is within budget and close to it.
+
+The output is the kept spans in input order, adjacent units merged into one span,
+with a gap marker wherever something was dropped (also at the start or end). The
+marker is the delimiter on its own line when the gap starts at a line start, and the
+delimiter between spaces otherwise; whitespace already at the edges of the spans is
+reused rather than doubled.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+MAX_FIT_ROUNDS = 8
+
+
+@dataclass(frozen=True)
+class Candidate:
+    score: float
+    cost: int
+    required: bool = False
+
+
+def gap_count(kept: Sequence[bool]) -> int:
+    """Maximal runs of dropped units."""
+    return sum(1 for i, k in enumerate(kept) if not k and (i == 0 or kept[i - 1]))
+
+
+def estimated_cost(candidates: Sequence[Candidate], kept: Sequence[bool], gap_cost: int) -> int:
+    return sum(c.cost for c, k in zip(candidates, kept) if k) + gap_cost * gap_count(kept)
+
+
+def select_greedy(candidates: Sequence[Candidate], budget: int, gap_cost: int) -> list[bool] | None:
+    """Required units plus the best others that fit; None if the required ones do not."""
+    kept = [c.required for c in candidates]
+    total = estimated_cost(candidates, kept, gap_cost)
+    if total > budget:
+        return None
+    order = sorted((i for i, c in enumerate(candidates) if not c.required),
+                   key=lambda i: (-candidates[i].score, i))
+    last = len(candidates) - 1
+    for i in order:
+        left_dropped = i > 0 and not kept[i - 1]
+        right_dropped = i < last and not kept[i + 1]
+        gap_change = (1 if left_dropped and right_dropped
+                      else -1 if not left_dropped and not right_dropped else 0)
+        delta = candidates[i].cost + gap_cost * gap_change
+        if total + delta <= budget:
+            kept[i] = True
+            total += delta
+    return kept
+
+
+def fit_budget(candidates: Sequence[Candidate], budget: int, gap_cost: int,
+               measure: Callable[[list[bool]], int]) -> tuple[list[bool], int] | None:
+    """The greedy choice whose exactly measured cost is the largest within budget.
+
+    Returns (kept, exact cost), or None when even the required units do not fit.
+    """
+    everything = [True] * len(candidates)
+    exact = measure(everything)
+    if exact <= budget:
+        return everything, exact
+    best: tuple[list[bool], int] | None = None
+    seen: set[tuple[bool, ...]] = set()
+    aim = budget
+    for _ in range(MAX_FIT_ROUNDS):
+        kept = select_greedy(candidates, aim, gap_cost)
+        if kept is None or tuple(kept) in seen:
+            break
+        seen.add(tuple(kept))
+        exact = measure(kept)
+        if exact <= budget and (best is None or exact > best[1]):
+            best = (kept, exact)
+        if exact == budget:
+            break
+        aim += budget - exact
+    if best is None:
+        kept = [c.required for c in candidates]
+        exact = measure(kept)
+        if exact <= budget:
+            best = (kept, exact)
+    return best
+
+
+def merge_spans(bounds: Sequence[tuple[int, int]], kept: Sequence[bool]) -> list[tuple[int, int]]:
+    """Character spans of the kept units, adjacent ones merged."""
+    spans: list[tuple[int, int]] = []
+    for (start, end), keep in zip(bounds, kept):
+        if not keep:
+            continue
+        if spans and spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def gap_marker(before: str, after: str, delimiter: str) -> str:
+    """The text that stands for an omitted stretch between `before` and `after`."""
+    if not before or before.endswith("\n"):
+        return delimiter + ("" if not after or after.startswith(("\n", "\r")) else "\n")
+    lead = "" if before[-1].isspace() else " "
+    trail = "" if not after or after[0].isspace() else " "
+    return lead + delimiter + trail
+
+
+def marker_variants(delimiter: str) -> list[str]:
+    """Every form `gap_marker` can produce, to price a gap conservatively."""
+    return [delimiter + "\n", " " + delimiter + " ", delimiter]
+
+
+def join_spans(text: str, spans: Sequence[tuple[int, int]], delimiter: str) -> str:
+    """Kept spans in order, a gap marker wherever input was omitted."""
+    pieces: list[str] = []
+    previous_text, previous_end = "", 0
+    for start, end in spans:
+        if start > previous_end:
+            pieces.append(gap_marker(previous_text, text[start:end], delimiter))
+        previous_text, previous_end = text[start:end], end
+        pieces.append(previous_text)
+    if previous_end < len(text):
+        pieces.append(gap_marker(previous_text, "", delimiter))
+    return "".join(pieces)

@@ -1,0 +1,88 @@
+"""Target tokenizers: the tokens the budget is counted in.
+
+A target is named the way users know it: a tiktoken encoding (`o200k_base`), an
+OpenAI model name resolved by tiktoken (`gpt-4o`), or a Hugging Face tokenizer (hub id
+or local directory). Everything is reduced to one operation, counting the tokens of
+many texts at once, because selection needs the cost of every chunk and batch encoding
+is an order of magnitude faster than a Python loop.
+
+Counting never adds special tokens (no BOS): the budget is about the text itself.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import tiktoken
+
+from .errors import ModelLoadError
+from .loading import first_line, looks_like_path, quiet_transformers
+
+DEFAULT_TARGET = "o200k_base"
+
+
+@dataclass(frozen=True)
+class TargetTokenizer:
+    """A named token counter."""
+
+    name: str
+    count_batch: Callable[[Sequence[str]], list[int]]
+
+    def count(self, text: str) -> int:
+        return self.count_batch([text])[0]
+
+
+def load_target(spec: str) -> TargetTokenizer:
+    """Resolve a target name to a token counter, or raise `ModelLoadError`."""
+    if spec in tiktoken.list_encoding_names():
+        return _tiktoken_target(spec, spec)
+    try:
+        encoding_name = tiktoken.encoding_name_for_model(spec)
+    except KeyError:
+        return hf_target(spec)
+    return _tiktoken_target(spec, encoding_name)
+
+
+def _tiktoken_target(name: str, encoding_name: str) -> TargetTokenizer:
+    try:
+        encoding = tiktoken.get_encoding(encoding_name)
+    except Exception as error:  # tiktoken raises requests/OS/value errors alike
+        raise ModelLoadError(
+            f"cannot load tiktoken encoding {encoding_name} for target {name} "
+            f"({type(error).__name__}); offline, put its file in $TIKTOKEN_CACHE_DIR"
+        ) from None
+    label = name if name == encoding_name else f"{name} ({encoding_name})"
+
+    def count_batch(texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in encoding.encode_ordinary_batch(list(texts), num_threads=1)]
+
+    return TargetTokenizer(label, count_batch)
+
+
+def hf_target(spec: str) -> TargetTokenizer:
+    """A Hugging Face tokenizer from a local directory or a hub id."""
+    if looks_like_path(spec) and not Path(spec).expanduser().exists():
+        raise ModelLoadError(f"target tokenizer {spec}: no such file or directory")
+    from transformers import AutoTokenizer
+
+    try:
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(str(Path(spec).expanduser())
+                                                      if looks_like_path(spec) else spec,
+                                                      trust_remote_code=False)
+    except Exception as error:  # transformers raises OSError, ValueError, KeyError...
+        raise ModelLoadError(f"cannot load target tokenizer {spec}: {first_line(error)}") from None
+    return tokenizer_target(spec, tokenizer)
+
+
+def tokenizer_target(name: str, tokenizer) -> TargetTokenizer:
+    """Count with an already loaded transformers tokenizer (fast backend when it has one)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        def count_batch(texts: Sequence[str]) -> list[int]:
+            return [len(encoding.ids) for encoding in
+                    backend.encode_batch(list(texts), add_special_tokens=False)]
+    else:
+        def count_batch(texts: Sequence[str]) -> list[int]:
+            return [len(tokenizer.encode(text, add_special_tokens=False)) for text in texts]
+    return TargetTokenizer(name, count_batch)

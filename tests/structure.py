@@ -1,0 +1,31 @@
+"""An independent check of the output contract, shared by pipeline and CLI tests."""
+
+import re
+
+
+def assert_verbatim_structure(text: str, result, delimiter: str) -> None:
+    """Output = the reported spans, verbatim and in order, with one delimiter per gap."""
+    output, position, previous_end = result.text, 0, 0
+    spans = [(span.start, span.end) for span in result.spans]
+    assert spans, "something must be kept"
+    for start, end in spans:
+        assert previous_end <= start < end <= len(text)
+        assert start == 0 or start > previous_end, "adjacent spans must be merged"
+        if start > previous_end:
+            position = _skip_marker(output, position, delimiter)
+        piece = text[start:end]
+        if not output.startswith(piece, position):
+            assert output[position] in " \n" and output.startswith(piece, position + 1), \
+                f"span {start}:{end} is not verbatim at output offset {position}"
+            position += 1
+        position += len(piece)
+        previous_end = end
+    if previous_end < len(text):
+        position = _skip_marker(output, position, delimiter)
+    assert position == len(output), "unexplained text at the end of the output"
+
+
+def _skip_marker(output: str, position: int, delimiter: str) -> int:
+    match = re.compile(r"[ \n]?" + re.escape(delimiter)).match(output, position)
+    assert match, f"expected the delimiter at output offset {position}: {output[position:position + 40]!r}"
+    return match.end()

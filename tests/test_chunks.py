@@ -1,0 +1,66 @@
+import numpy as np
+from hypothesis import given, strategies as st
+
+from crossprefill_cli import chunks
+
+
+def starts_every(text: str, step: int) -> np.ndarray:
+    return np.arange(0, len(text), step, dtype=np.int64)
+
+
+def test_word_snap_never_cuts_inside_a_word():
+    text = "alpha beta gamma delta"
+    assert chunks.snap(text, 8, 0, len(text), "word") in (6, 10)   # inside "beta"
+    assert chunks.snap(text, 6, 0, len(text), "word") == 6          # already a boundary
+
+
+def test_line_snap_moves_to_the_nearest_line_start():
+    text = "line one\nline two\nline three\n"
+    assert chunks.snap(text, 12, 0, len(text), "line") == 9
+    assert chunks.snap(text, 16, 0, len(text), "line") == 18
+
+
+def test_line_snap_falls_back_to_words_without_newlines_in_range():
+    text = "one long line without breaks"
+    assert chunks.snap(text, 10, 0, len(text), "line") in (9, 14)
+
+
+def test_head_is_the_first_line_capped_on_a_word_boundary():
+    text = "Title line\nbody body body\n"
+    starts = starts_every(text, 1)
+    assert chunks.head_end(text, starts, lines=1, max_tokens=64, boundary="word") == 11
+    capped = chunks.head_end(text, starts, lines=1, max_tokens=3, boundary="word")
+    assert capped <= 5 and chunks.is_word_boundary(text, capped)
+    assert chunks.head_end(text, starts, lines=0, max_tokens=64, boundary="word") == 0
+
+
+def test_tail_snaps_to_a_line_start_in_line_mode():
+    text = "a = 1\nb = 2\nreturn a + b\n"
+    starts = starts_every(text, 2)
+    start = chunks.tail_start(text, starts, tokens=4, low=0, boundary="line")
+    assert text[start - 1] == "\n"
+
+
+@given(st.text(alphabet="ab \n.", min_size=1, max_size=400), st.integers(1, 9),
+       st.integers(1, 6), st.sampled_from(["token", "word", "line"]))
+def test_units_tile_the_text_exactly(text, step, chunk_size, boundary):
+    starts = starts_every(text, step)
+    head = chunks.head_end(text, starts, lines=1, max_tokens=4, boundary=boundary)
+    tail = chunks.tail_start(text, starts, tokens=3, low=head, boundary=boundary)
+    units = chunks.build_units(text, starts, chunk_size=chunk_size, boundary=boundary,
+                               head=head, tail=tail)
+    assert units[0].start == 0 and units[-1].end == len(text)
+    assert all(a.end == b.start for a, b in zip(units, units[1:]))
+    assert all(u.start < u.end for u in units)
+    owners = chunks.token_units(starts, units)
+    for token_start, owner in zip(starts, owners):
+        assert units[owner].start <= token_start < units[owner].end
+
+
+def test_line_mode_chunks_start_at_line_starts():
+    text = "".join(f"value_{i} = compute({i})\n" for i in range(60))
+    starts = starts_every(text, 3)
+    units = chunks.build_units(text, starts, chunk_size=20, boundary="line", head=0,
+                               tail=len(text))
+    assert len(units) > 3
+    assert all(u.start == 0 or text[u.start - 1] == "\n" for u in units)

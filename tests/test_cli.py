@@ -1,0 +1,185 @@
+"""The command-line contract: exact stdout, one-line errors, exit codes, pipes."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from crossprefill_cli import compress
+from crossprefill_cli.cli import app
+from crossprefill_cli.environment import Environment
+
+from conftest import long_text
+
+TEXT = long_text(60)
+runner = CliRunner()
+
+
+@pytest.fixture()
+def input_file(tmp_path) -> Path:
+    path = tmp_path / "notes.md"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+def options(llama_dir, target_dir, *extra):
+    return ["-d", str(llama_dir), "-t", str(target_dir), *extra]
+
+
+def test_stdout_is_exactly_the_compressed_text(llama_dir, target_dir, input_file, llama_draft, target):
+    result = runner.invoke(app, ["compress", str(input_file), *options(llama_dir, target_dir, "-r", "0.3")])
+    assert result.exit_code == 0, result.stderr
+    expected = compress(TEXT, draft=llama_draft, target=target, keep_rate=0.3).text
+    assert result.stdout == expected
+    assert result.stderr == ""
+
+
+def test_stdin_is_read_when_no_input_or_dash_is_given(llama_dir, target_dir, input_file):
+    from_file = runner.invoke(app, ["compress", str(input_file), *options(llama_dir, target_dir)])
+    for args in (["compress"], ["compress", "-"]):
+        piped = runner.invoke(app, [*args, *options(llama_dir, target_dir)], input=TEXT)
+        assert piped.exit_code == 0 and piped.stdout == from_file.stdout
+
+
+def test_json_report(llama_dir, target_dir, input_file):
+    result = runner.invoke(app, ["compress", str(input_file), "--json",
+                                 *options(llama_dir, target_dir, "-n", "300", "-q", "falcon?")])
+    report = json.loads(result.stdout)
+    assert report["budget"] == 300 and report["tokens_after"] <= 300
+    assert report["profile"] == "text" and report["draft"] == str(llama_dir)
+    assert TEXT[report["spans"][0]["start"]:report["spans"][0]["end"]] in report["text"]
+
+
+def test_output_file_is_written_atomically_and_stdout_stays_empty(llama_dir, target_dir,
+                                                                input_file, tmp_path):
+    out = tmp_path / "out" / "short.md"
+    out.parent.mkdir()
+    result = runner.invoke(app, ["compress", str(input_file), "-o", str(out),
+                                 *options(llama_dir, target_dir)])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert out.read_text(encoding="utf-8").startswith("Field notes from the survey\n")
+    assert [p.name for p in out.parent.iterdir()] == ["short.md"]
+
+
+def test_failed_run_leaves_the_output_file_alone(llama_dir, target_dir, tmp_path):
+    out = tmp_path / "short.md"
+    out.write_text("previous")
+    result = runner.invoke(app, ["compress", "-o", str(out), *options(llama_dir, target_dir)],
+                           input="")
+    assert result.exit_code == 1 and out.read_text() == "previous"
+
+
+@pytest.mark.parametrize("stdin, args, code, message", [
+    ("", [], 1, "crossprefill: error: input is empty\n"),
+    ("  \n", [], 1, "crossprefill: error: input is only whitespace\n"),
+    (TEXT, ["-r", "1.5"], 2, "crossprefill: error: keep rate must be in (0, 1], got 1.5\n"),
+    (TEXT, ["-r", "0"], 2, "crossprefill: error: keep rate must be in (0, 1], got 0.0\n"),
+    (TEXT, ["-p", "prose"], 2, "crossprefill: error: unknown profile 'prose'; built-in "
+                               "profiles: code, text (or give a path to a .yaml file)\n"),
+    (TEXT, ["-q", "x", "--query-file", "q.txt"], 2,
+     "crossprefill: error: give --query or --query-file, not both\n"),
+])
+def test_bad_requests_get_one_line_and_an_exit_status(llama_dir, target_dir, stdin, args, code,
+                                                      message):
+    result = runner.invoke(app, ["compress", *options(llama_dir, target_dir, *args)], input=stdin)
+    assert (result.exit_code, result.stdout, result.stderr) == (code, "", message)
+
+
+def test_binary_input_is_refused(llama_dir, target_dir):
+    result = runner.invoke(app, ["compress", *options(llama_dir, target_dir)],
+                           input=b"PK\x03\x04\x00\x00binary")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == "crossprefill: error: input looks binary (NUL byte at offset 4); " \
+                            "expected UTF-8 text\n"
+
+
+def test_budget_below_what_must_be_kept_is_a_usage_error(llama_dir, target_dir, input_file):
+    result = runner.invoke(app, ["compress", str(input_file), *options(llama_dir, target_dir, "-n", "3")])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "smaller than what must be kept" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_unloadable_models_are_errors(target_dir, input_file, tmp_path, llama_dir):
+    missing = runner.invoke(app, ["compress", str(input_file), "-d", str(tmp_path / "nope"),
+                                  "-t", str(target_dir)])
+    assert (missing.exit_code, missing.stdout) == (1, "")
+    assert missing.stderr == f"crossprefill: error: draft {tmp_path / 'nope'}: no such directory\n"
+    empty = runner.invoke(app, ["compress", str(input_file), "-d", str(tmp_path), "-t", str(target_dir)])
+    assert empty.exit_code == 1 and empty.stderr.startswith("crossprefill: error: cannot load draft")
+    bad_target = runner.invoke(app, ["compress", str(input_file), "-d", str(llama_dir),
+                                     "-t", str(tmp_path / "tok")])
+    assert bad_target.exit_code == 1 and "target tokenizer" in bad_target.stderr
+
+
+def test_query_file_is_read(llama_dir, target_dir, input_file, tmp_path):
+    query = tmp_path / "q.txt"
+    query.write_text("Which entry mentions a falcon?\n")
+    by_file = runner.invoke(app, ["compress", str(input_file), "--query-file", str(query),
+                                  "--json", *options(llama_dir, target_dir)])
+    by_flag = runner.invoke(app, ["compress", str(input_file), "-q", "Which entry mentions a falcon?",
+                                  "--json", *options(llama_dir, target_dir)])
+    assert by_file.exit_code == 0 and by_file.stdout == by_flag.stdout
+
+
+def test_no_input_on_a_terminal_is_a_usage_error_not_a_hang(llama_dir, target_dir):
+    env = Environment(stdin=io.BytesIO(), stdout=io.BytesIO(), stderr=io.StringIO(),
+                      stdin_isatty=True, stderr_isatty=True)
+    result = runner.invoke(app, ["compress", *options(llama_dir, target_dir)], obj=env)
+    assert result.exit_code == 2
+    assert env.stderr.getvalue() == "crossprefill: error: no input: give a file, or pipe text on stdin\n"
+
+
+def test_missing_input_file(llama_dir, target_dir, tmp_path):
+    result = runner.invoke(app, ["compress", str(tmp_path / "absent.md"), *options(llama_dir, target_dir)])
+    assert (result.exit_code, result.stderr) == (1, f"crossprefill: error: {tmp_path / 'absent.md'}: no such file\n")
+
+
+def cli_process(args, stdin: bytes, **extra_env: str) -> subprocess.CompletedProcess:
+    """Run the real command; a dead proxy makes any stray download fail at once."""
+    env = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+           **extra_env}
+    return subprocess.run([sys.executable, "-m", "crossprefill_cli", *args], input=stdin,
+                          capture_output=True, env=env, timeout=120)
+
+
+def test_real_process_pipes_bytes_through_unchanged(llama_dir, target_dir):
+    text = "Título: notas\r\nLa reunión empezó tarde.\r\n" + long_text(30).replace("\n", "\r\n")
+    done = cli_process(["compress", *options(llama_dir, target_dir, "-r", "0.5")], text.encode())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode("utf-8").startswith("Título: notas\r\n")
+    assert done.stderr == b""
+
+
+def test_real_process_exit_codes(llama_dir, target_dir):
+    assert cli_process(["compress", *options(llama_dir, target_dir)], b"").returncode == 1
+    usage = cli_process(["compress", *options(llama_dir, target_dir, "-r", "abc")], b"text")
+    assert usage.returncode == 2 and usage.stdout == b"" and b"Traceback" not in usage.stderr
+
+
+def test_default_target_fallback_warns_on_stderr(llama_dir, tmp_path):
+    empty_cache = str(tmp_path)
+    done = cli_process(["compress", "-d", str(llama_dir)], TEXT.encode(),
+                       TIKTOKEN_CACHE_DIR=empty_cache)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.decode().startswith("crossprefill: warning: the default target encoding "
+                                           "o200k_base cannot be loaded")
+    quiet = cli_process(["compress", "-d", str(llama_dir), "--quiet"], TEXT.encode(),
+                        TIKTOKEN_CACHE_DIR=empty_cache)
+    assert quiet.returncode == 0 and quiet.stderr == b"" and quiet.stdout == done.stdout
+
+
+def test_broken_pipe_ends_quietly(llama_dir, target_dir, tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text(long_text(1500))  # well over a pipe buffer when kept whole
+    command = (f"{sys.executable} -m crossprefill_cli compress {big} -r 1 "
+               f"-d {llama_dir} -t {target_dir} | head -c 100 > /dev/null; "
+               "echo \"status=${PIPESTATUS[0]}\" >&2")
+    done = subprocess.run(["bash", "-c", command], capture_output=True, timeout=300,
+                          env={**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9"})
+    assert done.stderr.decode().strip() == "status=141"

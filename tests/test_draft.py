@@ -1,0 +1,145 @@
+"""The draft's lookahead attention, checked against an independent reference.
+
+The reference runs the same model with eager attention and `output_attentions=True`
+over prompt + lookahead tokens (fine for a few dozen tokens), restricts each lookahead
+row to the prompt keys by renormalising (softmax over a subset = renormalised
+softmax), pools with numpy, and reduces max-over-layers-and-heads, mean-over-queries.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from crossprefill_cli import draft as draft_module, scoring
+from crossprefill_cli.draft import load_draft
+from crossprefill_cli.errors import ModelLoadError, UsageError
+
+from conftest import long_text, save_tiny_draft
+
+TEXT = long_text(3)
+QUERY = "\n\nQuestion: which entry mentions the falcon?\nAnswer:"
+
+
+def numpy_pool(row: np.ndarray, kernel: int) -> np.ndarray:
+    half_left, half_right = kernel // 2, (kernel - 1) // 2
+    return np.array([row[max(0, i - half_left): i + half_right + 1].mean()
+                     for i in range(len(row))])
+
+
+def reference_importance(folder, context_ids, query_ids, lookahead, kernel):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
+    bos = [AutoTokenizer.from_pretrained(folder).bos_token_id]
+    prompt = bos + list(context_ids) + list(query_ids)
+    sequence = list(prompt)
+    with torch.no_grad():
+        for _ in range(lookahead - 1):
+            logits = model(torch.tensor([sequence])).logits
+            sequence.append(int(logits[0, -1].argmax()))
+        attentions = model(torch.tensor([sequence]), output_attentions=True).attentions
+    rows = range(len(prompt) - 1, len(prompt) - 1 + lookahead)
+    context = slice(len(bos), len(bos) + len(context_ids))
+    per_query = np.zeros((lookahead, len(context_ids)))
+    for layer in attentions:
+        for head in layer[0].numpy():
+            for n, row in enumerate(rows):
+                probs = head[row, :len(prompt)] / head[row, :len(prompt)].sum()
+                per_query[n] = np.maximum(per_query[n], numpy_pool(probs[context], kernel))
+    return per_query.mean(axis=0)
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen3", "gpt2"])
+def test_probe_matches_eager_attention_reference(draft_dirs, family):
+    folder = draft_dirs[family]
+    draft = load_draft(str(folder), device="cpu")
+    context_ids, _ = draft.encode(TEXT)
+    query_ids = draft.encode_plain(QUERY)
+    ours = draft.score(context_ids, query_ids, lookahead=4, pool_kernel=5, window=10_000)
+    expected = reference_importance(folder, context_ids, query_ids, 4, 5)
+    assert ours.shape == (len(context_ids),)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_teacher_forced_windows_score_like_the_generating_window(llama_draft):
+    context_ids, _ = llama_draft.encode(TEXT)
+    query_ids = llama_draft.encode_plain(QUERY)
+    with torch.inference_mode():
+        generated, lookahead_ids = llama_draft._score_generating(context_ids, query_ids, 6, 13)
+        forced = llama_draft._score_teacher_forced(context_ids, query_ids, lookahead_ids, 13)
+    assert len(lookahead_ids) == 5
+    np.testing.assert_allclose(generated, forced, rtol=1e-4, atol=1e-6)
+
+
+def test_windowed_scoring_covers_every_token_and_probes_only_lookahead_rows(
+        llama_draft, monkeypatch):
+    seen_rows, forward_kwargs = [], []
+    original_probabilities = scoring.lookahead_probabilities
+    original_forward = llama_draft.model.forward
+
+    def spy_probabilities(query, key, scaling):
+        seen_rows.append(query.shape[1])
+        return original_probabilities(query, key, scaling)
+
+    def spy_forward(*args, **kwargs):
+        forward_kwargs.append(kwargs)
+        return original_forward(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "lookahead_probabilities", spy_probabilities)
+    monkeypatch.setattr(llama_draft.model, "forward", spy_forward)
+    context_ids, _ = llama_draft.encode(long_text(12))
+    importance = llama_draft.score(context_ids, [], lookahead=3, pool_kernel=13, window=100)
+    assert importance.shape == (len(context_ids),) and np.all(importance > 0)
+    assert max(seen_rows) <= 3                      # never S x S attention
+    assert all(kw.get("logits_to_keep") == 1 for kw in forward_kwargs)
+    windows = len(scoring.window_bounds(len(context_ids), 100))
+    assert len(forward_kwargs) == 1 + 3 + (windows - 1)  # prefill, 3 steps, 1 pass per window
+
+
+def test_sliding_window_layers_have_no_say_beyond_their_window(tmp_path):
+    draft = load_draft(str(save_tiny_draft(tmp_path, "gemma3")), device="cpu")
+    context_ids, _ = draft.encode(long_text(6))
+    assert len(context_ids) > 64
+    importance = draft.score(context_ids, [], lookahead=2, pool_kernel=3, window=10_000)
+    assert importance.shape == (len(context_ids),)
+
+
+def test_offsets_point_at_token_text(llama_draft):
+    text = "naïve café — déjà vu 🚀 done"
+    ids, starts = llama_draft.encode(text)
+    assert len(ids) == len(starts) and starts[0] == 0
+    assert np.all(np.diff(starts) >= 0) and starts[-1] < len(text)
+
+
+def test_missing_local_draft_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="no such directory"):
+        load_draft(str(tmp_path / "absent"), device="cpu")
+
+
+def test_directory_without_a_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="cannot load draft"):
+        load_draft(str(tmp_path), device="cpu")
+
+
+def test_unknown_device_and_dtype_are_usage_errors(llama_dir):
+    with pytest.raises(UsageError):
+        load_draft(str(llama_dir), device="tpu")
+    with pytest.raises(UsageError):
+        load_draft(str(llama_dir), device="cpu", dtype="float8")
+
+
+def test_bfloat16_draft_scores_like_float32(llama_dir, llama_draft):
+    bf16 = load_draft(str(llama_dir), device="cpu", dtype="bfloat16")
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16
+    ids, _ = llama_draft.encode(TEXT)
+    a = llama_draft.score(ids, [], lookahead=2, pool_kernel=13, window=1000)
+    b = bf16.score(ids, [], lookahead=2, pool_kernel=13, window=1000)
+    assert np.corrcoef(a, b)[0, 1] > 0.9
+
+
+def test_builtin_draft_loads_or_says_it_is_missing():
+    if (draft_module.builtin_path() / "config.json").exists():
+        assert load_draft("builtin", device="cpu").context_length >= 512
+    else:
+        with pytest.raises(ModelLoadError, match="bundled draft"):
+            load_draft("builtin", device="cpu")

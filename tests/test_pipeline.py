@@ -1,0 +1,156 @@
+import json
+
+import pytest
+import tiktoken
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from crossprefill_cli import compress
+from crossprefill_cli.errors import InputError, UsageError
+
+from conftest import fixture_path, has_tiktoken_fixture, long_text
+from structure import assert_verbatim_structure
+
+TEXT = long_text(120)
+
+
+def run(llama_draft, target, text=TEXT, **options):
+    return compress(text, draft=llama_draft, target=target, **options)
+
+
+def test_budget_is_met_exactly_and_closely(llama_draft, target):
+    for rate in (0.1, 0.3, 0.6):
+        result = run(llama_draft, target, keep_rate=rate)
+        assert result.budget == int(rate * result.tokens_before)
+        assert result.tokens_after == target.count(result.text) <= result.budget
+        assert result.tokens_after >= 0.95 * result.budget
+
+
+def test_target_tokens_is_a_hard_ceiling_that_wins_over_keep_rate(llama_draft, target):
+    result = run(llama_draft, target, keep_rate=0.9, target_tokens=400)
+    assert result.budget == 400 and result.tokens_after <= 400
+    assert result.keep_rate == 0.9
+
+
+def test_output_is_verbatim_ordered_spans_with_head_and_tail(llama_draft, target):
+    result = run(llama_draft, target, keep_rate=0.2, query="Which entry mentions a falcon?")
+    assert_verbatim_structure(TEXT, result, "[...]")
+    first_line_end = TEXT.index("\n") + 1
+    assert result.spans[0].start == 0 and result.spans[0].end >= first_line_end
+    assert result.spans[-1].end == len(TEXT)
+    assert result.text.endswith("Please summarise the notes above in three sentences.\n")
+
+
+def test_same_input_same_output(llama_draft, target):
+    first = run(llama_draft, target, keep_rate=0.25, query="falcon?")
+    second = run(llama_draft, target, keep_rate=0.25, query="falcon?")
+    assert first.text == second.text and first.to_json() == second.to_json()
+
+
+def test_keep_rate_one_returns_the_input(llama_draft, target):
+    assert run(llama_draft, target, keep_rate=1.0).text == TEXT
+
+
+def test_report_has_the_documented_fields(llama_draft, target):
+    report = run(llama_draft, target, keep_rate=0.3).to_json()
+    for name in ("text", "tokens_before", "tokens_after", "budget", "keep_rate", "target",
+                 "draft", "profile", "spans", "chunks"):
+        assert name in report
+    assert set(report["spans"][0]) == {"start", "end"}
+    assert {"start", "end", "score", "kept"} <= set(report["chunks"][0])
+    json.dumps(report)
+
+
+def test_kept_chunks_are_the_best_scoring_ones(llama_draft, target):
+    result = run(llama_draft, target, keep_rate=0.3, chunk_size=16)
+    optional = [c for c in result.chunks if not c.required]
+    kept = [c.score for c in optional if c.kept]
+    dropped = [c.score for c in optional if not c.kept]
+    # greedy may skip an expensive chunk to fit a cheaper one, so compare medians
+    assert sorted(kept)[len(kept) // 2] > sorted(dropped)[len(dropped) // 2]
+
+
+def test_the_query_steers_the_scores(llama_draft, target):
+    plain = run(llama_draft, target, keep_rate=0.3)
+    asked = run(llama_draft, target, keep_rate=0.3, query="Which entry mentions a falcon?")
+    assert [c.score for c in plain.chunks] != [c.score for c in asked.chunks]
+
+
+def test_windowed_scoring_still_meets_the_contract(llama_draft, target):
+    result = run(llama_draft, target, keep_rate=0.3, window=100)
+    assert result.windows > 1
+    assert result.tokens_after <= result.budget
+    assert_verbatim_structure(TEXT, result, "[...]")
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen3", "gpt2"])
+def test_every_draft_family_through_the_path_users_give(draft_dirs, target, family):
+    result = compress(TEXT, draft=str(draft_dirs[family]), target=target, keep_rate=0.3,
+                      device="cpu")
+    assert result.draft == str(draft_dirs[family])
+    assert result.tokens_after <= result.budget
+    assert_verbatim_structure(TEXT, result, "[...]")
+
+
+@pytest.mark.parametrize("family", ["qwen2.5", "llama3", "deepseek-v3"])
+def test_real_target_tokenizers_count_the_budget(llama_draft, family):
+    folder = fixture_path(family)
+    result = compress(TEXT, draft=llama_draft, target=str(folder), keep_rate=0.3)
+    assert result.target == str(folder)
+    assert 0.95 * result.budget <= result.tokens_after <= result.budget
+
+
+@pytest.mark.skipif(not has_tiktoken_fixture("o200k_base"), reason="o200k_base fixture absent")
+def test_default_target_is_o200k(llama_draft):
+    result = compress(TEXT, draft=llama_draft, keep_rate=0.3)
+    assert result.target == "o200k_base" and not result.warnings
+
+
+def test_default_target_falls_back_to_the_draft_tokenizer_with_a_warning(llama_draft, monkeypatch):
+    def offline(name):
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(tiktoken, "get_encoding", offline)
+    seen = []
+    result = compress(TEXT, draft=llama_draft, keep_rate=0.3, on_warning=seen.append)
+    assert result.target.startswith("draft tokenizer")
+    assert seen == result.warnings and "o200k_base cannot be loaded" in seen[0]
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"keep_rate": 0.0}, UsageError, r"keep rate must be in \(0, 1\]"),
+    ({"keep_rate": 1.01}, UsageError, r"keep rate must be in \(0, 1\]"),
+    ({"target_tokens": 5}, UsageError, "smaller than what must be kept"),
+    ({"target_tokens": 0}, UsageError, "positive"),
+    ({"query": "   "}, UsageError, "query is empty"),
+    ({"window": 10_000}, UsageError, "exceeds the draft's context"),
+    ({"profile": "nonesuch"}, UsageError, "unknown profile"),
+])
+def test_impossible_requests_are_usage_errors(llama_draft, target, options, error, message):
+    with pytest.raises(error, match=message):
+        run(llama_draft, target, **options)
+
+
+@pytest.mark.parametrize("text", ["", " \n\t "])
+def test_empty_input_is_an_input_error(llama_draft, target, text):
+    with pytest.raises(InputError):
+        run(llama_draft, target, text=text)
+
+
+WORDS = st.sampled_from("alpha beta gamma delta river stone def return x = 1 ( ) : , .".split())
+TEXTS = st.lists(st.tuples(WORDS, st.sampled_from([" ", " ", "\n", "  "])), min_size=30,
+                 max_size=400).map(lambda pairs: "".join(w + s for w, s in pairs))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=TEXTS, rate=st.floats(0.05, 1.0), profile=st.sampled_from(["text", "code"]),
+       chunk_size=st.integers(2, 40))
+def test_property_verbatim_ordered_spans_within_budget(llama_draft, target, text, rate,
+                                                       profile, chunk_size):
+    try:
+        result = compress(text, draft=llama_draft, target=target, keep_rate=rate,
+                          profile=profile, chunk_size=chunk_size)
+    except UsageError as error:  # a tiny budget below the required head
+        assert "smaller than what must be kept" in str(error) or "leaves no tokens" in str(error)
+        return
+    assert result.tokens_after == target.count(result.text) <= result.budget
+    assert_verbatim_structure(text, result, "[...]" if profile == "text" else "// omitted")

@@ -1,0 +1,52 @@
+import pytest
+
+from crossprefill_cli.errors import UsageError
+from crossprefill_cli.profiles import builtin_names, load_profile
+
+
+def test_builtin_profiles_carry_the_papers_settings():
+    assert builtin_names() == ["code", "text"]
+    text, code = load_profile("text"), load_profile("code")
+    assert (text.chunk_size, text.pool_kernel, text.lookahead, text.delimiter) == (32, 13, 8, "[...]")
+    assert (code.chunk_size, code.delimiter, code.boundary) == (128, "// omitted", "line")
+
+
+def test_user_profile_inherits_from_its_base(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("base: code\nchunk_size: 64\ndelimiter: '<snip>'\n")
+    profile = load_profile(str(path))
+    assert (profile.name, profile.chunk_size, profile.delimiter, profile.boundary) == \
+        ("mine", 64, "<snip>", "line")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("chunk_size: [1, 2", "not valid YAML"),
+    ("- a list\n", "mapping"),
+    ("chunk_sise: 12\n", "unknown setting"),
+    ("chunk_size: 0\n", "chunk_size must be a positive integer"),
+    ("keep_rate: 1.5\n", "keep_rate must be in"),
+    ("boundary: sentence\n", "boundary must be one of"),
+    ("query_template: 'no placeholder'\n", "must contain {query}"),
+    ("base: nothing\n", "unknown base profile"),
+])
+def test_bad_user_profiles_are_usage_errors(tmp_path, content, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    with pytest.raises(UsageError, match=message):
+        load_profile(str(path))
+
+
+def test_unknown_profile_names_list_the_choices():
+    with pytest.raises(UsageError, match="built-in profiles: code, text"):
+        load_profile("prose")
+
+
+def test_missing_profile_file_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="cannot read profile"):
+        load_profile(str(tmp_path / "absent.yaml"))
+
+
+def test_overrides_are_validated():
+    assert load_profile("text").with_overrides(chunk_size=16, lookahead=None).chunk_size == 16
+    with pytest.raises(UsageError, match="pool_kernel"):
+        load_profile("text").with_overrides(pool_kernel=-1)
