@@ -3,8 +3,9 @@
 A unit is a half-open character range; units tile the input exactly (every character
 belongs to one unit), so any set of adjacent kept units is a verbatim substring.
 Chunk edges start every `chunk_size` draft tokens and then move to the nearest
-boundary the profile asks for: a line start (`line`, for code), a word boundary
-(`word`, for prose), or stay at the token start (`token`). Moving an edge never
+boundary the profile asks for: a line start (`line`, for code), a sentence or line
+start (`sentence`, for prose: a fact stated in one sentence then sits in one chunk),
+a word boundary (`word`), or stay at the token start (`token`). Moving an edge never
 crosses a neighbouring edge, so no chunk becomes empty.
 
 The head (the first `keep_head_lines` lines, at most `keep_head_tokens` draft tokens)
@@ -14,12 +15,20 @@ marked required: instructions, titles and the closing question usually sit there
 
 from dataclasses import dataclass
 
+import re
+
 import numpy as np
+
+# A sentence starts after a line break, or after ., ! or ? (maybe closing quotes or
+# brackets) and whitespace.
+SENTENCE_START = re.compile(r"(?:\n|[.!?][\"')\]]*\s+)(?=\S)")
 
 
 # How far an edge may move to reach a word boundary; beyond that (a base64 blob, a
 # minified line) the token edge is as good as any.
 WORD_SEARCH_CHARS = 64
+# How far an edge may move to reach a sentence start (about half a long sentence).
+SENTENCE_SEARCH_CHARS = 160
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,13 @@ def snap(text: str, pos: int, low: int, high: int, boundary: str) -> int:
         if candidates:
             return min(candidates, key=lambda p: (abs(p - pos), p))
         boundary = "word"
+    if boundary == "sentence":
+        candidates = [m.end() for m in SENTENCE_START.finditer(
+            text, max(low, pos - SENTENCE_SEARCH_CHARS), min(high, pos + SENTENCE_SEARCH_CHARS))
+            if low < m.end() < high]
+        if candidates:
+            return min(candidates, key=lambda p: (abs(p - pos), p))
+        boundary = "word"
     if boundary == "word":
         for distance in range(min(WORD_SEARCH_CHARS, max(pos - low, high - pos))):
             for candidate in (pos - distance, pos + distance):
@@ -70,7 +86,7 @@ def head_end(text: str, starts: np.ndarray, *, lines: int, max_tokens: int, boun
             break
     if np.searchsorted(starts, end) > max_tokens:
         cap = int(starts[max_tokens])
-        end = snap(text, cap, 0, end, "word" if boundary == "line" else boundary)
+        end = snap(text, cap, 0, end, "token" if boundary == "token" else "word")
     return end
 
 

@@ -27,6 +27,29 @@ MIN_WINDOW = 64
 
 
 @dataclass(frozen=True)
+class ScoringRequest:
+    """Everything a scorer may look at: the tokenised input and the scoring settings."""
+
+    text: str
+    token_ids: np.ndarray
+    token_starts: np.ndarray
+    query: str | None
+    query_ids: list[int]
+    lookahead: int
+    pool_kernel: int
+    window: int
+
+
+Scorer = Callable[[Draft, ScoringRequest], np.ndarray]
+
+
+def draft_scorer(draft: Draft, request: ScoringRequest) -> np.ndarray:
+    """Speculative prefill: the draft's lookahead attention (the default scorer)."""
+    return draft.score(request.token_ids, request.query_ids, lookahead=request.lookahead,
+                       pool_kernel=request.pool_kernel, window=request.window)
+
+
+@dataclass(frozen=True)
 class Span:
     start: int
     end: int
@@ -69,8 +92,14 @@ def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | 
              chunk_size: int | None = None, pool_kernel: int | None = None,
              lookahead: int | None = None, delimiter: str | None = None,
              window: int | None = None, device: str = "auto", dtype: str = "auto",
+             scorer: Scorer = draft_scorer,
              on_warning: Callable[[str], None] | None = None) -> Result:
-    """Compress `text` to a target-token budget with cross-family speculative prefill."""
+    """Compress `text` to a target-token budget with cross-family speculative prefill.
+
+    `scorer` gives every draft token an importance; the default is the draft's
+    lookahead attention. Other scorers (baselines, caches) plug in here and go through
+    exactly the same chunking, budget and assembly.
+    """
     check_text(text)
     warnings: list[str] = []
 
@@ -101,8 +130,9 @@ def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | 
     query_ids = (draft_model.encode_plain(settings.query_template.replace("{query}", query))
                  if query is not None else [])
     window_size = _window_size(draft_model, window, len(query_ids), settings.lookahead)
-    importance = draft_model.score(context_ids, query_ids, lookahead=settings.lookahead,
-                                   pool_kernel=settings.pool_kernel, window=window_size)
+    importance = scorer(draft_model, ScoringRequest(
+        text, context_ids, starts, query, query_ids, settings.lookahead, settings.pool_kernel,
+        window_size))
 
     units = _units(text, starts, settings, counter, budget)
     unit_of_token = chunks.token_units(starts, units)

@@ -17,7 +17,7 @@ import yaml
 
 from .errors import UsageError
 
-BOUNDARIES = ("token", "word", "line")
+BOUNDARIES = ("token", "word", "sentence", "line")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,14 @@ def test_line_snap_moves_to_the_nearest_line_start():
     assert chunks.snap(text, 16, 0, len(text), "line") == 18
 
 
+def test_sentence_snap_prefers_sentence_and_line_starts():
+    text = "First sentence here. Second one follows! Third\nline starts."
+    assert chunks.snap(text, 25, 0, len(text), "sentence") == 21
+    assert chunks.snap(text, 44, 0, len(text), "sentence") == 41  # tie: the earlier start
+    assert chunks.snap(text, 46, 0, len(text), "sentence") == 47
+    assert chunks.snap("no sentence end in sight", 7, 0, 24, "sentence") in (3, 12)
+
+
 def test_line_snap_falls_back_to_words_without_newlines_in_range():
     text = "one long line without breaks"
     assert chunks.snap(text, 10, 0, len(text), "line") in (9, 14)
@@ -42,7 +50,7 @@ def test_tail_snaps_to_a_line_start_in_line_mode():
 
 
 @given(st.text(alphabet="ab \n.", min_size=1, max_size=400), st.integers(1, 9),
-       st.integers(1, 6), st.sampled_from(["token", "word", "line"]))
+       st.integers(1, 6), st.sampled_from(["token", "word", "sentence", "line"]))
 def test_units_tile_the_text_exactly(text, step, chunk_size, boundary):
     starts = starts_every(text, step)
     head = chunks.head_end(text, starts, lines=1, max_tokens=4, boundary=boundary)

@@ -25,7 +25,7 @@ def test_user_profile_inherits_from_its_base(tmp_path):
     ("chunk_sise: 12\n", "unknown setting"),
     ("chunk_size: 0\n", "chunk_size must be a positive integer"),
     ("keep_rate: 1.5\n", "keep_rate must be in"),
-    ("boundary: sentence\n", "boundary must be one of"),
+    ("boundary: paragraph\n", "boundary must be one of"),
     ("query_template: 'no placeholder'\n", "must contain {query}"),
     ("base: nothing\n", "unknown base profile"),
 ])

@@ -1,0 +1,1 @@
+"""Benchmarks for crossprefill (not shipped in the package)."""
