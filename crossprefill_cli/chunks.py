@@ -122,3 +122,13 @@ def token_units(starts: np.ndarray, units: list[Unit]) -> np.ndarray:
     """Index of the unit holding each token (by the token's first character)."""
     unit_starts = np.asarray([unit.start for unit in units], dtype=np.int64)
     return np.searchsorted(unit_starts, starts, side="right") - 1
+
+
+def unit_scores(importance: np.ndarray, token_unit: np.ndarray, n_units: int) -> np.ndarray:
+    """Mean importance of the tokens in each unit (0 for a unit with no tokens).
+
+    token_unit[i] is the index of the unit that token i belongs to.
+    """
+    totals = np.bincount(token_unit, weights=importance, minlength=n_units)
+    counts = np.bincount(token_unit, minlength=n_units)
+    return np.divide(totals, counts, out=np.zeros(n_units), where=counts > 0)

@@ -20,8 +20,7 @@ Each window's attention is normalised over the same kind of prompt (same length
 """
 
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,12 +30,11 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from . import scoring
 from .errors import ModelLoadError, UsageError
-from .loading import first_line, looks_like_path, quiet_transformers
+from .loading import (check_device_and_dtype, draft_fingerprint, draft_location, first_line,
+                      quiet_transformers)
 
-BUILTIN = "builtin"
 ATTENTION_NAME = "crossprefill"
-DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class AttentionProbe:
@@ -85,6 +83,7 @@ class Draft:
     tokenizer: object
     device: torch.device
     context_length: int
+    fingerprint: str
 
     @property
     def bos_ids(self) -> list[int]:
@@ -104,17 +103,25 @@ class Draft:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def score(self, context_ids: np.ndarray, query_ids: list[int], *, lookahead: int,
-              pool_kernel: int, window: int) -> np.ndarray:
-        """Importance of every context token (see the module docstring)."""
+              pool_kernel: int, window: int,
+              on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Importance of every context token (see the module docstring).
+
+        `on_progress(windows_done, windows_total)` is called after each window.
+        """
         bounds = scoring.window_bounds(len(context_ids), window)
         importance = np.zeros(len(context_ids), dtype=np.float64)
         with torch.inference_mode():
             start, stop = bounds[-1]
             importance[start:stop], lookahead_ids = self._score_generating(
                 context_ids[start:stop], query_ids, lookahead, pool_kernel)
-            for start, stop in bounds[:-1]:
+            if on_progress is not None:
+                on_progress(1, len(bounds))
+            for done, (start, stop) in enumerate(bounds[:-1], start=2):
                 importance[start:stop] = self._score_teacher_forced(
                     context_ids[start:stop], query_ids, lookahead_ids, pool_kernel)
+                if on_progress is not None:
+                    on_progress(done, len(bounds))
         return importance
 
     def _score_generating(self, window_ids, query_ids, lookahead, pool_kernel):
@@ -158,13 +165,7 @@ class Draft:
         return torch.tensor([ids], dtype=torch.long, device=self.device)
 
 
-def builtin_path() -> Path:
-    return Path(str(resources.files("crossprefill_cli") / "drafts" / BUILTIN))
-
-
 def resolve_device(spec: str) -> torch.device:
-    if spec not in DEVICES:
-        raise UsageError(f"unknown device {spec!r}; choose one of {', '.join(DEVICES)}")
     if spec == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -181,33 +182,22 @@ def resolve_device(spec: str) -> torch.device:
 def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
     if spec == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if spec not in DTYPES:
-        raise UsageError(f"unknown dtype {spec!r}; choose one of auto, {', '.join(DTYPES)}")
-    return DTYPES[spec]
+    return TORCH_DTYPES[spec]
 
 
 def load_draft(spec: str, *, device: str = "auto", dtype: str = "auto") -> Draft:
     """Load a draft by hub id, local directory or `builtin`; raise `ModelLoadError`."""
+    check_device_and_dtype(device, dtype)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    if spec == BUILTIN:
-        location = builtin_path()
-        if not (location / "config.json").is_file():
-            raise ModelLoadError("the bundled draft is not part of this build; "
-                                 "name a draft model with --draft MODEL")
-    elif looks_like_path(spec):
-        location = Path(spec).expanduser()
-        if not location.is_dir():
-            raise ModelLoadError(f"draft {spec}: no such directory")
-    else:
-        location = spec
+    location = draft_location(spec)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         with quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(str(location), trust_remote_code=False)
+            tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False)
             model = AutoModelForCausalLM.from_pretrained(
-                str(location), trust_remote_code=False, dtype=torch_dtype,
+                location, trust_remote_code=False, dtype=torch_dtype,
                 attn_implementation=ATTENTION_NAME)
     except Exception as error:  # transformers raises OSError, ValueError, KeyError...
         raise ModelLoadError(f"cannot load draft {spec}: {first_line(error)}") from None
@@ -221,4 +211,5 @@ def load_draft(spec: str, *, device: str = "auto", dtype: str = "auto") -> Draft
     config = model.config
     context_length = (getattr(config, "max_position_embeddings", None)
                       or getattr(config, "n_positions", None) or 2048)
-    return Draft(spec, model, tokenizer, torch_device, int(context_length))
+    return Draft(spec, model, tokenizer, torch_device, int(context_length),
+                 draft_fingerprint(spec))

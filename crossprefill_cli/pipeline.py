@@ -1,29 +1,40 @@
-"""`compress(text, ...) -> Result`: the one place that orders the steps.
+"""The library entry points; the one place that orders the steps.
 
-source text -> profile -> draft token importances -> units (head, chunks, tail)
--> unit scores -> greedy choice under the target-token budget (re-measured exactly)
--> spans joined with gap markers -> report.
+    analyse:  text -> profile -> draft token importances   (cached, the costly part)
+    finish:   importances -> units (head, chunks, tail) -> unit scores -> greedy
+              choice under the target-token budget, re-measured exactly -> spans
+              joined with gap markers -> Result
+    compress: both, for one budget
 
 The budget is counted in the target's tokens: `target_tokens` if given (a hard
 ceiling that wins over the keep rate), else floor(keep_rate x target tokens of the
 input). The required tail shrinks (halving) until it costs at most a quarter of the
 budget, so short inputs at low keep rates still compress; the head never shrinks.
+
+The draft is loaded only when its scores are not in the cache, and `draft.py` (which
+imports torch and transformers) is imported only then: a cache hit stays cheap.
 """
 
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from . import chunks, scoring, selection
-from .draft import BUILTIN, Draft, load_draft
+from . import chunks, selection
+from .cache import ScoreCache, TokenScores, cache_key
 from .errors import ModelLoadError, UsageError
+from .loading import BUILTIN, check_device_and_dtype, draft_fingerprint, quiet_transformers
 from .profiles import Profile, load_profile
 from .source import check_text
 from .target import DEFAULT_TARGET, TargetTokenizer, load_target, tokenizer_target
 
+if TYPE_CHECKING:
+    from .draft import Draft
+
 # The query and lookahead must leave the draft this many context tokens per window.
 MIN_WINDOW = 64
+
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -38,15 +49,47 @@ class ScoringRequest:
     lookahead: int
     pool_kernel: int
     window: int
+    on_progress: Progress | None = None
 
 
-Scorer = Callable[[Draft, ScoringRequest], np.ndarray]
+Scorer = Callable[["Draft", ScoringRequest], np.ndarray]
 
 
-def draft_scorer(draft: Draft, request: ScoringRequest) -> np.ndarray:
+def draft_scorer(draft: "Draft", request: ScoringRequest) -> np.ndarray:
     """Speculative prefill: the draft's lookahead attention (the default scorer)."""
     return draft.score(request.token_ids, request.query_ids, lookahead=request.lookahead,
-                       pool_kernel=request.pool_kernel, window=request.window)
+                       pool_kernel=request.pool_kernel, window=request.window,
+                       on_progress=request.on_progress)
+
+
+class DraftSource:
+    """A draft as the user named it; the model is loaded only when it has work to do."""
+
+    def __init__(self, draft: "str | Draft", *, device: str, dtype: str):
+        check_device_and_dtype(device, dtype)
+        self.device, self.dtype = device, dtype
+        if isinstance(draft, str):
+            self.name, self.fingerprint, self._model = draft, draft_fingerprint(draft), None
+        else:
+            self.name, self.fingerprint, self._model = draft.name, draft.fingerprint, draft
+
+    def load(self) -> "Draft":
+        if self._model is None:
+            from .draft import load_draft
+
+            self._model = load_draft(self.name, device=self.device, dtype=self.dtype)
+        return self._model
+
+    def tokenizer(self):
+        """The draft's tokenizer, without loading the model when it is not loaded yet."""
+        if self._model is not None:
+            return self._model.tokenizer
+        from transformers import AutoTokenizer
+
+        from .loading import draft_location
+
+        with quiet_transformers():
+            return AutoTokenizer.from_pretrained(draft_location(self.name), trust_remote_code=False)
 
 
 @dataclass(frozen=True)
@@ -65,6 +108,18 @@ class ChunkReport:
 
 
 @dataclass
+class Analysis:
+    """The draft's reading of one input: everything a budget choice needs."""
+
+    text: str
+    settings: Profile
+    query: str | None
+    source: DraftSource
+    scores: TokenScores
+    cached: bool
+
+
+@dataclass
 class Result:
     text: str
     tokens_before: int
@@ -78,6 +133,7 @@ class Result:
     windows: int
     spans: list[Span]
     chunks: list[ChunkReport]
+    scores_cached: bool = False
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -87,38 +143,81 @@ class Result:
 
 
 def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | None = None,
-             profile: str | Profile = "text", draft: str | Draft = BUILTIN,
+             profile: str | Profile = "text", draft: "str | Draft" = BUILTIN,
              target: str | TargetTokenizer | None = None, query: str | None = None,
              chunk_size: int | None = None, pool_kernel: int | None = None,
              lookahead: int | None = None, delimiter: str | None = None,
              window: int | None = None, device: str = "auto", dtype: str = "auto",
-             scorer: Scorer = draft_scorer,
+             scorer: Scorer = draft_scorer, cache: ScoreCache | None = None,
+             on_progress: Progress | None = None,
              on_warning: Callable[[str], None] | None = None) -> Result:
     """Compress `text` to a target-token budget with cross-family speculative prefill.
 
     `scorer` gives every draft token an importance; the default is the draft's
-    lookahead attention. Other scorers (baselines, caches) plug in here and go through
-    exactly the same chunking, budget and assembly.
+    lookahead attention. Other scorers (baselines) plug in here and go through exactly
+    the same chunking, budget and assembly. With a `cache`, the draft's scores are
+    reused across calls that differ only in budget or chunking.
     """
     check_text(text)
+    check_budget_options(keep_rate, target_tokens)
+    source = DraftSource(draft, device=device, dtype=dtype)
     warnings: list[str] = []
+    counter = resolve_target(target, source, _warner(warnings, on_warning))
+    analysis = analyse(text, profile=profile, draft=source, query=query, chunk_size=chunk_size,
+                       pool_kernel=pool_kernel, lookahead=lookahead, delimiter=delimiter,
+                       window=window, scorer=scorer, cache=cache, on_progress=on_progress)
+    result = finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens, target=counter)
+    result.warnings[:0] = warnings
+    return result
 
-    def warn(message: str) -> None:
-        warnings.append(message)
-        if on_warning is not None:
-            on_warning(message)
 
+def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft | DraftSource" = BUILTIN,
+            query: str | None = None, chunk_size: int | None = None,
+            pool_kernel: int | None = None, lookahead: int | None = None,
+            delimiter: str | None = None, window: int | None = None, device: str = "auto",
+            dtype: str = "auto", scorer: Scorer = draft_scorer, cache: ScoreCache | None = None,
+            on_progress: Progress | None = None) -> Analysis:
+    """Score every draft token of `text` (from the cache when possible)."""
+    check_text(text)
     settings = (profile if isinstance(profile, Profile) else load_profile(profile)).with_overrides(
         chunk_size=chunk_size, pool_kernel=pool_kernel, lookahead=lookahead, delimiter=delimiter)
-    if keep_rate is not None and not 0 < keep_rate <= 1:
-        raise UsageError(f"keep rate must be in (0, 1], got {keep_rate}")
-    if target_tokens is not None and target_tokens < 1:
-        raise UsageError(f"--target-tokens must be a positive number, got {target_tokens}")
     if query is not None and not query.strip():
         raise UsageError("the query is empty")
-    draft_model = draft if isinstance(draft, Draft) else load_draft(draft, device=device, dtype=dtype)
-    counter = _resolve_target(target, draft_model, warn)
+    if window is not None and window < 1:
+        raise UsageError(f"--window must be a positive number of draft tokens, got {window}")
+    source = draft if isinstance(draft, DraftSource) else DraftSource(draft, device=device, dtype=dtype)
+    key = None
+    if cache is not None and scorer is draft_scorer:
+        key = cache_key(text, query=query, draft=source.fingerprint, lookahead=settings.lookahead,
+                        pool_kernel=settings.pool_kernel, query_template=settings.query_template,
+                        window=window, device=source.device, dtype=source.dtype)
+        scores = cache.get(key, len(text))
+        if scores is not None:
+            return Analysis(text, settings, query, source, scores, cached=True)
+    model = source.load()
+    token_ids, starts = model.encode(text)
+    query_ids = (model.encode_plain(settings.query_template.replace("{query}", query))
+                 if query is not None else [])
+    window_size = _window_size(model, window, len(query_ids), settings.lookahead)
+    importance = scorer(model, ScoringRequest(text, token_ids, starts, query, query_ids,
+                                              settings.lookahead, settings.pool_kernel,
+                                              window_size, on_progress))
+    scores = TokenScores(starts, np.asarray(importance, dtype=np.float64),
+                         windows=-(-len(token_ids) // window_size))
+    if key is not None:
+        cache.put(key, scores)
+    return Analysis(text, settings, query, source, scores, cached=False)
 
+
+def finish(analysis: Analysis, *, keep_rate: float | None = None,
+           target_tokens: int | None = None, target: str | TargetTokenizer | None = None,
+           on_warning: Callable[[str], None] | None = None) -> Result:
+    """Choose and assemble the kept spans of an analysed text for one budget."""
+    check_budget_options(keep_rate, target_tokens)
+    warnings: list[str] = []
+    counter = resolve_target(target, analysis.source, _warner(warnings, on_warning))
+    text, settings = analysis.text, analysis.settings
+    starts, importance = analysis.scores.starts, analysis.scores.importance
     tokens_before = counter.count(text)
     rate = keep_rate if keep_rate is not None or target_tokens is not None else settings.keep_rate
     budget = target_tokens if target_tokens is not None else int(rate * tokens_before)
@@ -126,17 +225,9 @@ def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | 
         raise UsageError(f"a keep rate of {rate} leaves no tokens of this "
                          f"{tokens_before}-token input; raise --keep-rate")
 
-    context_ids, starts = draft_model.encode(text)
-    query_ids = (draft_model.encode_plain(settings.query_template.replace("{query}", query))
-                 if query is not None else [])
-    window_size = _window_size(draft_model, window, len(query_ids), settings.lookahead)
-    importance = scorer(draft_model, ScoringRequest(
-        text, context_ids, starts, query, query_ids, settings.lookahead, settings.pool_kernel,
-        window_size))
-
     units = _units(text, starts, settings, counter, budget)
     unit_of_token = chunks.token_units(starts, units)
-    scores = scoring.chunk_scores(importance, unit_of_token, len(units))
+    scores = chunks.unit_scores(importance, unit_of_token, len(units))
     bounds = [(unit.start, unit.end) for unit in units]
     costs = counter.count_batch([text[start:end] for start, end in bounds])
     candidates = [selection.Candidate(float(score), cost, unit.required)
@@ -159,17 +250,33 @@ def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | 
         text=selection.join_spans(text, spans, settings.delimiter),
         tokens_before=tokens_before, tokens_after=tokens_after, budget=budget,
         keep_rate=rate if target_tokens is None else keep_rate,
-        target=counter.name, draft=draft_model.name, profile=settings.name,
-        draft_tokens=len(context_ids),
-        windows=len(scoring.window_bounds(len(context_ids), window_size)),
+        target=counter.name, draft=analysis.source.name, profile=settings.name,
+        draft_tokens=len(starts), windows=analysis.scores.windows,
         spans=[Span(start, end) for start, end in spans],
         chunks=[ChunkReport(u.start, u.end, round(float(s), 6), k, u.required)
                 for u, s, k in zip(units, scores, kept)],
-        warnings=warnings,
+        scores_cached=analysis.cached, warnings=warnings,
     )
 
 
-def _resolve_target(target, draft_model: Draft, warn) -> TargetTokenizer:
+def check_budget_options(keep_rate: float | None, target_tokens: int | None) -> None:
+    if keep_rate is not None and not 0 < keep_rate <= 1:
+        raise UsageError(f"keep rate must be in (0, 1], got {keep_rate}")
+    if target_tokens is not None and target_tokens < 1:
+        raise UsageError(f"--target-tokens must be a positive number, got {target_tokens}")
+
+
+def _warner(warnings: list[str], on_warning: Callable[[str], None] | None) -> Callable[[str], None]:
+    def warn(message: str) -> None:
+        warnings.append(message)
+        if on_warning is not None:
+            on_warning(message)
+    return warn
+
+
+def resolve_target(target: str | TargetTokenizer | None, source: DraftSource,
+                   warn: Callable[[str], None]) -> TargetTokenizer:
+    """The named target; for the default one, the draft's tokenizer when it is unavailable."""
     if isinstance(target, TargetTokenizer):
         return target
     if target is not None:
@@ -178,11 +285,11 @@ def _resolve_target(target, draft_model: Draft, warn) -> TargetTokenizer:
         return load_target(DEFAULT_TARGET)
     except ModelLoadError:
         warn(f"the default target encoding {DEFAULT_TARGET} cannot be loaded (offline?); "
-             f"counting tokens with the draft's tokenizer ({draft_model.name}) instead")
-        return tokenizer_target(f"draft tokenizer ({draft_model.name})", draft_model.tokenizer)
+             f"counting tokens with the draft's tokenizer ({source.name}) instead")
+        return tokenizer_target(f"draft tokenizer ({source.name})", source.tokenizer())
 
 
-def _window_size(draft_model: Draft, window: int | None, query_tokens: int, lookahead: int) -> int:
+def _window_size(draft_model: "Draft", window: int | None, query_tokens: int, lookahead: int) -> int:
     room = draft_model.context_length - len(draft_model.bos_ids) - query_tokens - lookahead
     if window is None:
         if room < MIN_WINDOW:

@@ -60,16 +60,6 @@ def token_importance(per_query: torch.Tensor) -> np.ndarray:
     return per_query.float().mean(dim=0).cpu().numpy()
 
 
-def chunk_scores(importance: np.ndarray, token_chunk: np.ndarray, n_chunks: int) -> np.ndarray:
-    """Mean importance of the tokens in each chunk (0 for a chunk with no tokens).
-
-    token_chunk[i] is the index of the chunk that token i belongs to.
-    """
-    totals = np.bincount(token_chunk, weights=importance, minlength=n_chunks)
-    counts = np.bincount(token_chunk, minlength=n_chunks)
-    return np.divide(totals, counts, out=np.zeros(n_chunks), where=counts > 0)
-
-
 def window_bounds(n_tokens: int, window: int) -> list[tuple[int, int]]:
     """Split n tokens into the fewest windows of at most `window`, of equal size (+/- 1).
 

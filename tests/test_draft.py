@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from crossprefill_cli import draft as draft_module, scoring
+from crossprefill_cli import scoring
 from crossprefill_cli.draft import load_draft
+from crossprefill_cli.loading import builtin_path
 from crossprefill_cli.errors import ModelLoadError, UsageError
 
 from conftest import long_text, save_tiny_draft
@@ -138,7 +139,7 @@ def test_bfloat16_draft_scores_like_float32(llama_dir, llama_draft):
 
 
 def test_builtin_draft_loads_or_says_it_is_missing():
-    if (draft_module.builtin_path() / "config.json").exists():
+    if (builtin_path() / "config.json").exists():
         assert load_draft("builtin", device="cpu").context_length >= 512
     else:
         with pytest.raises(ModelLoadError, match="bundled draft"):

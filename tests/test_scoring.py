@@ -3,7 +3,7 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from crossprefill_cli import scoring
+from crossprefill_cli import chunks, scoring
 
 
 def test_avg_pool_matches_a_hand_computed_window_mean():
@@ -51,10 +51,10 @@ def test_token_importance_is_the_mean_over_lookahead_queries():
     assert scoring.token_importance(rows).tolist() == [0.5, 0.25]
 
 
-def test_chunk_scores_average_their_tokens_and_empty_chunks_score_zero():
+def test_unit_scores_average_their_tokens_and_empty_chunks_score_zero():
     importance = np.array([1.0, 3.0, 2.0, 10.0])
     token_chunk = np.array([0, 0, 2, 2])
-    assert scoring.chunk_scores(importance, token_chunk, 3).tolist() == [2.0, 0.0, 6.0]
+    assert chunks.unit_scores(importance, token_chunk, 3).tolist() == [2.0, 0.0, 6.0]
 
 
 @given(st.integers(1, 5000), st.integers(1, 700))
