@@ -1,26 +1,38 @@
-"""The `crossprefill` command line: thin Typer commands over `pipeline.compress`.
+"""The `crossprefill` command line: thin Typer commands over the pipeline.
 
 Contract (what scripts may rely on):
-- stdout carries only the compressed text, or the JSON report with `--json`;
-- diagnostics go to stderr, one line each, prefixed `crossprefill:`;
+- stdout carries only the command's product: the compressed text (`compress`), the
+  estimate table (`estimate`), nothing (`inspect`), or a JSON report with `--json`;
+- diagnostics go to stderr: one line per warning or error, prefixed `crossprefill:`,
+  and the heatmap, counts and progress bar, which appear on a terminal (or when asked);
 - exit 0 on success, 2 for usage errors (bad options, profiles or budgets), 1 for
   unusable input or models, 130 on Ctrl-C, 141 when the reader of stdout goes away
   (a broken pipe ends quietly);
 - `-o PATH` is written atomically and only after compression succeeded.
+
+The options that say how to read the input (profile, draft, target, query, scoring
+knobs, device, cache) are the same for every command; `reading_options` adds them to
+each command's signature and hands the command one `Reading` object.
 """
 
+import functools
+import inspect
 import json
 import os
 import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from .cache import ScoreCache
 from .environment import Environment, write_atomically
 from .errors import CrossprefillError, InputError, UsageError
-from .pipeline import Result, compress
+from .pipeline import (Analysis, DraftSource, analyse, check_budget_options, finish,
+                       resolve_target)
 from .source import decode_input
+from .target import TargetTokenizer
 
 app = typer.Typer(
     name="crossprefill",
@@ -31,45 +43,74 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+DEFAULT_ESTIMATE_RATES = "0.1,0.2,0.3,0.5"
+
 InputArgument = Annotated[Optional[str], typer.Argument(
-    metavar="INPUT", help="File to compress, or - for stdin (the default).", show_default=False)]
-ProfileOption = Annotated[str, typer.Option(
-    "--profile", "-p", help="Profile: text, code, or a YAML file.")]
+    metavar="INPUT", help="File to read, or - for stdin (the default).", show_default=False)]
 KeepRateOption = Annotated[Optional[float], typer.Option(
     "--keep-rate", "-r", help="Share of the input's target tokens to keep, in (0, 1] "
     "(default: the profile's).", show_default=False)]
 TargetTokensOption = Annotated[Optional[int], typer.Option(
     "--target-tokens", "-n", help="Hard ceiling in target tokens (wins over --keep-rate).",
     show_default=False)]
-DraftOption = Annotated[str, typer.Option(
-    "--draft", "-d", help="Draft model: builtin, a Hugging Face causal LM id, or a local directory.")]
-TargetOption = Annotated[Optional[str], typer.Option(
-    "--target", "-t", help="Target tokenizer: a tiktoken encoding (o200k_base), an OpenAI "
-    "model (gpt-4o), or a Hugging Face tokenizer id or directory.  [default: o200k_base]",
-    show_default=False)]
-QueryOption = Annotated[Optional[str], typer.Option(
-    "--query", "-q", help="The question the compressed text must answer (steers scoring, "
-    "not printed).", show_default=False)]
-QueryFileOption = Annotated[Optional[Path], typer.Option(
-    "--query-file", help="Read the query from a file.", show_default=False)]
-ChunkSizeOption = Annotated[Optional[int], typer.Option(
-    "--chunk-size", help="Draft tokens per chunk (overrides the profile).", show_default=False)]
-PoolKernelOption = Annotated[Optional[int], typer.Option(
-    "--pool-kernel", help="Average-pooling kernel (overrides the profile).", show_default=False)]
-LookaheadOption = Annotated[Optional[int], typer.Option(
-    "--lookahead", help="Lookahead queries: the last prompt token plus greedy tokens "
-    "(overrides the profile).", show_default=False)]
-DelimiterOption = Annotated[Optional[str], typer.Option(
-    "--delimiter", help="Marker for omitted text (overrides the profile).", show_default=False)]
-WindowOption = Annotated[Optional[int], typer.Option(
-    "--window", help="Draft tokens scored at once (default: what the draft's context allows).",
-    show_default=False)]
-DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
-DtypeOption = Annotated[str, typer.Option("--dtype", help="auto, float32, bfloat16 or float16.")]
 OutputOption = Annotated[Optional[Path], typer.Option(
     "--output", "-o", help="Write to this file (atomically) instead of stdout.", show_default=False)]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON report instead of the text.")]
-QuietOption = Annotated[bool, typer.Option("--quiet", help="No warnings on stderr.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON report instead.")]
+
+
+@dataclass
+class Reading:
+    """How to read the input: the options every command shares."""
+
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile: text, code, or a YAML file.")] = "text"
+    draft: Annotated[str, typer.Option(
+        "--draft", "-d", help="Draft model: builtin, a Hugging Face causal LM id, or a local "
+        "directory.")] = "builtin"
+    target: Annotated[Optional[str], typer.Option(
+        "--target", "-t", help="Target tokenizer: a tiktoken encoding (o200k_base), an OpenAI "
+        "model (gpt-4o), or a Hugging Face tokenizer id or directory.  [default: o200k_base]",
+        show_default=False)] = None
+    query: Annotated[Optional[str], typer.Option(
+        "--query", "-q", help="The question the compressed text must answer (steers scoring, "
+        "not printed).", show_default=False)] = None
+    query_file: Annotated[Optional[Path], typer.Option(
+        "--query-file", help="Read the query from a file.", show_default=False)] = None
+    chunk_size: Annotated[Optional[int], typer.Option(
+        "--chunk-size", help="Draft tokens per chunk (overrides the profile).", show_default=False)] = None
+    pool_kernel: Annotated[Optional[int], typer.Option(
+        "--pool-kernel", help="Average-pooling kernel (overrides the profile).", show_default=False)] = None
+    lookahead: Annotated[Optional[int], typer.Option(
+        "--lookahead", help="Lookahead queries: the last prompt token plus greedy tokens "
+        "(overrides the profile).", show_default=False)] = None
+    delimiter: Annotated[Optional[str], typer.Option(
+        "--delimiter", help="Marker for omitted text (overrides the profile).", show_default=False)] = None
+    window: Annotated[Optional[int], typer.Option(
+        "--window", help="Draft tokens scored at once (default: what the draft's context allows).",
+        show_default=False)] = None
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto"
+    dtype: Annotated[str, typer.Option("--dtype", help="auto, float32, bfloat16 or float16.")] = "auto"
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", help="Neither read nor write the draft-score cache.")] = False
+    quiet: Annotated[bool, typer.Option("--quiet", help="No warnings or progress on stderr.")] = False
+
+
+def reading_options(command):
+    """Add the `Reading` fields to a command's options and pass them as `reading=`."""
+    names = [field.name for field in fields(Reading)]
+    signature = inspect.signature(command)
+    own = [p for p in signature.parameters.values() if p.name != "reading"]
+    shared = [inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default,
+                                annotation=field.type) for field in fields(Reading)]
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        reading = Reading(**{name: kwargs.pop(name) for name in names})
+        return command(*args, reading=reading, **kwargs)
+
+    del wrapper.__wrapped__  # Typer must see the wrapper's signature, not the command's
+    wrapper.__signature__ = signature.replace(parameters=own + shared)
+    wrapper.__annotations__ = {p.name: p.annotation for p in own + shared}
+    return wrapper
 
 
 def _version(value: bool) -> None:
@@ -87,39 +128,128 @@ def _root(version: Annotated[bool, typer.Option(
 
 
 @app.command("compress")
+@reading_options
 def compress_command(
     ctx: typer.Context,
     input_path: InputArgument = None,
     *,
-    profile: ProfileOption = "text",
     keep_rate: KeepRateOption = None,
     target_tokens: TargetTokensOption = None,
-    draft: DraftOption = "builtin",
-    target: TargetOption = None,
-    query: QueryOption = None,
-    query_file: QueryFileOption = None,
-    chunk_size: ChunkSizeOption = None,
-    pool_kernel: PoolKernelOption = None,
-    lookahead: LookaheadOption = None,
-    delimiter: DelimiterOption = None,
-    window: WindowOption = None,
-    device: DeviceOption = "auto",
-    dtype: DtypeOption = "auto",
     output: OutputOption = None,
     json_report: JsonOption = False,
-    quiet: QuietOption = False,
+    heatmap: Annotated[Optional[bool], typer.Option(
+        "--heatmap/--no-heatmap", help="Show the saliency heatmap and counts on stderr "
+        "[default: when stderr is a terminal].", show_default=False)] = None,
+    reading: Reading,
 ) -> None:
     """Compress INPUT to a target-token budget; the result goes to stdout."""
     env: Environment = ctx.obj or Environment.from_sys()
     with _reporting_errors(env):
-        text = _read_input(env, input_path)
-        result = compress(
-            text, keep_rate=keep_rate, target_tokens=target_tokens, profile=profile,
-            draft=draft, target=target, query=_query(query, query_file),
-            chunk_size=chunk_size, pool_kernel=pool_kernel, lookahead=lookahead,
-            delimiter=delimiter, window=window, device=device, dtype=dtype,
-            on_warning=None if quiet else lambda message: env.say(f"crossprefill: warning: {message}"))
-        _emit(env, result, output=output, json_report=json_report)
+        check_budget_options(keep_rate, target_tokens)
+        text, analysis, counter = _read_and_analyse(env, input_path, reading)
+        result = finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens, target=counter)
+        _emit(env, json.dumps(result.to_json(), ensure_ascii=False, indent=2) + "\n"
+              if json_report else result.text, output)
+        if heatmap or (heatmap is None and env.stderr_isatty):
+            from .render import show_report, stderr_console
+            show_report(stderr_console(env.stderr), result, text)
+
+
+@app.command("inspect")
+@reading_options
+def inspect_command(
+    ctx: typer.Context,
+    input_path: InputArgument = None,
+    *,
+    keep_rate: KeepRateOption = None,
+    target_tokens: TargetTokensOption = None,
+    json_report: JsonOption = False,
+    reading: Reading,
+) -> None:
+    """Show which parts of INPUT the draft finds salient, and what a budget keeps (stderr)."""
+    env: Environment = ctx.obj or Environment.from_sys()
+    with _reporting_errors(env):
+        check_budget_options(keep_rate, target_tokens)
+        text, analysis, counter = _read_and_analyse(env, input_path, reading)
+        result = finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens, target=counter)
+        from .render import show_report, stderr_console
+        show_report(stderr_console(env.stderr), result, text)
+        if json_report:
+            _emit(env, json.dumps(result.to_json(), ensure_ascii=False, indent=2) + "\n", None)
+
+
+@app.command("estimate")
+@reading_options
+def estimate_command(
+    ctx: typer.Context,
+    input_path: InputArgument = None,
+    *,
+    keep_rates: Annotated[str, typer.Option(
+        "--keep-rates", help="Comma-separated keep rates to try.")] = DEFAULT_ESTIMATE_RATES,
+    context_window: Annotated[Optional[int], typer.Option(
+        "--context-window", help="Say whether each result fits this many target tokens.",
+        show_default=False)] = None,
+    price_per_mtok: Annotated[Optional[float], typer.Option(
+        "--price-per-mtok", help="Input price per million target tokens, to show the money "
+        "saved.", show_default=False)] = None,
+    must_keep: Annotated[Optional[list[str]], typer.Option(
+        "--must-keep", help="A string that must survive (repeatable); finds the smallest keep "
+        "rate that keeps them all.", show_default=False)] = None,
+    json_report: JsonOption = False,
+    reading: Reading,
+) -> None:
+    """Tabulate what each keep rate leaves of INPUT: tokens, fit, savings, survivors."""
+    env: Environment = ctx.obj or Environment.from_sys()
+    with _reporting_errors(env):
+        from .estimate import estimate, render_estimate
+
+        rates = _parse_rates(keep_rates)
+        if context_window is not None and context_window < 1:
+            raise UsageError(f"--context-window must be positive, got {context_window}")
+        if price_per_mtok is not None and price_per_mtok < 0:
+            raise UsageError(f"--price-per-mtok must not be negative, got {price_per_mtok}")
+        text, analysis, counter = _read_and_analyse(env, input_path, reading)
+        report = estimate(analysis, counter, rates, context_window=context_window,
+                          price_per_mtok=price_per_mtok, must_keep=must_keep or [])
+        _emit(env, json.dumps(report, ensure_ascii=False, indent=2) + "\n" if json_report
+              else render_estimate(report, color=env.stdout_isatty), None)
+
+
+def _parse_rates(value: str) -> list[float]:
+    try:
+        rates = sorted({float(part) for part in value.split(",") if part.strip()})
+    except ValueError:
+        raise UsageError(f"--keep-rates must be comma-separated numbers, got {value!r}") from None
+    if not rates:
+        raise UsageError("--keep-rates is empty")
+    for rate in rates:
+        check_budget_options(rate, None)
+    return rates
+
+
+def _read_and_analyse(env: Environment, input_path: str | None,
+                      reading: Reading) -> tuple[str, Analysis, TargetTokenizer]:
+    """Read the input, load the target (failing fast), and score it with the draft."""
+    text = _read_input(env, input_path)
+    query = _query(reading.query, reading.query_file)
+
+    def warn(message: str) -> None:
+        if not reading.quiet:
+            env.say(f"crossprefill: warning: {message}")
+
+    source = DraftSource(reading.draft, device=reading.device, dtype=reading.dtype)
+    counter = resolve_target(reading.target, source, warn)
+    from .render import draft_progress, stderr_console
+
+    with draft_progress(stderr_console(env.stderr),
+                        enabled=env.stderr_isatty and not reading.quiet) as on_progress:
+        analysis = analyse(text, profile=reading.profile, draft=source, query=query,
+                           chunk_size=reading.chunk_size, pool_kernel=reading.pool_kernel,
+                           lookahead=reading.lookahead, delimiter=reading.delimiter,
+                           window=reading.window,
+                           cache=None if reading.no_cache else ScoreCache(),
+                           on_progress=on_progress)
+    return text, analysis, counter
 
 
 def _read_input(env: Environment, input_path: str | None) -> str:
@@ -151,9 +281,7 @@ def _query(query: str | None, query_file: Path | None) -> str | None:
         raise UsageError(f"--query-file {query_file}: {error}") from None
 
 
-def _emit(env: Environment, result: Result, *, output: Path | None, json_report: bool) -> None:
-    payload = json.dumps(result.to_json(), ensure_ascii=False, indent=2) + "\n" \
-        if json_report else result.text
+def _emit(env: Environment, payload: str, output: Path | None) -> None:
     if output is None:
         env.write_stdout(payload)
         return

@@ -24,11 +24,13 @@ class Environment:
     stderr: TextIO
     stdin_isatty: bool
     stderr_isatty: bool
+    stdout_isatty: bool = False
 
     @classmethod
     def from_sys(cls) -> "Environment":
         return cls(stdin=sys.stdin.buffer, stdout=sys.stdout.buffer, stderr=sys.stderr,
-                   stdin_isatty=sys.stdin.isatty(), stderr_isatty=sys.stderr.isatty())
+                   stdin_isatty=sys.stdin.isatty(), stderr_isatty=sys.stderr.isatty(),
+                   stdout_isatty=sys.stdout.isatty())
 
     def write_stdout(self, text: str) -> None:
         # In pieces, flushing each: when the reader goes away mid-write the kernel

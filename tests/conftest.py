@@ -53,7 +53,8 @@ def fixture_path(*parts: str) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def offline_tokenizers(tmp_path_factory):
-    """tiktoken reads only a private cache; Hugging Face never goes online."""
+    """tiktoken reads only a private cache; Hugging Face never goes online; scores are
+    cached in a private folder, never the user's."""
     import tiktoken.load
 
     cache = tmp_path_factory.mktemp("tiktoken-cache")
@@ -63,6 +64,7 @@ def offline_tokenizers(tmp_path_factory):
             shutil.copy(source, cache / hashlib.sha1(url.encode()).hexdigest())
     os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
     os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["CROSSPREFILL_CACHE_DIR"] = str(tmp_path_factory.mktemp("score-cache"))
 
     def no_download(blobpath):
         raise ConnectionError(f"tests never download ({blobpath})")

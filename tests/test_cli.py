@@ -121,9 +121,9 @@ def test_query_file_is_read(llama_dir, target_dir, input_file, tmp_path):
     query = tmp_path / "q.txt"
     query.write_text("Which entry mentions a falcon?\n")
     by_file = runner.invoke(app, ["compress", str(input_file), "--query-file", str(query),
-                                  "--json", *options(llama_dir, target_dir)])
+                                  "--json", "--no-cache", *options(llama_dir, target_dir)])
     by_flag = runner.invoke(app, ["compress", str(input_file), "-q", "Which entry mentions a falcon?",
-                                  "--json", *options(llama_dir, target_dir)])
+                                  "--json", "--no-cache", *options(llama_dir, target_dir)])
     assert by_file.exit_code == 0 and by_file.stdout == by_flag.stdout
 
 

@@ -1,0 +1,144 @@
+"""What people see on stderr: the saliency heatmap, the counts, progress.
+
+The heatmap has one cell per scored unit in reading order. Colour is the unit's
+score as a percentile among all units (so one outlier does not wash the rest out),
+on a dark-blue-to-yellow scale; the glyph says what happened to it: `█` kept, `▓`
+always kept (head, tail, headers), `░` dropped. Cells wrap at the console width. For
+repository dumps, each file gets its own row of cells behind its path. Everything
+goes through one Rich console on stderr, which follows Rich's rules for colour
+(NO_COLOR, FORCE_COLOR, not a terminal) and width (COLUMNS).
+"""
+
+import contextlib
+import re
+from typing import Iterator, TextIO
+
+import numpy as np
+from rich.console import Console, Group
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from .pipeline import Progress as ProgressCallback, Result
+
+# viridis, from low to high score
+PALETTE = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779",
+           "#6ece58", "#b5de2b", "#fde725"]
+KEPT, REQUIRED, DROPPED = "█", "▓", "░"
+LABEL_WIDTH = 22
+TOP_CHUNKS = 5
+EXCERPT_CHARS = 60
+
+
+def stderr_console(stream: TextIO) -> Console:
+    return Console(file=stream, stderr=True, highlight=False)
+
+
+def percentiles(scores: list[float]) -> np.ndarray:
+    """Each score's rank among all scores, in [0, 1] (ties share the lower rank)."""
+    values = np.asarray(scores, dtype=np.float64)
+    if len(values) < 2:
+        return np.ones(len(values))
+    ranks = np.searchsorted(np.sort(values), values, side="left")
+    return ranks / (len(values) - 1)
+
+
+def colour(percentile: float) -> str:
+    return PALETTE[min(len(PALETTE) - 1, int(percentile * len(PALETTE)))]
+
+
+def heatmap(result: Result, width: int) -> Group:
+    levels = percentiles([chunk.score for chunk in result.chunks])
+    cells = [Text(REQUIRED if c.required else KEPT if c.kept else DROPPED, style=colour(level))
+             for c, level in zip(result.chunks, levels)]
+    files = getattr(result, "files", None) or []
+    rows: list[Text] = []
+    if not files:
+        rows.append(Text.assemble(*cells, overflow="fold"))
+    else:
+        starts = [chunk.start for chunk in result.chunks]
+        for file in files:
+            first = int(np.searchsorted(starts, file.start, side="left"))
+            last = int(np.searchsorted(starts, file.end, side="left"))
+            label = Text(_fit(file.path, LABEL_WIDTH).ljust(LABEL_WIDTH + 1), style="bold")
+            rows.extend(_wrapped_row(label, cells[first:last], width))
+    legend = Text.assemble(
+        ("cell", "bold"), " = one chunk in reading order   ",
+        (KEPT, colour(0.9)), " kept   ", (REQUIRED, colour(0.9)), " always kept   ",
+        (DROPPED, colour(0.9)), " dropped\n", ("colour", "bold"), " = score percentile  low ",
+        *[(KEPT, hue) for hue in PALETTE], " high")
+    title = Text(f"Saliency of {len(result.chunks)} chunks ({result.draft} draft)", style="bold")
+    return Group(title, *rows, legend)
+
+
+def _wrapped_row(label: Text, cells: list[Text], width: int) -> list[Text]:
+    per_line = max(8, width - LABEL_WIDTH - 1)
+    lines = []
+    for offset in range(0, max(1, len(cells)), per_line):
+        head = label if offset == 0 else Text(" " * (LABEL_WIDTH + 1))
+        lines.append(Text.assemble(head, *cells[offset:offset + per_line]))
+    return lines
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1):]
+
+
+def counts(result: Result) -> Table:
+    table = Table(title="Counts", title_justify="left", show_header=False, box=None,
+                  padding=(0, 2, 0, 0))
+    table.add_column(style="bold")
+    table.add_column()
+    kept = sum(chunk.kept for chunk in result.chunks)
+    rate = "" if result.keep_rate is None else f" (keep rate {result.keep_rate:g})"
+    table.add_row("target", result.target)
+    table.add_row("target tokens before", f"{result.tokens_before:,}")
+    table.add_row("target tokens after", f"{result.tokens_after:,} "
+                  f"({100 * result.tokens_after / result.tokens_before:.1f}%)")
+    table.add_row("budget", f"{result.budget:,}{rate}")
+    table.add_row("draft tokens", f"{result.draft_tokens:,} in {result.windows} "
+                  f"window{'s' if result.windows != 1 else ''}"
+                  f"{' (scores from cache)' if result.scores_cached else ''}")
+    table.add_row("chunks kept", f"{kept} of {len(result.chunks)}")
+    return table
+
+
+def top_chunks(result: Result, source_text: str) -> Table:
+    table = Table(title="Highest-scoring chunks", title_justify="left", box=None,
+                  padding=(0, 2, 0, 0))
+    table.add_column("score", justify="right")
+    table.add_column("kept")
+    table.add_column("chars", justify="right")
+    table.add_column("excerpt", overflow="ellipsis", no_wrap=True)
+    ranked = sorted(result.chunks, key=lambda chunk: (-chunk.score, chunk.start))[:TOP_CHUNKS]
+    for chunk in ranked:
+        excerpt = re.sub(r"\s+", " ", source_text[chunk.start:chunk.end]).strip()
+        table.add_row(f"{chunk.score:.4f}", "yes" if chunk.kept else "no",
+                      f"{chunk.start}-{chunk.end}", excerpt[:EXCERPT_CHARS])
+    return table
+
+
+def show_report(console: Console, result: Result, source_text: str) -> None:
+    console.print(heatmap(result, console.width))
+    console.print()
+    console.print(counts(result))
+    console.print()
+    console.print(top_chunks(result, source_text))
+
+
+@contextlib.contextmanager
+def draft_progress(console: Console, enabled: bool) -> Iterator[ProgressCallback | None]:
+    """A transient progress bar for the draft's windows, or None when not wanted."""
+    if not enabled:
+        yield None
+        return
+    progress = Progress(SpinnerColumn(), TextColumn("reading with the draft"), BarColumn(),
+                        MofNCompleteColumn(), TextColumn("windows"), TimeElapsedColumn(),
+                        console=console, transient=True)
+    task = progress.add_task("draft", total=None)
+
+    def advance(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    with progress:
+        yield advance
