@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from crossprefill_cli import scoring
+from crossprefill_cli import draft as draft_module, scoring
 from crossprefill_cli.draft import load_draft
 from crossprefill_cli.loading import builtin_path
 from crossprefill_cli.errors import ModelLoadError, UsageError
@@ -94,7 +94,8 @@ def test_windowed_scoring_covers_every_token_and_probes_only_lookahead_rows(
     assert max(seen_rows) <= 3                      # never S x S attention
     assert all(kw.get("logits_to_keep") == 1 for kw in forward_kwargs)
     windows = len(scoring.window_bounds(len(context_ids), 100))
-    assert len(forward_kwargs) == 1 + 3 + (windows - 1)  # prefill, 3 steps, 1 pass per window
+    # the last window: prefill and 3 lookahead steps; every other: prefill and one probe step
+    assert len(forward_kwargs) == 1 + 3 + 2 * (windows - 1)
 
 
 def test_sliding_window_layers_have_no_say_beyond_their_window(tmp_path):
@@ -144,3 +145,12 @@ def test_builtin_draft_loads_or_says_it_is_missing():
     else:
         with pytest.raises(ModelLoadError, match="bundled draft"):
             load_draft("builtin", device="cpu")
+
+
+def test_prefill_in_blocks_scores_like_one_block(llama_draft, monkeypatch):
+    context_ids, _ = llama_draft.encode(long_text(8))
+    query_ids = llama_draft.encode_plain(QUERY)
+    whole = llama_draft.score(context_ids, query_ids, lookahead=3, pool_kernel=13, window=150)
+    monkeypatch.setattr(draft_module, "PREFILL_BLOCK", 7)
+    blocked = llama_draft.score(context_ids, query_ids, lookahead=3, pool_kernel=13, window=150)
+    np.testing.assert_allclose(blocked, whole, rtol=1e-4, atol=1e-6)
