@@ -1,21 +1,28 @@
-"""Cutting the input into scoreable units: a required head, chunks, a required tail.
+"""Cutting the input into scoreable units.
 
 A unit is a half-open character range; units tile the input exactly (every character
 belongs to one unit), so any set of adjacent kept units is a verbatim substring.
+The caller describes the input as segments that tile it: a segment either becomes
+one unit as it is (required parts such as the head, the tail and dump file headers,
+or a signature line) or is cut into chunks of `chunk_size` draft tokens. Chunks never
+cross a segment edge, and no unit after the first is blank lines alone (they join the
+unit before them: a gap marker standing for nothing but blank lines is noise).
+
 Chunk edges start every `chunk_size` draft tokens and then move to the nearest
-boundary the profile asks for: a line start (`line`, for code), a sentence or line
-start (`sentence`, for prose: a fact stated in one sentence then sits in one chunk),
-a word boundary (`word`), or stay at the token start (`token`). Moving an edge never
-crosses a neighbouring edge, so no chunk becomes empty.
+boundary the segment asks for: a line start (`line`, for code: strictly, an edge with
+no line start to move to is dropped and the chunk grows; nearby line starts that
+begin top-level code or follow a blank line are preferred), a sentence or line start
+(`sentence`, for prose: a fact stated in one sentence then sits in one chunk), a word
+boundary (`word`), or stay at the token start (`token`). Moving an edge never crosses
+a neighbouring edge, so no chunk becomes empty.
 
 The head (the first `keep_head_lines` lines, at most `keep_head_tokens` draft tokens)
-and the tail (the last `keep_tail_tokens` draft tokens) are units of their own,
-marked required: instructions, titles and the closing question usually sit there.
+and the tail (the last `keep_tail_tokens` draft tokens) are found here too; in `line`
+mode both hold whole lines only.
 """
 
-from dataclasses import dataclass
-
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,12 +36,24 @@ SENTENCE_START = re.compile(r"(?:\n|[.!?][\"')\]]*\s+)(?=\S)")
 WORD_SEARCH_CHARS = 64
 # How far an edge may move to reach a sentence start (about half a long sentence).
 SENTENCE_SEARCH_CHARS = 160
+# How far a code chunk edge may move to reach a better line start (a few lines).
+STRUCTURE_SEARCH_CHARS = 160
 
 
 @dataclass(frozen=True)
 class Unit:
     start: int
     end: int
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of the input: chunked on `boundary`, or one unit when that is None."""
+
+    start: int
+    end: int
+    boundary: str | None = None
     required: bool = False
 
 
@@ -46,19 +65,29 @@ def is_word_boundary(text: str, pos: int) -> bool:
     return not ((before.isalnum() or before == "_") and (after.isalnum() or after == "_"))
 
 
-def snap(text: str, pos: int, low: int, high: int, boundary: str) -> int:
+def line_start_rank(text: str, pos: int) -> int:
+    """How good a chunk edge the line start `pos` is: 0 (best) to 3.
+
+    Best is top-level code right after a blank line (a new definition, usually);
+    then top-level code or anything after a blank line; a blank line is worst.
+    """
+    line_end = text.find("\n", pos)
+    line = text[pos:len(text) if line_end == -1 else line_end]
+    if not line.strip():
+        return 3
+    previous_start = text.rfind("\n", 0, max(pos - 1, 0)) + 1
+    after_blank = pos > 0 and not text[previous_start:pos].strip()
+    return (not after_blank) + line[0].isspace()
+
+
+def snap(text: str, pos: int, low: int, high: int, boundary: str) -> int | None:
     """Move `pos` to the nearest `boundary` strictly inside (low, high).
 
-    Falls back from line to word to the original position when nothing suitable
-    lies inside the range.
+    `line` is strict: None when no line starts inside the range. The others fall back
+    from sentence to word to the original position when nothing suitable lies inside.
     """
     if boundary == "line":
-        before = text.rfind("\n", low, pos)  # a line starts right after a newline
-        after = text.find("\n", pos - 1, high - 1)
-        candidates = [p + 1 for p in (before, after) if p != -1 and low < p + 1 < high]
-        if candidates:
-            return min(candidates, key=lambda p: (abs(p - pos), p))
-        boundary = "word"
+        return _snap_to_line(text, pos, low, high)
     if boundary == "sentence":
         candidates = [m.end() for m in SENTENCE_START.finditer(
             text, max(low, pos - SENTENCE_SEARCH_CHARS), min(high, pos + SENTENCE_SEARCH_CHARS))
@@ -74,8 +103,24 @@ def snap(text: str, pos: int, low: int, high: int, boundary: str) -> int:
     return pos
 
 
+def _snap_to_line(text: str, pos: int, low: int, high: int) -> int | None:
+    near_low, near_high = max(low, pos - STRUCTURE_SEARCH_CHARS), min(high, pos + STRUCTURE_SEARCH_CHARS)
+    nearby = [m.end() for m in re.finditer("\n", text[near_low:near_high])]
+    nearby = [near_low + p for p in nearby if low < near_low + p < high]
+    if nearby:
+        return min(nearby, key=lambda p: (line_start_rank(text, p), abs(p - pos), p))
+    before = text.rfind("\n", low, pos)  # a line starts right after a newline
+    after = text.find("\n", pos - 1, high - 1)
+    candidates = [p + 1 for p in (before, after) if p != -1 and low < p + 1 < high]
+    return min(candidates, key=lambda p: (abs(p - pos), p)) if candidates else None
+
+
 def head_end(text: str, starts: np.ndarray, *, lines: int, max_tokens: int, boundary: str) -> int:
-    """End of the required head: `lines` lines, cut (on a boundary) after `max_tokens`."""
+    """End of the required head: `lines` lines, cut after `max_tokens` draft tokens.
+
+    The cut lands on a word boundary, or in `line` mode on the last whole line within
+    the cap (possibly no line at all).
+    """
     if lines == 0 or max_tokens == 0:
         return 0
     end = 0
@@ -86,35 +131,57 @@ def head_end(text: str, starts: np.ndarray, *, lines: int, max_tokens: int, boun
             break
     if np.searchsorted(starts, end) > max_tokens:
         cap = int(starts[max_tokens])
+        if boundary == "line":
+            return text.rfind("\n", 0, cap) + 1
         end = snap(text, cap, 0, end, "token" if boundary == "token" else "word")
     return end
 
 
 def tail_start(text: str, starts: np.ndarray, *, tokens: int, low: int, boundary: str) -> int:
-    """Start of the required tail: the last `tokens` draft tokens, snapped, not before `low`."""
+    """Start of the required tail: the last `tokens` draft tokens, snapped, not before `low`.
+
+    In `line` mode a tail that cannot start at a line start is empty.
+    """
     if tokens == 0 or len(starts) == 0:
         return len(text)
     if tokens >= len(starts):
         return low
-    return max(low, snap(text, int(starts[-tokens]), low, len(text), boundary))
+    start = snap(text, int(starts[-tokens]), low, len(text), boundary)
+    return len(text) if start is None else max(low, start)
 
 
-def build_units(text: str, starts: np.ndarray, *, chunk_size: int, boundary: str,
-                head: int, tail: int) -> list[Unit]:
-    """Tile the text into [head] + chunks + [tail] (see the module docstring)."""
-    units = [Unit(0, head, required=True)] if head > 0 else []
-    if tail > head:
-        first = int(np.searchsorted(starts, head))
-        last = int(np.searchsorted(starts, tail))
-        edges = [head]
-        for index in range(first + chunk_size, last, chunk_size):
-            edge = snap(text, int(starts[index]), edges[-1], tail, boundary)
-            if edges[-1] < edge < tail:
-                edges.append(edge)
-        edges.append(tail)
+def chunk_edges(text: str, starts: np.ndarray, start: int, end: int, *, chunk_size: int,
+                boundary: str) -> list[int]:
+    """Edges of the chunks of [start, end): every `chunk_size` tokens, snapped."""
+    first = int(np.searchsorted(starts, start))
+    last = int(np.searchsorted(starts, end))
+    edges = [start]
+    for index in range(first + chunk_size, last, chunk_size):
+        edge = snap(text, int(starts[index]), edges[-1], end, boundary)
+        if edge is not None and edges[-1] < edge < end:
+            edges.append(edge)
+    if len(edges) > 1 and not text[edges[-1]:end].strip():
+        edges.pop()  # trailing blank lines stay with the chunk before them
+    return edges + [end]
+
+
+def build_units(text: str, starts: np.ndarray, segments: list[Segment], *,
+                chunk_size: int) -> list[Unit]:
+    """Tile the text into units, segment by segment (see the module docstring)."""
+    units: list[Unit] = []
+    for segment in segments:
+        if segment.start == segment.end:
+            continue
+        if units and not text[segment.start:segment.end].strip():
+            # a gap marker standing for blank lines alone would only add noise
+            units[-1] = Unit(units[-1].start, segment.end, units[-1].required)
+            continue
+        if segment.boundary is None:
+            units.append(Unit(segment.start, segment.end, segment.required))
+            continue
+        edges = chunk_edges(text, starts, segment.start, segment.end, chunk_size=chunk_size,
+                            boundary=segment.boundary)
         units += [Unit(a, b) for a, b in zip(edges[:-1], edges[1:])]
-    if tail < len(text):
-        units.append(Unit(tail, len(text), required=True))
     return units
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from . import chunks, selection
+from . import chunks, layout, selection
 from .cache import ScoreCache, TokenScores, cache_key
 from .errors import ModelLoadError, UsageError
 from .loading import BUILTIN, check_device_and_dtype, draft_fingerprint, quiet_transformers
@@ -99,6 +99,16 @@ class Span:
 
 
 @dataclass(frozen=True)
+class FileSpan:
+    """A file of a repository dump: its header to its footer, and its language."""
+
+    path: str
+    start: int
+    end: int
+    language: str | None
+
+
+@dataclass(frozen=True)
 class ChunkReport:
     start: int
     end: int
@@ -135,6 +145,7 @@ class Result:
     chunks: list[ChunkReport]
     scores_cached: bool = False
     warnings: list[str] = field(default_factory=list)
+    files: list[FileSpan] = field(default_factory=list)
 
     def to_json(self) -> dict:
         report = asdict(self)
@@ -179,8 +190,10 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
             on_progress: Progress | None = None) -> Analysis:
     """Score every draft token of `text` (from the cache when possible)."""
     check_text(text)
+    # An explicit delimiter marks every gap, in every file's language.
     settings = (profile if isinstance(profile, Profile) else load_profile(profile)).with_overrides(
-        chunk_size=chunk_size, pool_kernel=pool_kernel, lookahead=lookahead, delimiter=delimiter)
+        chunk_size=chunk_size, pool_kernel=pool_kernel, lookahead=lookahead, delimiter=delimiter,
+        language_delimiters=() if delimiter is not None else None)
     if query is not None and not query.strip():
         raise UsageError("the query is empty")
     if window is not None and window < 1:
@@ -225,29 +238,36 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
         raise UsageError(f"a keep rate of {rate} leaves no tokens of this "
                          f"{tokens_before}-token input; raise --keep-rate")
 
-    units = _units(text, starts, settings, counter, budget)
+    structure = layout.describe(text, line_mode=settings.boundary == "line")
+    units, needs = _units(text, starts, settings, counter, budget, structure)
     unit_of_token = chunks.token_units(starts, units)
     scores = chunks.unit_scores(importance, unit_of_token, len(units))
     bounds = [(unit.start, unit.end) for unit in units]
     costs = counter.count_batch([text[start:end] for start, end in bounds])
-    candidates = [selection.Candidate(float(score), cost, unit.required)
-                  for score, cost, unit in zip(scores, costs, units)]
-    gap_cost = max(counter.count_batch(selection.marker_variants(settings.delimiter)))
+    candidates = [selection.Candidate(float(score), cost, unit.required, unit_needs)
+                  for score, cost, unit, unit_needs in zip(scores, costs, units, needs)]
+    gap_cost = max(counter.count_batch([marker for delimiter in structure.delimiters(settings)
+                                        for marker in selection.marker_variants(delimiter)]))
+
+    def delimiter_at(position: int) -> str:
+        return settings.delimiter_for(structure.part_at(position).language)
 
     def measure(kept: list[bool]) -> int:
         return counter.count(selection.join_spans(text, selection.merge_spans(bounds, kept),
-                                                  settings.delimiter))
+                                                  delimiter_at))
 
     fitted = selection.fit_budget(candidates, budget, gap_cost, measure)
     if fitted is None:
         required = measure([c.required for c in candidates])
+        what = "the first line, the tail" + (" and every file header" if structure.dump.files
+                                             else "")
         raise UsageError(f"the budget of {budget} target tokens is smaller than what must be "
-                         f"kept ({required} tokens: the first line and the tail); raise the "
+                         f"kept ({required} tokens: {what}); raise the "
                          "budget or lower keep_head_tokens/keep_tail_tokens in a profile")
     kept, tokens_after = fitted
     spans = selection.merge_spans(bounds, kept)
     return Result(
-        text=selection.join_spans(text, spans, settings.delimiter),
+        text=selection.join_spans(text, spans, delimiter_at),
         tokens_before=tokens_before, tokens_after=tokens_after, budget=budget,
         keep_rate=rate if target_tokens is None else keep_rate,
         target=counter.name, draft=analysis.source.name, profile=settings.name,
@@ -256,6 +276,7 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
         chunks=[ChunkReport(u.start, u.end, round(float(s), 6), k, u.required)
                 for u, s, k in zip(units, scores, kept)],
         scores_cached=analysis.cached, warnings=warnings,
+        files=[FileSpan(f.path, f.start, f.end, f.language) for f in structure.dump.files],
     )
 
 
@@ -305,15 +326,16 @@ def _window_size(draft_model: "Draft", window: int | None, query_tokens: int, lo
 
 
 def _units(text: str, starts: np.ndarray, settings: Profile, counter: TargetTokenizer,
-           budget: int) -> list[chunks.Unit]:
+           budget: int, structure: layout.Layout) -> tuple[list[chunks.Unit], list[tuple[int, ...]]]:
     head = chunks.head_end(text, starts, lines=settings.keep_head_lines,
-                           max_tokens=settings.keep_head_tokens, boundary=settings.boundary)
+                           max_tokens=settings.keep_head_tokens,
+                           boundary=structure.boundary_at(0, settings.boundary))
+    tail_boundary = structure.boundary_at(len(text) - 1, settings.boundary)
     tail_tokens = settings.keep_tail_tokens
     while True:
         tail = chunks.tail_start(text, starts, tokens=tail_tokens, low=head,
-                                 boundary=settings.boundary)
+                                 boundary=tail_boundary)
         if tail_tokens == 0 or counter.count(text[tail:]) <= budget // 4:
             break
         tail_tokens //= 2
-    return chunks.build_units(text, starts, chunk_size=settings.chunk_size,
-                              boundary=settings.boundary, head=head, tail=tail)
+    return layout.units(text, starts, structure, head=head, tail=tail, profile=settings)

@@ -6,6 +6,10 @@ profiles ship inside the package (`crossprefill_cli/profiles/*.yaml`); a user's 
 may set any subset of the fields and inherits the rest from the profile named in its
 `base` field (default `text`). Unknown fields are errors, not silently ignored: a typo
 in a profile should never quietly change nothing.
+
+`language_delimiters` maps a language (as `dumps` names it from a file's path) to the
+delimiter used in that language's files; a user profile's mapping is merged over its
+base's. It is stored as sorted (language, delimiter) pairs so profiles stay hashable.
 """
 
 from dataclasses import dataclass, fields, replace
@@ -15,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from .dumps import LANGUAGES
 from .errors import UsageError
 
 BOUNDARIES = ("token", "word", "sentence", "line")
@@ -34,6 +39,11 @@ class Profile:
     keep_head_tokens: int
     keep_tail_tokens: int
     query_template: str
+    language_delimiters: tuple[tuple[str, str], ...]
+
+    def delimiter_for(self, language: str | None) -> str:
+        """The delimiter for a file in `language` (None: not a file, or unknown)."""
+        return dict(self.language_delimiters).get(language, self.delimiter)
 
     def with_overrides(self, **overrides: Any) -> "Profile":
         """A copy with the given non-None fields replaced, validated."""
@@ -97,6 +107,9 @@ def _from_mapping(mapping: dict[str, Any], *, source: str, base: Profile | None,
             raise UsageError(f"profile {source}: missing setting(s) {', '.join(missing)}")
         profile = Profile(**mapping)
     else:
+        if isinstance(mapping.get("language_delimiters"), dict):
+            mapping["language_delimiters"] = {**dict(base.language_delimiters),
+                                              **mapping["language_delimiters"]}
         profile = replace(base, **{"name": name or base.name, **mapping})
     return _validated(profile, source=source)
 
@@ -125,4 +138,21 @@ def _validated(profile: Profile, *, source: str) -> Profile:
         raise fail("delimiter must not be blank")
     if "{query}" not in profile.query_template:
         raise fail("query_template must contain {query}")
-    return profile
+    return replace(profile, language_delimiters=_language_delimiters(profile.language_delimiters,
+                                                                    fail))
+
+
+def _language_delimiters(value: Any, fail) -> tuple[tuple[str, str], ...]:
+    """Validate a language -> delimiter mapping (or the stored pairs) into sorted pairs."""
+    pairs = value.items() if isinstance(value, dict) else value if isinstance(value, tuple) else None
+    if pairs is None:
+        raise fail("language_delimiters must be a mapping of language to delimiter")
+    checked = []
+    for language, delimiter in pairs:
+        if language not in LANGUAGES:
+            raise fail(f"language_delimiters: unknown language {language!r}; known: "
+                       f"{', '.join(sorted(LANGUAGES))}")
+        if not isinstance(delimiter, str) or not delimiter.strip():
+            raise fail(f"language_delimiters: the delimiter for {language} must be a non-blank string")
+        checked.append((language, delimiter))
+    return tuple(sorted(checked))

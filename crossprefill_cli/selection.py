@@ -1,15 +1,19 @@
 """Choosing units under a target-token budget, and assembling the output.
 
 Selection is greedy by score: take units from the best down whenever the budget
-allows. The cost of a choice is the target tokens of the kept units plus one gap
+allows. A unit may need others (the signature line of the function it sits in):
+it is taken together with every needed unit not yet kept, or not at all, so a kept
+unit's needs are always kept. The cost of a choice is the target tokens of the kept units plus one gap
 marker (the delimiter) for every maximal run of dropped units, so adding a unit can
 also add or remove a marker. Target-token counts are not additive (BPE merges across
 a join), so `fit_budget` re-measures the assembled text exactly and corrects the
 budget it hands to the greedy pass until the result is within budget and close to it.
 
 The output is the kept spans in input order, adjacent units merged into one span,
-with a gap marker wherever something was dropped (also at the start or end). The
-marker is the delimiter on its own line when the gap starts at a line start, and the
+with a gap marker wherever something was dropped (also at the start or end). Each
+gap has its own delimiter (a Python file's gap reads `# ... omitted`, a Go file's
+`// ... omitted`), chosen by the offset where the gap starts. The marker is the
+delimiter on its own line when the gap starts at a line start, and the
 delimiter between spaces otherwise; whitespace already at the edges of the spans is
 reused rather than doubled.
 """
@@ -25,6 +29,7 @@ class Candidate:
     score: float
     cost: int
     required: bool = False
+    needs: tuple[int, ...] = ()  # indices of units that must be kept along with this one
 
 
 def gap_count(kept: Sequence[bool]) -> int:
@@ -37,24 +42,38 @@ def estimated_cost(candidates: Sequence[Candidate], kept: Sequence[bool], gap_co
 
 
 def select_greedy(candidates: Sequence[Candidate], budget: int, gap_cost: int) -> list[bool] | None:
-    """Required units plus the best others that fit; None if the required ones do not."""
+    """Required units plus the best others that fit; None if the required ones do not.
+
+    Needs are taken as given: the caller closes them transitively, and makes the
+    needs of required units required.
+    """
     kept = [c.required for c in candidates]
     total = estimated_cost(candidates, kept, gap_cost)
     if total > budget:
         return None
     order = sorted((i for i, c in enumerate(candidates) if not c.required),
                    key=lambda i: (-candidates[i].score, i))
-    last = len(candidates) - 1
     for i in order:
-        left_dropped = i > 0 and not kept[i - 1]
-        right_dropped = i < last and not kept[i + 1]
-        gap_change = (1 if left_dropped and right_dropped
-                      else -1 if not left_dropped and not right_dropped else 0)
-        delta = candidates[i].cost + gap_cost * gap_change
+        if kept[i]:  # already taken as another unit's need
+            continue
+        group = [j for j in (i, *candidates[i].needs) if not kept[j]]
+        delta = 0
+        for j in group:
+            delta += candidates[j].cost + gap_cost * _gap_change(kept, j)
+            kept[j] = True
         if total + delta <= budget:
-            kept[i] = True
             total += delta
+        else:
+            for j in group:
+                kept[j] = False
     return kept
+
+
+def _gap_change(kept: Sequence[bool], i: int) -> int:
+    """How the number of gaps changes when unit i is kept too."""
+    left_dropped = i > 0 and not kept[i - 1]
+    right_dropped = i < len(kept) - 1 and not kept[i + 1]
+    return 1 if left_dropped and right_dropped else -1 if not left_dropped and not right_dropped else 0
 
 
 def fit_budget(candidates: Sequence[Candidate], budget: int, gap_cost: int,
@@ -116,15 +135,16 @@ def marker_variants(delimiter: str) -> list[str]:
     return [delimiter + "\n", " " + delimiter + " ", delimiter]
 
 
-def join_spans(text: str, spans: Sequence[tuple[int, int]], delimiter: str) -> str:
-    """Kept spans in order, a gap marker wherever input was omitted."""
+def join_spans(text: str, spans: Sequence[tuple[int, int]],
+               delimiter_at: Callable[[int], str]) -> str:
+    """Kept spans in order, a gap marker (delimiter_at(gap start)) wherever input was omitted."""
     pieces: list[str] = []
     previous_text, previous_end = "", 0
     for start, end in spans:
         if start > previous_end:
-            pieces.append(gap_marker(previous_text, text[start:end], delimiter))
+            pieces.append(gap_marker(previous_text, text[start:end], delimiter_at(previous_end)))
         previous_text, previous_end = text[start:end], end
         pieces.append(previous_text)
     if previous_end < len(text):
-        pieces.append(gap_marker(previous_text, "", delimiter))
+        pieces.append(gap_marker(previous_text, "", delimiter_at(previous_end)))
     return "".join(pieces)

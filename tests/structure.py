@@ -3,8 +3,13 @@
 import re
 
 
-def assert_verbatim_structure(text: str, result, delimiter: str) -> None:
-    """Output = the reported spans, verbatim and in order, with one delimiter per gap."""
+def assert_verbatim_structure(text: str, result, delimiter: str | tuple[str, ...]) -> None:
+    """Output = the reported spans, verbatim and in order, with one delimiter per gap.
+
+    `delimiter` may be several: each gap must then be marked by one of them.
+    """
+    delimiters = (delimiter,) if isinstance(delimiter, str) else delimiter
+    marker = re.compile(r"[ \n]?(?:" + "|".join(map(re.escape, delimiters)) + ")")
     output, position, previous_end = result.text, 0, 0
     spans = [(span.start, span.end) for span in result.spans]
     assert spans, "something must be kept"
@@ -12,7 +17,7 @@ def assert_verbatim_structure(text: str, result, delimiter: str) -> None:
         assert previous_end <= start < end <= len(text)
         assert start == 0 or start > previous_end, "adjacent spans must be merged"
         if start > previous_end:
-            position = _skip_marker(output, position, delimiter)
+            position = _skip_marker(output, position, marker)
         piece = text[start:end]
         if not output.startswith(piece, position):
             assert output[position] in " \n" and output.startswith(piece, position + 1), \
@@ -21,11 +26,11 @@ def assert_verbatim_structure(text: str, result, delimiter: str) -> None:
         position += len(piece)
         previous_end = end
     if previous_end < len(text):
-        position = _skip_marker(output, position, delimiter)
+        position = _skip_marker(output, position, marker)
     assert position == len(output), "unexplained text at the end of the output"
 
 
-def _skip_marker(output: str, position: int, delimiter: str) -> int:
-    match = re.compile(r"[ \n]?" + re.escape(delimiter)).match(output, position)
+def _skip_marker(output: str, position: int, marker: re.Pattern) -> int:
+    match = marker.match(output, position)
     assert match, f"expected the delimiter at output offset {position}: {output[position:position + 40]!r}"
     return match.end()

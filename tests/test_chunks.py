@@ -28,9 +28,25 @@ def test_sentence_snap_prefers_sentence_and_line_starts():
     assert chunks.snap("no sentence end in sight", 7, 0, 24, "sentence") in (3, 12)
 
 
-def test_line_snap_falls_back_to_words_without_newlines_in_range():
+def test_line_snap_is_strict_without_newlines_in_range():
     text = "one long line without breaks"
-    assert chunks.snap(text, 10, 0, len(text), "line") in (9, 14)
+    assert chunks.snap(text, 10, 0, len(text), "line") is None
+
+
+def test_line_snap_prefers_top_level_code_after_a_blank_line():
+    text = "def a():\n    x = 1\n    y = 2\n\ndef b():\n    z = 3\n"
+    # the nearest line start is "    y = 2", but "def b" is a few lines away
+    assert chunks.snap(text, 22, 0, len(text), "line") == text.index("def b")
+    assert chunks.line_start_rank(text, text.index("def b")) == 0
+    assert chunks.line_start_rank(text, text.index("    y")) == 2
+    assert chunks.line_start_rank(text, text.index("\ndef b")) == 3  # the blank line
+
+
+def test_head_in_line_mode_holds_whole_lines_only():
+    text = "a very long first line of code\nsecond\n"
+    starts = starts_every(text, 2)
+    assert chunks.head_end(text, starts, lines=1, max_tokens=4, boundary="line") == 0
+    assert chunks.head_end(text, starts, lines=2, max_tokens=18, boundary="line") == 31
 
 
 def test_head_is_the_first_line_capped_on_a_word_boundary():
@@ -55,8 +71,10 @@ def test_units_tile_the_text_exactly(text, step, chunk_size, boundary):
     starts = starts_every(text, step)
     head = chunks.head_end(text, starts, lines=1, max_tokens=4, boundary=boundary)
     tail = chunks.tail_start(text, starts, tokens=3, low=head, boundary=boundary)
-    units = chunks.build_units(text, starts, chunk_size=chunk_size, boundary=boundary,
-                               head=head, tail=tail)
+    middle = (head + tail) // 2
+    segments = [chunks.Segment(0, head, required=True), chunks.Segment(head, middle, boundary),
+                chunks.Segment(middle, tail), chunks.Segment(tail, len(text), required=True)]
+    units = chunks.build_units(text, starts, segments, chunk_size=chunk_size)
     assert units[0].start == 0 and units[-1].end == len(text)
     assert all(a.end == b.start for a, b in zip(units, units[1:]))
     assert all(u.start < u.end for u in units)
@@ -68,7 +86,13 @@ def test_units_tile_the_text_exactly(text, step, chunk_size, boundary):
 def test_line_mode_chunks_start_at_line_starts():
     text = "".join(f"value_{i} = compute({i})\n" for i in range(60))
     starts = starts_every(text, 3)
-    units = chunks.build_units(text, starts, chunk_size=20, boundary="line", head=0,
-                               tail=len(text))
+    units = chunks.build_units(text, starts, [chunks.Segment(0, len(text), "line")], chunk_size=20)
     assert len(units) > 3
     assert all(u.start == 0 or text[u.start - 1] == "\n" for u in units)
+
+
+def test_a_line_longer_than_a_chunk_stays_whole():
+    text = "x = [" + ", ".join(map(str, range(200))) + "]\ny = 1\n"
+    units = chunks.build_units(text, starts_every(text, 3), [chunks.Segment(0, len(text), "line")],
+                               chunk_size=10)
+    assert [(u.start, u.end) for u in units] == [(0, text.index("y")), (text.index("y"), len(text))]

@@ -50,3 +50,34 @@ def test_overrides_are_validated():
     assert load_profile("text").with_overrides(chunk_size=16, lookahead=None).chunk_size == 16
     with pytest.raises(UsageError, match="pool_kernel"):
         load_profile("text").with_overrides(pool_kernel=-1)
+
+
+def test_code_profile_speaks_each_languages_comment_syntax():
+    code = load_profile("code")
+    assert code.delimiter_for("python") == "# ... omitted"
+    assert code.delimiter_for("rust") == "// ... omitted"
+    assert code.delimiter_for("sql") == "-- ... omitted"
+    assert code.delimiter_for("markdown") == code.delimiter_for(None) == "// omitted"
+    assert load_profile("text").delimiter_for("python") == "[...]"
+
+
+def test_user_language_delimiters_merge_over_the_base(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("base: code\nlanguage_delimiters:\n  python: '# snip'\n  html: '<!-- snip -->'\n")
+    profile = load_profile(str(path))
+    assert profile.delimiter_for("python") == "# snip"
+    assert profile.delimiter_for("html") == "<!-- snip -->"
+    assert profile.delimiter_for("go") == "// ... omitted"
+    hash(profile)  # profiles stay hashable
+
+
+@pytest.mark.parametrize("content, message", [
+    ("language_delimiters: [a]\n", "must be a mapping"),
+    ("language_delimiters: {pyton: '# x'}\n", "unknown language 'pyton'"),
+    ("language_delimiters: {python: '  '}\n", "non-blank string"),
+])
+def test_bad_language_delimiters_are_usage_errors(tmp_path, content, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    with pytest.raises(UsageError, match=message):
+        load_profile(str(path))

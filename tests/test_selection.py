@@ -53,11 +53,40 @@ def test_merge_spans_joins_adjacent_kept_units():
 
 def test_join_spans_puts_markers_on_their_own_line_at_line_starts():
     text = "keep one\ndrop this\nkeep two\n"
-    joined = selection.join_spans(text, [(0, 9), (19, 28)], "# ...")
+    joined = selection.join_spans(text, [(0, 9), (19, 28)], lambda _: "# ...")
     assert joined == "keep one\n# ...\nkeep two\n"
 
 
 def test_join_spans_puts_markers_between_words_mid_line():
     text = "alpha beta gamma delta"
-    assert selection.join_spans(text, [(0, 5), (16, 22)], "[...]") == "alpha [...] delta"
-    assert selection.join_spans(text, [(6, 10)], "[...]") == "[...]\nbeta [...]"
+    assert selection.join_spans(text, [(0, 5), (16, 22)], lambda _: "[...]") == "alpha [...] delta"
+    assert selection.join_spans(text, [(6, 10)], lambda _: "[...]") == "[...]\nbeta [...]"
+
+
+def test_join_spans_asks_each_gap_for_its_delimiter():
+    text = "a = 1\nb = 2\nc = 3\nd = 4\n"
+    joined = selection.join_spans(text, [(6, 12), (18, 24)],
+                                  lambda at: "# py" if at < 12 else "// go")
+    assert joined == "# py\nb = 2\n// go\nd = 4\n"
+
+
+def test_greedy_keeps_a_units_needs_with_it_or_neither():
+    # unit 2 (best) sits in a function whose signature is unit 0
+    candidates = [Candidate(0.0, 5), Candidate(0.1, 10), Candidate(0.9, 10, needs=(0,)),
+                  Candidate(0.5, 10)]
+    assert selection.select_greedy(candidates, budget=19, gap_cost=1) == [True, False, True, False]
+    # too small for the pair: the need is never kept without its owner, nor the reverse
+    assert selection.select_greedy(candidates, budget=14, gap_cost=1) == [False, False, False, True]
+
+
+@given(st.lists(st.tuples(st.floats(0, 1), st.integers(1, 30), st.integers(0, 59)),
+                min_size=1, max_size=60), st.integers(0, 600), st.integers(0, 5))
+def test_greedy_honours_needs_within_budget(raw, budget, gap_cost):
+    candidates: list[Candidate] = []
+    for i, (score, cost, need) in enumerate(raw):  # needs closed transitively, as promised
+        needs = (need, *candidates[need].needs) if need < i else ()
+        candidates.append(Candidate(score, cost, needs=needs))
+    kept = selection.select_greedy(candidates, budget, gap_cost)
+    if kept is not None:
+        assert selection.estimated_cost(candidates, kept, gap_cost) <= budget
+        assert all(kept[j] for c, k in zip(candidates, kept) if k for j in c.needs)

@@ -1,0 +1,179 @@
+"""Repository dumps: recognise the format, find every file's header, body and footer.
+
+Tools that pack a repository into one prompt write each file as a header line (or
+a few), the file's text, and sometimes closing markup:
+
+    repomix xml        <file path="P">  ...  </file>        inside <files> ... </files>
+    repomix markdown   ## File: P  + a fence  ...  the fence
+    repomix plain      ====  File: P  ====  ...
+    files-to-prompt    P  ---  ...  ---
+    files-to-prompt    <document index="N"><source>P</source><document_content> ...
+      --cxml             </document_content></document>      inside <documents> ... </documents>
+    gitingest          ====(48)  FILE: P  ====(48)  ...
+    code2prompt        `P`:  + a fence  ...  the fence
+
+`detect` tries every format and takes the one that finds the most files (at least
+one); an input no format recognises is one anonymous file. A file's region runs from
+its header to the next file's header; its footer is the *last* closing markup in that
+region (file contents may themselves contain such markup), and blank lines after the
+footer belong to it, so nothing droppable sits between two files. Container tags
+(`<files>`, `<documents>`) are reported as frame spans. Headers, footers and frames are
+what compression must always keep.
+
+The language of a file comes from its path (extension or well-known file name).
+"""
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+# Languages by extension; `PROSE` ones are read as text, every other known one as code.
+EXTENSIONS = {
+    "py": "python", "pyi": "python", "pyw": "python", "sh": "shell", "bash": "shell",
+    "zsh": "shell", "fish": "shell", "yml": "yaml", "yaml": "yaml", "toml": "toml",
+    "rb": "ruby", "pl": "perl", "pm": "perl", "r": "r", "mk": "make", "cmake": "cmake",
+    "c": "c", "h": "c", "cc": "cpp", "cpp": "cpp", "cxx": "cpp", "hpp": "cpp", "hh": "cpp",
+    "hxx": "cpp", "cs": "csharp", "java": "java", "js": "javascript", "mjs": "javascript",
+    "cjs": "javascript", "jsx": "javascript", "ts": "typescript", "tsx": "typescript",
+    "mts": "typescript", "cts": "typescript", "go": "go", "rs": "rust", "kt": "kotlin",
+    "kts": "kotlin", "swift": "swift", "scala": "scala", "dart": "dart", "php": "php",
+    "zig": "zig", "proto": "protobuf", "groovy": "groovy", "gradle": "groovy",
+    "sql": "sql", "lua": "lua", "hs": "haskell", "elm": "elm", "json": "json",
+    "html": "html", "htm": "html", "xml": "xml", "css": "css", "scss": "css",
+    "md": "markdown", "markdown": "markdown", "rst": "restructuredtext", "txt": "text",
+}
+FILE_NAMES = {"Makefile": "make", "GNUmakefile": "make", "Dockerfile": "dockerfile",
+              "CMakeLists.txt": "cmake", "Gemfile": "ruby", "Rakefile": "ruby"}
+LANGUAGES = frozenset(EXTENSIONS.values()) | frozenset(FILE_NAMES.values())
+PROSE = frozenset({"markdown", "restructuredtext", "text"})
+
+
+@dataclass(frozen=True)
+class FileRegion:
+    """One file of a dump: header [start, body_start), body, footer [body_end, end)."""
+
+    path: str
+    start: int
+    body_start: int
+    body_end: int
+    end: int
+    language: str | None
+
+
+@dataclass(frozen=True)
+class Dump:
+    """The recognised format (None: not a dump), its files and its frame spans."""
+
+    format: str | None
+    files: tuple[FileRegion, ...]
+    frame: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class DumpFormat:
+    name: str
+    header: re.Pattern        # group "path"; group "fence" when the footer repeats it
+    footer: str | None        # regex of the closing markup ("{fence}" filled in)
+    frame: tuple[str, str] | None = None  # container open and close lines
+
+
+def _line(pattern: str) -> str:
+    """A pattern for whole lines: starts at a line start, ends after its newline."""
+    return r"(?m:^)" + pattern + r"(?:\n|\Z)"
+
+
+FENCE = r"(?P<fence>`{3,}|~{3,})[^\n]*\n"
+PATH_LIKE = r"(?P<path>[^\s<>`]*[./][^\s<>`]*)"
+FORMATS = (
+    DumpFormat("repomix-xml", re.compile(_line(r'<file path="(?P<path>[^"\n]+)">')),
+               _line(r"</file>"), (_line(r"<files>"), _line(r"</files>"))),
+    DumpFormat("files-to-prompt-cxml", re.compile(_line(
+        r'<document index="\d+">\n<source>(?P<path>[^<\n]+)</source>\n<document_content>')),
+        _line(r"</document_content>\n</document>"),
+        (_line(r"<documents>"), _line(r"</documents>"))),
+    DumpFormat("repomix-markdown", re.compile(
+        r"(?m:^)## File: (?P<path>[^\n]+)\n(?:[ \t]*\n)*" + FENCE), _line(r"{fence}[ \t]*")),
+    DumpFormat("code2prompt", re.compile(
+        r"(?m:^)`(?P<path>[^`\n]+)`:[ \t]*\n(?:[ \t]*\n)*" + FENCE), _line(r"{fence}[ \t]*")),
+    DumpFormat("gitingest", re.compile(_line(r"={48}\nFILE: (?P<path>[^\n]+)\n={48}")), None),
+    DumpFormat("repomix-plain", re.compile(_line(r"={3,}\nFile: (?P<path>[^\n]+)\n={3,}")),
+               None),
+    # files-to-prompt writes "path, ---, text, blank, ---" back to back: a header sits
+    # at the start of the input, after a blank line or right after the previous file's
+    # closing "---".
+    DumpFormat("files-to-prompt", re.compile(
+        r"(?:\A|(?<=---\n)|(?<=\n\n))" + PATH_LIKE + r"\n---\n"),
+               _line(r"---")),
+)
+ANONYMOUS = Dump(None, ())
+
+
+def language_of(path: str) -> str | None:
+    name = PurePosixPath(path.strip()).name
+    if name in FILE_NAMES:
+        return FILE_NAMES[name]
+    suffix = name.rpartition(".")[2].lower() if "." in name else ""
+    return EXTENSIONS.get(suffix)
+
+
+def detect(text: str) -> Dump:
+    """The format that finds the most files in `text`, or `ANONYMOUS` (see module doc)."""
+    best = ANONYMOUS
+    for dump_format in FORMATS:
+        found = parse(text, dump_format)
+        if len(found.files) > len(best.files):
+            best = found
+    return best
+
+
+def parse(text: str, dump_format: DumpFormat) -> Dump:
+    """Read `text` as a dump of `dump_format` (no files found: an empty dump)."""
+    headers = list(dump_format.header.finditer(text))
+    if not headers:
+        return Dump(dump_format.name, ())
+    frame = _frame(text, dump_format, headers[0].start(), headers[-1].end())
+    limit = frame[-1][0] if len(frame) == 2 else len(text)
+    files = []
+    for index, header in enumerate(headers):
+        region_end = headers[index + 1].start() if index + 1 < len(headers) else limit
+        body_end = end = region_end
+        if dump_format.footer is not None:
+            footer = _last_footer(text, dump_format, header, region_end)
+            if footer is not None:
+                body_end = footer.start()
+                end = footer.end() + len(text[footer.end():region_end]) - len(
+                    text[footer.end():region_end].lstrip())
+        path = header.group("path").strip()
+        files.append(FileRegion(path, header.start(), header.end(), body_end, end,
+                                language_of(path)))
+    return Dump(dump_format.name, tuple(files), frame)
+
+
+def _last_footer(text: str, dump_format: DumpFormat, header: re.Match, region_end: int):
+    fence = re.escape(header.groupdict().get("fence") or "")
+    pattern = re.compile(dump_format.footer.replace("{fence}", fence))
+    matches = list(pattern.finditer(text, header.end(), region_end))
+    return matches[-1] if matches else None
+
+
+def _frame(text: str, dump_format: DumpFormat, first: int, last: int) -> tuple[tuple[int, int], ...]:
+    """The container's open line before the first header and close line after the last."""
+    if dump_format.frame is None:
+        return ()
+    opening = list(re.finditer(dump_format.frame[0], text[:first]))
+    closing = re.search(dump_format.frame[1], text[last:])
+    if not opening or closing is None:
+        return ()
+    return ((opening[-1].start(), opening[-1].end()),
+            (last + closing.start(), last + closing.end()))
+
+
+def anonymous_language(text: str) -> str | None:
+    """An undelimited input is Python when it parses as Python and defines something."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    defines = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    return "python" if any(isinstance(node, defines) for node in tree.body) else None

@@ -1,0 +1,146 @@
+"""The input's structure, turned into units that selection can choose from.
+
+`describe` reads the input as parts that tile it: for a repository dump (see
+`dumps`), each file's header, body and footer plus the text around the files; for
+anything else, one anonymous part. A part is *code* when its language is a known
+programming or data language (or, for unknown parts, when the profile snaps to lines)
+and prose otherwise; code is chunked on line starts, prose on the profile's boundary.
+
+`units` then cuts the parts into units:
+
+- the head, the tail, every file header and footer and the dump's frame are required
+  units, so a file with nothing kept still shows its header (and closing markup);
+- in code, every signature line(s) of a definition (see `outline`) is a unit of its
+  own (with the blank lines before it, so no gap stands for blank lines alone), and a unit that lies in a definition's body *needs* that signature unit, so
+  selection keeps "def parse(...):" above any kept line of `parse`. The needs of
+  required units are required too;
+- the rest is chunked (chunks never cross a part or a signature).
+
+The delimiter of a gap is that of the part the gap starts in: the profile's
+`language_delimiters` entry for a file's language, or its plain `delimiter`.
+"""
+
+from bisect import bisect_right
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import chunks, dumps, outline
+from .profiles import Profile
+
+
+@dataclass(frozen=True)
+class Part:
+    start: int
+    end: int
+    language: str | None = None
+    code: bool = False
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Layout:
+    dump: dumps.Dump
+    parts: tuple[Part, ...]
+
+    def part_at(self, position: int) -> Part:
+        index = bisect_right([part.start for part in self.parts], position) - 1
+        return self.parts[max(index, 0)]
+
+    def boundary_at(self, position: int, prose_boundary: str) -> str:
+        return "line" if self.part_at(position).code else prose_boundary
+
+    def delimiters(self, profile: Profile) -> set[str]:
+        """Every delimiter a gap in this input may get."""
+        return {profile.delimiter} | {profile.delimiter_for(p.language) for p in self.parts}
+
+
+def is_code(language: str | None, line_mode: bool) -> bool:
+    return line_mode if language is None else language not in dumps.PROSE
+
+
+def describe(text: str, *, line_mode: bool) -> Layout:
+    """Parts tiling `text` (see the module docstring); `line_mode`: the profile snaps to lines."""
+    dump = dumps.detect(text)
+    if not dump.files:
+        language = dumps.anonymous_language(text)
+        return Layout(dump, (Part(0, len(text), language, is_code(language, line_mode)),))
+    pieces = [Part(start, end, required=True) for start, end in dump.frame]
+    for file in dump.files:
+        code = is_code(file.language, line_mode)
+        pieces += [Part(file.start, file.body_start, file.language, code, required=True),
+                   Part(file.body_start, file.body_end, file.language, code),
+                   Part(file.body_end, file.end, file.language, code, required=True)]
+    parts, cursor = [], 0
+    for piece in sorted((p for p in pieces if p.start < p.end), key=lambda p: p.start):
+        if piece.start > cursor:  # text around the files: a preamble, a closing question
+            parts.append(Part(cursor, piece.start, code=line_mode))
+        parts.append(piece)
+        cursor = piece.end
+    if cursor < len(text):
+        parts.append(Part(cursor, len(text), code=line_mode))
+    return Layout(dump, tuple(parts))
+
+
+def segments(text: str, layout: Layout, *, head: int, tail: int,
+             prose_boundary: str) -> tuple[list[chunks.Segment], list[outline.Definition]]:
+    """Segments tiling the text, and the definitions found in its code parts."""
+    found: list[outline.Definition] = []
+    result = [chunks.Segment(0, head, required=True)]
+    for part in layout.parts:
+        low, high = max(part.start, head), min(part.end, tail)
+        if low >= high:
+            continue
+        if part.required:
+            result.append(chunks.Segment(low, high, required=True))
+            continue
+        if not part.code:
+            result.append(chunks.Segment(low, high, prose_boundary))
+            continue
+        cursor = low
+        for definition in outline.definitions(text[part.start:part.end], part.language):
+            definition = _shifted(definition, part.start)
+            found.append(definition)
+            start, end = max(definition.signature[0], cursor), min(definition.signature[1], high)
+            if not text[cursor:start].strip():  # blank lines before a definition go with it
+                start = cursor
+            if start < end:
+                result += [chunks.Segment(cursor, start, "line"), chunks.Segment(start, end)]
+                cursor = end
+        result.append(chunks.Segment(cursor, high, "line"))
+    result.append(chunks.Segment(tail, len(text), required=True))
+    return result, found
+
+
+def _shifted(definition: outline.Definition, offset: int) -> outline.Definition:
+    return outline.Definition(tuple(p + offset for p in definition.signature),
+                              tuple(p + offset for p in definition.body))
+
+
+def needs(units: list[chunks.Unit], definitions: list[outline.Definition]) -> list[tuple[int, ...]]:
+    """For each unit, the units holding the signatures of the definitions it sits in."""
+    unit_starts = [unit.start for unit in units]
+
+    def unit_at(position: int) -> int:
+        return bisect_right(unit_starts, position) - 1
+
+    needed: list[set[int]] = [set() for _ in units]
+    for definition in definitions:
+        signature_unit = unit_at(definition.signature[0])
+        body_start, body_end = definition.body
+        for index in range(unit_at(body_start), unit_at(body_end - 1) + 1):
+            if index != signature_unit:
+                needed[index].add(signature_unit)
+    return [tuple(sorted(n)) for n in needed]
+
+
+def units(text: str, starts: np.ndarray, layout: Layout, *, head: int, tail: int,
+          profile: Profile) -> tuple[list[chunks.Unit], list[tuple[int, ...]]]:
+    """Units and their needs; the needs of required units are made required."""
+    planned, definitions = segments(text, layout, head=head, tail=tail,
+                                    prose_boundary=profile.boundary)
+    built = chunks.build_units(text, starts, planned, chunk_size=profile.chunk_size)
+    unit_needs = needs(built, definitions)
+    must = {j for unit, n in zip(built, unit_needs) if unit.required for j in n}
+    built = [chunks.Unit(u.start, u.end, u.required or i in must) for i, u in enumerate(built)]
+    return built, unit_needs

@@ -1,0 +1,125 @@
+"""Where code sits: the definitions (functions, classes, ...) that enclose each line.
+
+A kept piece of a function body reads better with the function's signature above
+it, so compression keeps the signature line(s) of every definition that encloses a
+kept line. This module finds those definitions in one file's text:
+
+- Python through `ast` (exact: the signature runs from the `def`/`class` line to the
+  line before the first body statement, comment lines at its end left out);
+- everything else, and Python that does not parse, by indentation: a line that looks
+  like a definition encloses the following lines indented deeper than itself and the
+  closing `}`/`end` line (a lone `{` on the next line belongs to the signature,
+  Allman style). "Looks like a
+  definition" is a keyword (`def`, `fn`, `func`, `class`, `struct`, ...) or a call-like
+  line opening a block (`int main(void) {`), and not a control statement.
+
+Offsets are character offsets into the given text.
+"""
+
+import ast
+import re
+from dataclasses import dataclass
+
+PYTHON_DEFINITION = re.compile(r"\s*(?:async\s+def|def|class)\s")
+KEYWORD_DEFINITION = re.compile(
+    r"\b(?:def|class|function|func|fun|fn|struct|impl|interface|enum|trait|module|namespace|"
+    r"protocol|extension|procedure|macro_rules!)\b")
+CALL_LIKE = re.compile(r"[A-Za-z_$][\w$]*\s*\(")
+CONTROL = re.compile(
+    r"(?:\}\s*)?(?:if|else|elif|elsif|for|foreach|while|do|switch|case|default|try|catch|"
+    r"except|finally|with|return|match|loop|select|when|unless|until|guard|defer|go|using|"
+    r"throw|raise|yield|await|new|sizeof|typeof|assert)\b")
+COMMENT = re.compile(r"(?:#|//|/\*|\*|--|;)")
+CLOSERS = ("}", "end", ")", "]")
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A definition's signature span and the span of code it encloses."""
+
+    signature: tuple[int, int]
+    body: tuple[int, int]
+
+
+def line_starts(text: str) -> list[int]:
+    """Offsets where each line starts, plus len(text) as the end of the last line."""
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    if starts[-1] != len(text):
+        starts.append(len(text))
+    return starts
+
+
+def definitions(text: str, language: str | None) -> list[Definition]:
+    """Definitions with a non-empty body, outermost first, in order of their start."""
+    if language == "python" and "\r" not in text:  # ast counts a lone \r as a line break
+        try:
+            return _python_definitions(text)
+        except (SyntaxError, ValueError, RecursionError):
+            pass
+    return _indented_definitions(text, language)
+
+
+def _python_definitions(text: str) -> list[Definition]:
+    starts = line_starts(text)
+    lines = text.split("\n")
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        first, body_line = node.lineno - 1, node.body[0].lineno - 1
+        if body_line <= first:  # `def f(): return 1` encloses nothing below it
+            continue
+        last = body_line
+        while last - 1 > first and _is_blank_or_comment(lines[last - 1], "#"):
+            last -= 1
+        found.append(Definition((starts[first], starts[last]),
+                                (starts[last], starts[min(node.end_lineno, len(starts) - 1)])))
+    return sorted(found, key=lambda d: d.signature)
+
+
+def _is_blank_or_comment(line: str, marker: str) -> bool:
+    stripped = line.strip()
+    return not stripped or stripped.startswith(marker)
+
+
+def looks_like_definition(line: str, language: str | None) -> bool:
+    stripped = line.strip()
+    if language == "python":
+        return bool(PYTHON_DEFINITION.match(line))
+    if not stripped or COMMENT.match(stripped) or CONTROL.match(stripped) \
+            or stripped.endswith((";", ",")):
+        return False
+    if KEYWORD_DEFINITION.search(stripped):
+        return True
+    return bool(CALL_LIKE.search(stripped)) and stripped.endswith(("{", ")", ":"))
+
+
+def _indent(line: str) -> int:
+    return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
+
+
+def _indented_definitions(text: str, language: str | None) -> list[Definition]:
+    starts = line_starts(text)
+    lines = text.split("\n")
+    found = []
+    for index, line in enumerate(lines):
+        if not looks_like_definition(line, language):
+            continue
+        depth = _indent(line)
+        signature_end = index + 1
+        following = [j for j in range(index + 1, min(index + 3, len(lines))) if lines[j].strip()]
+        if following and lines[following[0]].strip() == "{" and _indent(lines[following[0]]) == depth:
+            signature_end = following[0] + 1
+        last = None
+        for j in range(signature_end, len(lines)):
+            if not lines[j].strip():
+                continue
+            if _indent(lines[j]) <= depth:
+                if last is not None and lines[j].lstrip().startswith(CLOSERS):
+                    last = j  # the block's closing brace (or `end`) belongs to it
+                break
+            last = j
+        if last is not None and last + 1 < len(starts):
+            found.append(Definition((starts[index], starts[signature_end]),
+                                    (starts[signature_end], starts[last + 1])))
+    return found

@@ -1,0 +1,326 @@
+"""Repository dumps and code: formats, structure, and what compression keeps of them."""
+
+import re
+
+import pytest
+
+from crossprefill_cli import compress, dumps, layout, outline
+from crossprefill_cli.errors import UsageError
+
+from structure import assert_verbatim_structure
+
+PYTHON = '''\
+import os
+
+
+class Store:
+    """Keeps records."""
+
+    def __init__(self, root):
+        self.root = root
+        self.items = {}
+
+    def put(self, key, value):
+        if key in self.items:
+            raise KeyError(key)
+        self.items[key] = value
+
+    def get(self, key):
+        return self.items[key]
+
+
+def largest(values):
+    best = None
+    for value in values:
+        if best is None or value > best:
+            best = value
+    return best
+'''
+
+GO = '''\
+package main
+
+func Add(a int, b int) int {
+    total := a + b
+    return total
+}
+
+func main() {
+    println(Add(1, 2))
+}
+'''
+
+SQL = "SELECT id, name\nFROM users\nWHERE active = 1;\n"
+
+
+def repomix_xml(files):
+    body = "".join(f'<file path="{p}">\n{c}</file>\n\n' for p, c in files)
+    return ("This file is a merged representation of the entire codebase.\n\n"
+            "<directory_structure>\nsrc/\n</directory_structure>\n\n<files>\n"
+            "This section contains the contents of the repository's files.\n\n"
+            f"{body}</files>\n")
+
+
+def repomix_markdown(files):
+    return "# Files\n\n" + "".join(f"## File: {p}\n```{p.rsplit('.', 1)[-1]}\n{c}```\n\n"
+                                   for p, c in files)
+
+
+def repomix_plain(files):
+    return ("=" * 64 + "\nFiles\n" + "=" * 64 + "\n\n"
+            + "".join(f"{'=' * 16}\nFile: {p}\n{'=' * 16}\n{c}\n" for p, c in files))
+
+
+def files_to_prompt(files):
+    return "".join(f"{p}\n---\n{c}\n---\n" for p, c in files)
+
+
+def files_to_prompt_cxml(files):
+    return ("<documents>\n" + "".join(
+        f'<document index="{i}">\n<source>{p}</source>\n<document_content>\n{c}'
+        "</document_content>\n</document>\n" for i, (p, c) in enumerate(files, 1))
+        + "</documents>\n")
+
+
+def gitingest(files):
+    return ("Directory structure:\n└── repo/\n    ├── store.py\n\n"
+            + "".join(f"{'=' * 48}\nFILE: {p}\n{'=' * 48}\n{c}\n\n" for p, c in files))
+
+
+def code2prompt(files):
+    return ("Project Path: repo\n\nSource Tree:\n\n```\nrepo\n```\n\n"
+            + "".join(f"`{p}`:\n\n```{p.rsplit('.', 1)[-1]}\n{c}```\n\n" for p, c in files))
+
+
+FILES = [("src/store.py", PYTHON), ("cmd/main.go", GO), ("db/users.sql", SQL)]
+WRITERS = {"repomix-xml": repomix_xml, "repomix-markdown": repomix_markdown,
+           "repomix-plain": repomix_plain, "files-to-prompt": files_to_prompt,
+           "files-to-prompt-cxml": files_to_prompt_cxml, "gitingest": gitingest,
+           "code2prompt": code2prompt}
+HEADERS = {  # each format's header of src/store.py, written out by hand
+    "repomix-xml": '<file path="src/store.py">\n',
+    "repomix-markdown": "## File: src/store.py\n```py\n",
+    "repomix-plain": f"{'=' * 16}\nFile: src/store.py\n{'=' * 16}\n",
+    "files-to-prompt": "src/store.py\n---\n",
+    "files-to-prompt-cxml": '<document index="1">\n<source>src/store.py</source>\n<document_content>\n',
+    "gitingest": f"{'=' * 48}\nFILE: src/store.py\n{'=' * 48}\n",
+    "code2prompt": "`src/store.py`:\n\n```py\n",
+}
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_every_format_is_detected_with_its_files(name):
+    text = WRITERS[name](FILES)
+    dump = dumps.detect(text)
+    assert dump.format == name
+    assert [(f.path, f.language) for f in dump.files] == [
+        ("src/store.py", "python"), ("cmd/main.go", "go"), ("db/users.sql", "sql")]
+    store = dump.files[0]
+    assert text[store.start:store.body_start] == HEADERS[name]
+    assert PYTHON in text[store.body_start:store.body_end]
+    assert all(a.end <= b.start for a, b in zip(dump.files, dump.files[1:]))
+
+
+@pytest.mark.parametrize("name, footer", [
+    ("repomix-xml", "</file>\n\n"), ("repomix-markdown", "```\n\n"),
+    ("files-to-prompt", "---\n"), ("files-to-prompt-cxml", "</document_content>\n</document>\n"),
+    ("code2prompt", "```\n\n")])
+def test_footers_are_the_closing_markup_and_the_blank_lines_after_it(name, footer):
+    text = WRITERS[name](FILES)
+    store = dumps.detect(text).files[0]
+    assert text[store.body_end:store.end] == footer
+
+
+def test_the_xml_frame_is_found():
+    text = repomix_xml(FILES)
+    assert [text[a:b] for a, b in dumps.detect(text).frame] == ["<files>\n", "</files>\n"]
+
+
+def test_closing_markup_inside_a_file_does_not_end_it():
+    inner = 'html = """\n</file>\n"""\n'
+    text = repomix_xml([("a.py", inner), ("b.py", "x = 1\n")])
+    first = dumps.detect(text).files[0]
+    assert text[first.body_start:first.body_end] == inner
+
+
+def test_unrecognised_input_is_one_anonymous_file():
+    assert dumps.detect("Just some notes.\nNothing else here.\n") == dumps.ANONYMOUS
+    assert dumps.anonymous_language(PYTHON) == "python"
+    assert dumps.anonymous_language("Just some notes.\n") is None
+
+
+@pytest.mark.parametrize("path, language", [
+    ("a/b.py", "python"), ("x.TS", "typescript"), ("Makefile", "make"), ("deploy.sh", "shell"),
+    ("README.md", "markdown"), ("LICENSE", None), ("data.unknownext", None)])
+def test_language_comes_from_the_path(path, language):
+    assert dumps.language_of(path) == language
+
+
+def test_python_definitions_come_from_ast():
+    found = outline.definitions(PYTHON, "python")
+    signatures = [PYTHON[a:b] for a, b in (d.signature for d in found)]
+    assert signatures == ["class Store:\n", "    def __init__(self, root):\n",
+                          "    def put(self, key, value):\n", "    def get(self, key):\n",
+                          "def largest(values):\n"]
+    put = found[2]
+    assert PYTHON[put.body[0]:put.body[1]].startswith("        if key in self.items:")
+    assert PYTHON[put.body[0]:put.body[1]].endswith("self.items[key] = value\n")
+
+
+def test_multiline_python_signatures_are_kept_whole():
+    code = "def f(\n    a,\n    b,\n):\n    # body\n    return a + b\n"
+    (definition,) = outline.definitions(code, "python")
+    assert code[slice(*definition.signature)] == "def f(\n    a,\n    b,\n):\n"
+
+
+def test_other_languages_use_indentation_and_braces():
+    found = outline.definitions(GO, "go")
+    assert [GO[slice(*d.signature)] for d in found] == ["func Add(a int, b int) int {\n",
+                                                        "func main() {\n"]
+    allman = "int main(void)\n{\n    return 0;\n}\n"
+    (definition,) = outline.definitions(allman, "c")
+    assert allman[slice(*definition.signature)] == "int main(void)\n{\n"
+    broken = "def f(:\n    return 1\n"  # no ast: indentation still finds it
+    assert len(outline.definitions(broken, "python")) == 1
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("public static void main(String[] args) {", True), ("fn parse(input: &str) -> u32 {", True),
+    ("if (x > 1) {", False), ("} else {", False), ("foo(bar);", False), ("// def nothing", False),
+    ("struct Point {", True), ("return compute(x)", False)])
+def test_definition_heuristic(line, expected):
+    assert outline.looks_like_definition(line, "java") is expected
+
+
+def test_layout_marks_headers_and_footers_required_and_code_as_code():
+    text = repomix_xml(FILES)
+    structure = layout.describe(text, line_mode=False)
+    required = [text[p.start:p.end] for p in structure.parts if p.required]
+    assert required[:3] == ["<files>\n", '<file path="src/store.py">\n', "</file>\n\n"]
+    assert required[-1] == "</files>\n"
+    sql = next(p for p in structure.parts if p.language == "sql" and not p.required)
+    assert sql.code and text[sql.start:sql.end] == SQL
+    assert not structure.part_at(0).code  # the preamble is prose for the text profile
+
+
+# --- what compression keeps (tiny random draft, so which chunks win is arbitrary) ---
+
+def big_python(functions: int = 40) -> str:
+    return "".join(
+        f"def handler_{i}(request, limit={i}):\n"
+        + "".join(f"    value_{j} = request.get('field_{i}_{j}', {j}) * limit\n" for j in range(8))
+        + f"    return value_0 + value_7\n\n\n" for i in range(functions))
+
+
+def dump_of(name: str) -> str:
+    return WRITERS[name]([("pkg/handlers.py", big_python(25)), ("cmd/main.go", GO * 6),
+                          ("db/users.sql", SQL * 8), ("pkg/store.py", PYTHON)])
+
+
+CODE_DELIMITERS = ("# ... omitted", "// ... omitted", "-- ... omitted", "// omitted")
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_every_header_and_footer_survives_and_the_budget_holds(llama_draft, target, name):
+    text = dump_of(name)
+    result = compress(text, draft=llama_draft, target=target, profile="code", keep_rate=0.15)
+    assert result.tokens_after == target.count(result.text) <= result.budget
+    assert result.tokens_after >= 0.9 * result.budget
+    assert_verbatim_structure(text, result, CODE_DELIMITERS)
+    kept = [(span.start, span.end) for span in result.spans]
+    for file in dumps.detect(text).files:
+        for start, end in ((file.start, file.body_start), (file.body_end, file.end)):
+            assert any(a <= start and end <= b for a, b in kept), text[start:end]
+    assert [(f.path, f.language) for f in result.files] == [
+        ("pkg/handlers.py", "python"), ("cmd/main.go", "go"), ("db/users.sql", "sql"),
+        ("pkg/store.py", "python")]
+
+
+def test_xml_dumps_stay_well_formed(llama_draft, target):
+    text = dump_of("repomix-xml")
+    result = compress(text, draft=llama_draft, target=target, profile="code", keep_rate=0.15)
+    tags = re.findall(r"(?m)^<(/?)(files?)\b", result.text)
+    depth = 0
+    for closing, _ in tags:
+        depth += -1 if closing else 1
+        assert depth >= 0
+    assert depth == 0 and len(tags) == 2 + 2 * 4
+
+
+@pytest.mark.parametrize("profile", ["code", "text"])
+def test_code_spans_are_whole_lines(llama_draft, target, profile):
+    text = dump_of("gitingest")
+    result = compress(text, draft=llama_draft, target=target, profile=profile, keep_rate=0.2)
+    for span in result.spans:
+        assert span.start == 0 or text[span.start - 1] == "\n"
+        assert span.end == len(text) or text[span.end - 1] == "\n"
+
+
+def test_text_spans_never_cut_a_word(llama_draft, target):
+    prose = " ".join(f"Sentence number {i} talks about harbours and lanterns." for i in range(200))
+    result = compress(prose, draft=llama_draft, target=target, profile="text", keep_rate=0.2)
+    for span in result.spans:
+        for edge in (span.start, span.end):
+            assert edge in (0, len(prose)) or not (prose[edge - 1].isalnum() and prose[edge].isalnum())
+
+
+def test_gaps_speak_the_language_of_their_file(llama_draft, target):
+    text = dump_of("repomix-markdown")
+    result = compress(text, draft=llama_draft, target=target, profile="code", keep_rate=0.15)
+    structure = layout.describe(text, line_mode=True)
+    previous_end = 0
+    expected = []
+    for span in result.spans:
+        if span.start > previous_end:
+            language = structure.part_at(previous_end).language
+            expected.append({"python": "# ... omitted", "go": "// ... omitted",
+                             "sql": "-- ... omitted"}.get(language, "// omitted"))
+        previous_end = span.end
+    found = re.findall(r"(?m)^(# \.\.\. omitted|// \.\.\. omitted|-- \.\.\. omitted|// omitted)$",
+                       result.text)
+    assert found == expected
+    assert {"# ... omitted", "// ... omitted"} <= set(found)
+
+
+def test_an_explicit_delimiter_marks_every_gap(llama_draft, target):
+    text = dump_of("gitingest")
+    result = compress(text, draft=llama_draft, target=target, profile="code", keep_rate=0.15,
+                      delimiter="<snip>")
+    assert_verbatim_structure(text, result, "<snip>")
+
+
+def test_kept_code_keeps_its_enclosing_signatures(llama_draft, target):
+    text = dump_of("files-to-prompt")
+    result = compress(text, draft=llama_draft, target=target, profile="code", keep_rate=0.15,
+                      chunk_size=12)
+    kept = [(span.start, span.end) for span in result.spans]
+
+    def is_kept(start, end):
+        return any(a <= start and end <= b for a, b in kept)
+
+    checked = 0
+    for file in dumps.detect(text).files:
+        body = text[file.body_start:file.body_end]
+        for definition in outline.definitions(body, file.language):
+            start, end = (file.body_start + p for p in definition.body)
+            body_lines = [m.start() for m in re.finditer(r"(?m)^.+$", text[:end]) if m.start() >= start]
+            if any(is_kept(line, line + 1) for line in body_lines):
+                checked += 1
+                signature = tuple(file.body_start + p for p in definition.signature)
+                assert is_kept(*signature), text[slice(*signature)]
+    assert checked >= 3
+
+
+def test_a_file_with_nothing_kept_collapses_to_header_delimiter_footer(llama_draft, target):
+    text = repomix_xml([("big.py", big_python(30)), ("small.go", GO)])
+    budget_result = compress(text, draft=llama_draft, target=target, profile="code",
+                             keep_rate=0.05)
+    assert '<file path="big.py">\n' in budget_result.text
+    assert re.search(r'<file path="small.go">\n(// \.\.\. omitted\n)?(.+\n)*</file>\n',
+                     budget_result.text)
+
+
+def test_a_budget_below_the_headers_names_them(llama_draft, target):
+    text = dump_of("repomix-plain")
+    with pytest.raises(UsageError, match="every file header"):
+        compress(text, draft=llama_draft, target=target, profile="code", target_tokens=30)
