@@ -28,6 +28,9 @@ def test_user_profile_inherits_from_its_base(tmp_path):
     ("boundary: paragraph\n", "boundary must be one of"),
     ("query_template: 'no placeholder'\n", "must contain {query}"),
     ("base: nothing\n", "unknown base profile"),
+    ("language_delimiters: [a]\n", "must be a mapping"),
+    ("language_delimiters: {pyton: '# x'}\n", "unknown language 'pyton'"),
+    ("language_delimiters: {python: '  '}\n", "non-blank string"),
 ])
 def test_bad_user_profiles_are_usage_errors(tmp_path, content, message):
     path = tmp_path / "bad.yaml"
@@ -69,15 +72,3 @@ def test_user_language_delimiters_merge_over_the_base(tmp_path):
     assert profile.delimiter_for("html") == "<!-- snip -->"
     assert profile.delimiter_for("go") == "// ... omitted"
     hash(profile)  # profiles stay hashable
-
-
-@pytest.mark.parametrize("content, message", [
-    ("language_delimiters: [a]\n", "must be a mapping"),
-    ("language_delimiters: {pyton: '# x'}\n", "unknown language 'pyton'"),
-    ("language_delimiters: {python: '  '}\n", "non-blank string"),
-])
-def test_bad_language_delimiters_are_usage_errors(tmp_path, content, message):
-    path = tmp_path / "bad.yaml"
-    path.write_text(content)
-    with pytest.raises(UsageError, match=message):
-        load_profile(str(path))
