@@ -22,6 +22,7 @@ The delimiter of a gap is that of the part the gap starts in: the profile's
 
 from bisect import bisect_right
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -43,8 +44,12 @@ class Layout:
     dump: dumps.Dump
     parts: tuple[Part, ...]
 
+    @cached_property
+    def _part_starts(self) -> list[int]:
+        return [part.start for part in self.parts]
+
     def part_at(self, position: int) -> Part:
-        index = bisect_right([part.start for part in self.parts], position) - 1
+        index = bisect_right(self._part_starts, position) - 1
         return self.parts[max(index, 0)]
 
     def boundary_at(self, position: int, prose_boundary: str) -> str:

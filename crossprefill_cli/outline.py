@@ -63,7 +63,7 @@ def _python_definitions(text: str) -> list[Definition]:
     starts = line_starts(text)
     lines = text.split("\n")
     found = []
-    for node in ast.walk(ast.parse(text)):
+    for node in _statements(ast.parse(text)):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
         first, body_line = node.lineno - 1, node.body[0].lineno - 1
@@ -75,6 +75,14 @@ def _python_definitions(text: str) -> list[Definition]:
         found.append(Definition((starts[first], starts[last]),
                                 (starts[last], starts[min(node.end_lineno, len(starts) - 1)])))
     return sorted(found, key=lambda d: d.signature)
+
+
+def _statements(node: ast.AST):
+    """Every statement below `node`; definitions are statements, so expressions are skipped."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.stmt, ast.excepthandler, ast.match_case)):
+            yield child
+            yield from _statements(child)
 
 
 def _is_blank_or_comment(line: str, marker: str) -> bool:
