@@ -51,13 +51,12 @@ def heatmap(result: Result, width: int) -> Group:
     levels = percentiles([chunk.score for chunk in result.chunks])
     cells = [Text(REQUIRED if c.required else KEPT if c.kept else DROPPED, style=colour(level))
              for c, level in zip(result.chunks, levels)]
-    files = getattr(result, "files", None) or []
     rows: list[Text] = []
-    if not files:
+    if not result.files:
         rows.append(Text.assemble(*cells, overflow="fold"))
     else:
         starts = [chunk.start for chunk in result.chunks]
-        for file in files:
+        for file in result.files:
             first = int(np.searchsorted(starts, file.start, side="left"))
             last = int(np.searchsorted(starts, file.end, side="left"))
             label = Text(_fit(file.path, LABEL_WIDTH).ljust(LABEL_WIDTH + 1), style="bold")
@@ -106,15 +105,15 @@ def counts(result: Result) -> Table:
 def top_chunks(result: Result, source_text: str) -> Table:
     table = Table(title="Highest-scoring chunks", title_justify="left", box=None,
                   padding=(0, 2, 0, 0))
-    table.add_column("score", justify="right")
-    table.add_column("kept")
-    table.add_column("chars", justify="right")
-    table.add_column("excerpt", overflow="ellipsis", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("kept", no_wrap=True, min_width=4)
+    table.add_column("line", justify="right", no_wrap=True)
+    table.add_column("excerpt", overflow="ellipsis", no_wrap=True, ratio=1)
     ranked = sorted(result.chunks, key=lambda chunk: (-chunk.score, chunk.start))[:TOP_CHUNKS]
     for chunk in ranked:
         excerpt = re.sub(r"\s+", " ", source_text[chunk.start:chunk.end]).strip()
         table.add_row(f"{chunk.score:.4f}", "yes" if chunk.kept else "no",
-                      f"{chunk.start}-{chunk.end}", excerpt[:EXCERPT_CHARS])
+                      str(source_text.count("\n", 0, chunk.start) + 1), excerpt[:EXCERPT_CHARS])
     return table
 
 

@@ -129,3 +129,16 @@ def test_progress_callback_only_when_enabled(tmp_path):
     with draft_progress(console, enabled=True) as callback:
         callback(1, 3)
         callback(3, 3)
+
+
+def test_inspect_labels_heatmap_rows_with_the_files_of_a_dump(llama_dir, target_dir):
+    rule = "=" * 48
+    dump = "".join(f"{rule}\nFILE: pkg/{name}.py\n{rule}\n" +
+                   "".join(f"def {name}_{i}(x):\n    return x + {i}\n\n" for i in range(40))
+                   for name in ("alpha", "beta"))
+    result = runner.invoke(app, ["inspect", "-p", "code", "-d", str(llama_dir), "-t", str(target_dir)],
+                           input=dump, env={"COLUMNS": "80", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.stderr
+    labelled = [line for line in result.stderr.splitlines() if line.startswith("pkg/")]
+    assert [line.split()[0] for line in labelled] == ["pkg/alpha.py", "pkg/beta.py"]
+    assert all(len(line) <= 80 for line in result.stderr.splitlines())
