@@ -14,21 +14,26 @@ HANDBOOK = Path("/usr/share/doc/debian-handbook/html/en-US")
 
 
 class _Paragraphs(html.parser.HTMLParser):
+    """Text of every paragraph: `<p>`, and `<div class="para">` (the handbook's own markup)."""
+
     def __init__(self):
         super().__init__()
-        self.depth, self.current, self.paragraphs = 0, [], []
+        self.tag, self.depth, self.current, self.paragraphs = None, 0, [], []
 
     def handle_starttag(self, tag, attrs):
-        if tag == "p":
+        if self.tag is None and (tag == "p" or (tag == "div" and ("class", "para") in attrs)):
+            self.tag = tag
+        if tag == self.tag:
             self.depth += 1
 
     def handle_endtag(self, tag):
-        if tag == "p" and self.depth:
+        if tag == self.tag:
             self.depth -= 1
-            text = re.sub(r"\s+", " ", "".join(self.current)).strip()
-            if len(text) > 80:
-                self.paragraphs.append(text)
-            self.current = []
+            if self.depth == 0:
+                text = re.sub(r"\s+", " ", "".join(self.current)).strip()
+                if len(text) > 80:
+                    self.paragraphs.append(text)
+                self.tag, self.current = None, []
 
     def handle_data(self, data):
         if self.depth:
