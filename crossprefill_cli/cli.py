@@ -29,7 +29,7 @@ import typer
 from .cache import ScoreCache
 from .environment import Environment, write_atomically
 from .errors import CrossprefillError, InputError, UsageError
-from .pipeline import (Analysis, DraftSource, analyse, check_budget_options, finish,
+from .pipeline import (Analysis, DraftSource, Result, analyse, check_budget_options, finish,
                        resolve_target)
 from .source import decode_input
 from .target import TargetTokenizer
@@ -145,11 +145,8 @@ def compress_command(
     """Compress INPUT to a target-token budget; the result goes to stdout."""
     env: Environment = ctx.obj or Environment.from_sys()
     with _reporting_errors(env):
-        check_budget_options(keep_rate, target_tokens)
-        text, analysis, counter = _read_and_analyse(env, input_path, reading)
-        result = finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens, target=counter)
-        _emit(env, json.dumps(result.to_json(), ensure_ascii=False, indent=2) + "\n"
-              if json_report else result.text, output)
+        text, result = _compressed(env, input_path, reading, keep_rate, target_tokens)
+        _emit(env, _json(result.to_json()) if json_report else result.text, output)
         if heatmap or (heatmap is None and env.stderr_isatty):
             from .render import show_report, stderr_console
             show_report(stderr_console(env.stderr), result, text)
@@ -169,13 +166,11 @@ def inspect_command(
     """Show which parts of INPUT the draft finds salient, and what a budget keeps (stderr)."""
     env: Environment = ctx.obj or Environment.from_sys()
     with _reporting_errors(env):
-        check_budget_options(keep_rate, target_tokens)
-        text, analysis, counter = _read_and_analyse(env, input_path, reading)
-        result = finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens, target=counter)
+        text, result = _compressed(env, input_path, reading, keep_rate, target_tokens)
         from .render import show_report, stderr_console
         show_report(stderr_console(env.stderr), result, text)
         if json_report:
-            _emit(env, json.dumps(result.to_json(), ensure_ascii=False, indent=2) + "\n", None)
+            _emit(env, _json(result.to_json()), None)
 
 
 @app.command("estimate")
@@ -211,7 +206,7 @@ def estimate_command(
         text, analysis, counter = _read_and_analyse(env, input_path, reading)
         report = estimate(analysis, counter, rates, context_window=context_window,
                           price_per_mtok=price_per_mtok, must_keep=must_keep or [])
-        _emit(env, json.dumps(report, ensure_ascii=False, indent=2) + "\n" if json_report
+        _emit(env, _json(report) if json_report
               else render_estimate(report, color=env.stdout_isatty), None)
 
 
@@ -225,6 +220,17 @@ def _parse_rates(value: str) -> list[float]:
     for rate in rates:
         check_budget_options(rate, None)
     return rates
+
+
+def _compressed(env: Environment, input_path: str | None, reading: Reading,
+                keep_rate: float | None, target_tokens: int | None) -> tuple[str, Result]:
+    check_budget_options(keep_rate, target_tokens)
+    text, analysis, counter = _read_and_analyse(env, input_path, reading)
+    return text, finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens, target=counter)
+
+
+def _json(report: dict) -> str:
+    return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
 
 
 def _read_and_analyse(env: Environment, input_path: str | None,
