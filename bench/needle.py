@@ -9,6 +9,9 @@ are this benchmark's own: narrative sentences whose wording appears nowhere in t
 draft's training templates (scripts/draft_facts.py).
 
     python -m bench.needle --lengths 4000,16000 --rates 0.1,0.125,0.25 --cases 20
+
+`--window N` scores in windows of N draft tokens; on haystacks short enough for one
+window, running with and without it shows what windowing costs.
 """
 
 import argparse
@@ -90,13 +93,15 @@ def run(args) -> None:
                 for rate in args.rates:
                     started = time.perf_counter()
                     result = compress(case.text, draft=draft, target=target, query=case.query,
-                                      keep_rate=rate, scorer=scorer or random_scorer(index))
+                                      keep_rate=rate, window=args.window,
+                                      scorer=scorer or random_scorer(index))
                     if name.startswith("crossprefill"):
                         seconds[length] += time.perf_counter() - started
                     kept[name, length, rate] += case.needle in result.text
             print(f"  {length} tokens, case {index + 1}/{args.cases} done", flush=True)
+    window = f"window {args.window} draft tokens" if args.window else "default window"
     print(f"\nNeedle kept (whole sentence verbatim), {args.cases} cases per cell, "
-          f"target {target.name}, draft {args.draft}\n")
+          f"target {target.name}, draft {args.draft}, {window}\n")
     header = [f"{n // 1000}k @ {r:g}" for n in args.lengths for r in args.rates]
     print("| method | " + " | ".join(header) + " |")
     print("|---" * (len(header) + 1) + "|")
@@ -119,6 +124,8 @@ def main() -> None:
     parser.add_argument("--rates", default="0.1,0.125,0.25",
                         type=lambda s: [float(x) for x in s.split(",")])
     parser.add_argument("--cases", type=int, default=20)
+    parser.add_argument("--window", type=int, help="draft tokens per window (default: the "
+                        "draft's context), to compare windowed and whole-input scoring")
     run(parser.parse_args())
 
 
