@@ -18,6 +18,12 @@ and prose otherwise; code is chunked on line starts, prose on the profile's boun
 
 The delimiter of a gap is that of the part the gap starts in: the profile's
 `language_delimiters` entry for a file's language, or its plain `delimiter`.
+
+`cover_definitions` gives selection function-level coverage (the `code` profile's
+`cover_definitions`): a unit in a definition's body scores at least what the
+definition's signature scores. When the query names a function, the draft attends to
+its signature; the body, where the bug is, then comes along instead of being ranked
+chunk by chunk on its own.
 """
 
 from bisect import bisect_right
@@ -149,3 +155,13 @@ def units(text: str, starts: np.ndarray, layout: Layout, *, head: int, tail: int
     must = {j for unit, n in zip(built, unit_needs) if unit.required for j in n}
     built = [chunks.Unit(u.start, u.end, u.required or i in must) for i, u in enumerate(built)]
     return built, unit_needs
+
+
+def cover_definitions(scores: np.ndarray, unit_needs: list[tuple[int, ...]]) -> np.ndarray:
+    """Function-level coverage: a unit scores at least what the signature of the
+    innermost definition it sits in scores (the last of its needs, in input order)."""
+    covered = np.array(scores, dtype=np.float64)
+    for index, needed in enumerate(unit_needs):
+        if needed:
+            covered[index] = max(covered[index], scores[needed[-1]])
+    return covered

@@ -242,6 +242,8 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
     units, needs = _units(text, starts, settings, counter, budget, structure)
     unit_of_token = chunks.token_units(starts, units)
     scores = chunks.unit_scores(importance, unit_of_token, len(units))
+    if settings.cover_definitions:
+        scores = layout.cover_definitions(scores, needs)
     bounds = [(unit.start, unit.end) for unit in units]
     costs = counter.count_batch([text[start:end] for start, end in bounds])
     candidates = [selection.Candidate(float(score), cost, unit.required, unit_needs)

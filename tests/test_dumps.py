@@ -313,11 +313,32 @@ def test_kept_code_keeps_its_enclosing_signatures(llama_draft, target):
 
 def test_a_file_with_nothing_kept_collapses_to_header_delimiter_footer(llama_draft, target):
     text = repomix_xml([("big.py", big_python(30)), ("small.go", GO)])
-    budget_result = compress(text, draft=llama_draft, target=target, profile="code",
-                             keep_rate=0.05)
-    assert '<file path="big.py">\n' in budget_result.text
-    assert re.search(r'<file path="small.go">\n(// \.\.\. omitted\n)?(.+\n)*</file>\n',
-                     budget_result.text)
+    small = text.index('<file path="small.go">')
+
+    def prefer_small(draft, request):  # only the Go file matters
+        return (request.token_starts >= small).astype(float)
+
+    expected = ("This file is a merged representation of the entire codebase.\n// omitted\n"
+                '<files>\n// omitted\n<file path="big.py">\n# ... omitted\n</file>\n\n'
+                f'<file path="small.go">\n{GO}</file>\n\n</files>\n')
+    result = compress(text, draft=llama_draft, target=target, profile="code",
+                      target_tokens=target.count(expected), scorer=prefer_small)
+    assert result.text == expected
+
+
+def test_function_level_coverage_keeps_the_body_of_a_function_the_scores_point_at(
+        llama_draft, target):
+    text = big_python(30)
+    signature = text.index("def handler_17(")
+    body_end = text.index("def handler_18(")
+
+    def point_at_signature(draft, request):  # the draft looks at one signature only
+        return ((request.token_starts >= signature)
+                & (request.token_starts < text.index("\n", signature))).astype(float)
+
+    result = compress(text, draft=llama_draft, target=target, profile="code", keep_rate=0.15,
+                      scorer=point_at_signature)
+    assert text[signature:body_end] in result.text
 
 
 def test_a_budget_below_the_headers_names_them(llama_draft, target):
