@@ -78,9 +78,28 @@ class DumpFormat:
     frame: tuple[str, str] | None = None  # container open and close lines
 
 
+def _crlf(pattern: str) -> str:
+    r"""Let every `\n` of `pattern` outside a character class also match `\r\n`."""
+    out, in_class, index = [], False, 0
+    while index < len(pattern):
+        piece = pattern[index:index + 2]
+        if piece in ("\\[", "\\]") or (piece[0] == "\\" and piece != "\\n"):
+            out.append(piece)
+            index += 2
+            continue
+        if piece == "\\n" and not in_class:
+            out.append(r"\r?\n")
+            index += 2
+            continue
+        in_class = (in_class or pattern[index] == "[") and pattern[index] != "]"
+        out.append(pattern[index])
+        index += 1
+    return "".join(out)
+
+
 def _line(pattern: str) -> str:
     """A pattern for whole lines: starts at a line start, ends after its newline."""
-    return r"(?m:^)" + pattern + r"(?:\n|\Z)"
+    return _crlf(r"(?m:^)" + pattern + r"(?:\n|\Z)")
 
 
 FENCE = r"(?P<fence>`{3,}|~{3,})[^\n]*\n"
@@ -92,18 +111,18 @@ FORMATS = (
         r'<document index="\d+">\n<source>(?P<path>[^<\n]+)</source>\n<document_content>')),
         _line(r"</document_content>\n</document>"),
         (_line(r"<documents>"), _line(r"</documents>"))),
-    DumpFormat("repomix-markdown", re.compile(
-        r"(?m:^)## File: (?P<path>[^\n]+)\n(?:[ \t]*\n)*" + FENCE), _line(r"{fence}[ \t]*")),
-    DumpFormat("code2prompt", re.compile(
-        r"(?m:^)`(?P<path>[^`\n]+)`:[ \t]*\n(?:[ \t]*\n)*" + FENCE), _line(r"{fence}[ \t]*")),
+    DumpFormat("repomix-markdown", re.compile(_crlf(
+        r"(?m:^)## File: (?P<path>[^\n]+)\n(?:[ \t]*\n)*" + FENCE)), _line(r"{fence}[ \t]*")),
+    DumpFormat("code2prompt", re.compile(_crlf(
+        r"(?m:^)`(?P<path>[^`\n]+)`:[ \t]*\n(?:[ \t]*\n)*" + FENCE)), _line(r"{fence}[ \t]*")),
     DumpFormat("gitingest", re.compile(_line(r"={48}\nFILE: (?P<path>[^\n]+)\n={48}")), None),
     DumpFormat("repomix-plain", re.compile(_line(r"={3,}\nFile: (?P<path>[^\n]+)\n={3,}")),
                None),
     # files-to-prompt writes "path, ---, text, blank, ---" back to back: a header sits
     # at the start of the input, after a blank line or right after the previous file's
-    # closing "---".
+    # closing "---" (lookbehinds are fixed-width, so CRLF gets its own).
     DumpFormat("files-to-prompt", re.compile(
-        r"(?:\A|(?<=---\n)|(?<=\n\n))" + PATH_LIKE + r"\n---\n"),
+        r"(?:\A|(?<=---\n)|(?<=\n\n)|(?<=---\r\n)|(?<=\n\r\n))" + _crlf(PATH_LIKE + r"\n---\n")),
                _line(r"---")),
 )
 ANONYMOUS = Dump(None, ())

@@ -131,6 +131,16 @@ def test_footers_are_the_closing_markup_and_the_blank_lines_after_it(name, foote
     assert text[store.body_end:store.end] == footer
 
 
+@pytest.mark.parametrize("name", WRITERS)
+def test_windows_line_endings_are_read_too(name):
+    text = WRITERS[name](FILES).replace("\n", "\r\n")
+    dump = dumps.detect(text)
+    assert dump.format == name
+    assert [f.path for f in dump.files] == ["src/store.py", "cmd/main.go", "db/users.sql"]
+    store = dump.files[0]
+    assert text[store.start:store.body_start] == HEADERS[name].replace("\n", "\r\n")
+
+
 def test_the_xml_frame_is_found():
     text = repomix_xml(FILES)
     assert [text[a:b] for a, b in dumps.detect(text).frame] == ["<files>\n", "</files>\n"]
@@ -220,9 +230,11 @@ def dump_of(name: str) -> str:
 CODE_DELIMITERS = ("# ... omitted", "// ... omitted", "-- ... omitted", "// omitted")
 
 
-@pytest.mark.parametrize("name", WRITERS)
-def test_every_header_and_footer_survives_and_the_budget_holds(llama_draft, target, name):
-    text = dump_of(name)
+@pytest.mark.parametrize("name, newline", [(name, "\n") for name in WRITERS]
+                         + [("repomix-xml", "\r\n")])
+def test_every_header_and_footer_survives_and_the_budget_holds(llama_draft, target, name,
+                                                               newline):
+    text = dump_of(name).replace("\n", newline)
     result = compress(text, draft=llama_draft, target=target, profile="code", keep_rate=0.15)
     assert result.tokens_after == target.count(result.text) <= result.budget
     assert result.tokens_after >= 0.9 * result.budget
