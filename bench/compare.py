@@ -12,8 +12,9 @@ tokens of the input), counted with the benchmarks' target (`bench.targets`).
 Methods. crossprefill (each draft named), then, with the first draft: random chunks and
 lexical overlap with the query (`bench.methods`: other scorers through the same
 pipeline, so only the choice of chunks differs), head and head+tail truncation
-(`bench.truncation`, with the target's tokens), and LLMLingua v1 with the same draft
-(`bench.llmlingua_runner`, in its own environment made by `setup_llmlingua.sh`).
+(`bench.truncation`, with the target's tokens), and LLMLingua v1's PromptCompressor
+with the same draft, plain and question-aware (LongLLMLingua) (`bench.llmlingua_runner`,
+in its own environment made by `setup_llmlingua.sh`).
 
 Time. Every method runs as its own process (`bench.worker`, or LLMLingua's runner) that
 reads all items as JSON, loads what it needs once, and times its work on each item with
@@ -159,9 +160,11 @@ def competitors(args, target_spec: str) -> list[Method]:
               Method("head truncation", [*ours, "head", reference, target_spec], {}),
               Method("head+tail truncation", [*ours, "head+tail", reference, target_spec], marker)]
     if args.llmlingua:
-        found.append(Method(f"LLMLingua v1 ({reference})",
-                            [str(LLMLINGUA_PYTHON), "-m", "bench.llmlingua_runner",
-                             draft_location(reference)], {}))
+        found += [Method(f"{label} ({reference})", [str(LLMLINGUA_PYTHON), "-m",
+                                                    "bench.llmlingua_runner", mode,
+                                                    draft_location(reference)], {})
+                  for label, mode in (("LLMLingua", "llmlingua"),
+                                      ("LongLLMLingua", "longllmlingua"))]
     return found
 
 

@@ -1,14 +1,22 @@
 """LLMLingua (v1) on benchmark items; run by bench.compare inside bench/.venv-llmlingua.
 
-    bench/.venv-llmlingua/bin/python -m bench.llmlingua_runner DRAFT_DIR ITEMS.json OUT.json
+    bench/.venv-llmlingua/bin/python -m bench.llmlingua_runner MODE DRAFT_DIR ITEMS.json OUT.json
 
 It runs in LLMLingua's own environment (transformers 4.46.3, see setup_llmlingua.sh)
 and takes from the project only `bench.worker.serve` (standard library only), the
 protocol every benchmarked method speaks: items in, `{text, seconds}` per item out,
 timed the same way. It loads `PromptCompressor(model_name=DRAFT_DIR, device_map="cpu")`
-once, then for each item calls
-`compress_prompt(text, question=query, target_token=N, concate_question=False)`
-(the question is not appended to the output, as crossprefill does not print it).
+once, then compresses each item in one of two modes, never appending the question to
+the output (crossprefill does not print it either):
+
+- `llmlingua`: `compress_prompt(text, question=query, target_token=N)`, the plain
+  call; with one context the question plays no part in what is kept.
+- `longllmlingua`: the question-aware recipe of LLMLingua's README (LongLLMLingua),
+  with the text split into paragraphs at blank lines as its contexts:
+  `rank_method="longllmlingua"`, `condition_in_question="after_condition"`,
+  `condition_compare=True`, `dynamic_context_compression_ratio=0.3`,
+  `context_budget="+100"`, and `reorder_context="original"` so the kept text stays in
+  input order, as every other method's does.
 
 Budgets: an item asks for `budget` *target* tokens of an input of `tokens_in` target
 tokens; LLMLingua counts in the draft's tokens, so N = budget x (draft tokens of the
@@ -58,8 +66,15 @@ def compatible_copy(folder: Path, into: Path) -> Path:
     return into
 
 
+QUESTION_AWARE = dict(rank_method="longllmlingua", condition_in_question="after_condition",
+                      condition_compare=True, dynamic_context_compression_ratio=0.3,
+                      context_budget="+100", reorder_context="original")
+
+
 def main() -> None:
-    draft, items_path, out_path = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    mode, draft, items_path, out_path = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+    if mode not in ("llmlingua", "longllmlingua"):
+        raise SystemExit(__doc__)
     with tempfile.TemporaryDirectory(prefix="llmlingua-draft-") as scratch:
         from llmlingua import PromptCompressor
 
@@ -69,9 +84,12 @@ def main() -> None:
         def compress_one(item: dict) -> str:
             draft_tokens = compressor.get_token_length(item["text"], add_special_tokens=False)
             budget = max(1, round(item["budget"] * draft_tokens / item["tokens_in"]))
-            return compressor.compress_prompt(item["text"], question=item["query"],
-                                              target_token=budget,
-                                              concate_question=False)["compressed_prompt"]
+            if mode == "llmlingua":
+                context, options = item["text"], {}
+            else:
+                context, options = item["text"].split("\n\n"), QUESTION_AWARE
+            return compressor.compress_prompt(context, question=item["query"], target_token=budget,
+                                              concate_question=False, **options)["compressed_prompt"]
 
         serve(compress_one, items_path, out_path)
 

@@ -61,6 +61,8 @@ def pipeline_method(method: str, draft_name: str, target_spec: str) -> Callable[
 
 
 def main() -> None:
+    if len(sys.argv) != 6:
+        raise SystemExit(__doc__)
     method, draft_name, target_spec, items_path, out_path = sys.argv[1:]
     compress_one = (truncation_method(method, target_spec) if method in ("head", "head+tail")
                     else pipeline_method(method, draft_name, target_spec))
