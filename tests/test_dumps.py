@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from crossprefill_cli import compress, dumps, layout, outline
 from crossprefill_cli.errors import UsageError
@@ -357,3 +358,40 @@ def test_a_budget_below_the_headers_names_them(llama_draft, target):
     text = dump_of("repomix-plain")
     with pytest.raises(UsageError, match="every file header"):
         compress(text, draft=llama_draft, target=target, profile="code", target_tokens=30)
+
+
+LINES = st.sampled_from(["x = compute(1)", "if x > 2:", "return x", "for item in items:",
+                         "def helper(a, b):", "class Box:", "", "# note", "value += 1"])
+SOURCES = st.lists(st.tuples(st.integers(0, 3), LINES), min_size=1, max_size=40).map(
+    lambda rows: "".join("    " * depth + line + "\n" for depth, line in rows))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sources=st.lists(SOURCES, min_size=1, max_size=4), name=st.sampled_from(sorted(WRITERS)),
+       rate=st.floats(0.1, 0.9))
+def test_property_dumps_keep_headers_lines_and_signatures(llama_draft, target, sources, name,
+                                                          rate):
+    files = [(f"pkg/mod_{i}.{'py' if i % 2 == 0 else 'go'}", source)
+             for i, source in enumerate(sources)]
+    text = WRITERS[name](files)
+    try:
+        result = compress(text, draft=llama_draft, target=target, profile="code", keep_rate=rate)
+    except UsageError as error:  # too small for the headers
+        assert "smaller than what must be kept" in str(error)
+        return
+    assert result.tokens_after == target.count(result.text) <= result.budget
+    assert_verbatim_structure(text, result, CODE_DELIMITERS)
+    kept = [(span.start, span.end) for span in result.spans]
+
+    def is_kept(start, end):  # an empty range (a format without footers) is trivially kept
+        return start == end or any(a <= start and end <= b for a, b in kept)
+
+    for span in result.spans:  # every part of this dump is code: whole lines only
+        assert span.start == 0 or text[span.start - 1] == "\n"
+        assert span.end == len(text) or text[span.end - 1] == "\n"
+    for file in dumps.detect(text).files:
+        assert is_kept(file.start, file.body_start) and is_kept(file.body_end, file.end)
+        for definition in outline.definitions(text[file.body_start:file.body_end], file.language):
+            body_start, body_end = (file.body_start + p for p in definition.body)
+            if any(a < body_end and body_start < b for a, b in kept):
+                assert is_kept(*(file.body_start + p for p in definition.signature))
