@@ -160,7 +160,7 @@ def chunk_edges(text: str, starts: np.ndarray, start: int, end: int, *, chunk_si
         edge = snap(text, int(starts[index]), edges[-1], end, boundary)
         if edge is not None and edges[-1] < edge < end:
             edges.append(edge)
-    if len(edges) > 1 and not text[edges[-1]:end].strip():
+    while len(edges) > 1 and not text[edges[-1]:end].strip():
         edges.pop()  # trailing blank lines stay with the chunk before them
     return edges + [end]
 

@@ -93,12 +93,12 @@ def describe(text: str, *, line_mode: bool) -> Layout:
     return Layout(dump, tuple(parts))
 
 
-def segments(text: str, layout: Layout, *, head: int, tail: int,
+def segments(text: str, structure: Layout, *, head: int, tail: int,
              prose_boundary: str) -> tuple[list[chunks.Segment], list[outline.Definition]]:
     """Segments tiling the text, and the definitions found in its code parts."""
     found: list[outline.Definition] = []
     result = [chunks.Segment(0, head, required=True)]
-    for part in layout.parts:
+    for part in structure.parts:
         low, high = max(part.start, head), min(part.end, tail)
         if low >= high:
             continue
@@ -145,10 +145,10 @@ def needs(units: list[chunks.Unit], definitions: list[outline.Definition]) -> li
     return [tuple(sorted(n)) for n in needed]
 
 
-def units(text: str, starts: np.ndarray, layout: Layout, *, head: int, tail: int,
+def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: int,
           profile: Profile) -> tuple[list[chunks.Unit], list[tuple[int, ...]]]:
     """Units and their needs; the needs of required units are made required."""
-    planned, definitions = segments(text, layout, head=head, tail=tail,
+    planned, definitions = segments(text, structure, head=head, tail=tail,
                                     prose_boundary=profile.boundary)
     built = chunks.build_units(text, starts, planned, chunk_size=profile.chunk_size)
     unit_needs = needs(built, definitions)

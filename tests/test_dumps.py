@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from crossprefill_cli import compress, dumps, layout, outline
 from crossprefill_cli.errors import UsageError
+from crossprefill_cli.profiles import load_profile
 
 from structure import assert_verbatim_structure
 
@@ -212,6 +213,24 @@ def test_layout_marks_headers_and_footers_required_and_code_as_code():
     sql = next(p for p in structure.parts if p.language == "sql" and not p.required)
     assert sql.code and text[sql.start:sql.end] == SQL
     assert not structure.part_at(0).code  # the preamble is prose for the text profile
+
+
+def test_signatures_are_units_that_body_units_need():
+    import numpy as np
+
+    starts = np.arange(0, len(PYTHON), 3)
+    structure = layout.describe(PYTHON, line_mode=True)
+    units, needs = layout.units(PYTHON, starts, structure, head=0, tail=len(PYTHON),
+                                profile=load_profile("code").with_overrides(chunk_size=4))
+    text_of = [PYTHON[u.start:u.end] for u in units]
+    put = text_of.index("    def put(self, key, value):\n")
+    store = text_of.index("class Store:\n")
+    assert all(t.strip() for t in text_of)  # blank lines join the unit before them
+    raise_line = next(i for i, t in enumerate(text_of) if "raise KeyError" in t)
+    assert needs[raise_line] == (store, put) and needs[put] == (store,)
+    assert needs[store] == ()
+    covered = layout.cover_definitions(np.eye(len(units))[put], needs)
+    assert covered[raise_line] == 1.0 and covered[store] == 0.0
 
 
 # --- what compression keeps (tiny random draft, so which chunks win is arbitrary) ---
