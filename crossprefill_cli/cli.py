@@ -83,7 +83,8 @@ class Reading:
         "--lookahead", help="Lookahead queries: the last prompt token plus greedy tokens "
         "(overrides the profile).", show_default=False)] = None
     delimiter: Annotated[Optional[str], typer.Option(
-        "--delimiter", help="Marker for omitted text (overrides the profile).", show_default=False)] = None
+        "--delimiter", help="Marker for omitted text (overrides the profile's, per-language "
+        "ones included).", show_default=False)] = None
     window: Annotated[Optional[int], typer.Option(
         "--window", help="Draft tokens scored at once (default: what the draft's context allows).",
         show_default=False)] = None
