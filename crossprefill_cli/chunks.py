@@ -89,9 +89,12 @@ def snap(text: str, pos: int, low: int, high: int, boundary: str) -> int | None:
     if boundary == "line":
         return _snap_to_line(text, pos, low, high)
     if boundary == "sentence":
+        # An edge may not take back more than half of its chunk: "1.6.1 2.0" looks like
+        # sentence ends everywhere and would otherwise leave chunks of a few characters.
+        floor = low + max(1, (pos - low) // 2)
         candidates = [m.end() for m in SENTENCE_START.finditer(
             text, max(low, pos - SENTENCE_SEARCH_CHARS), min(high, pos + SENTENCE_SEARCH_CHARS))
-            if low < m.end() < high]
+            if floor <= m.end() < high]
         if candidates:
             return min(candidates, key=lambda p: (abs(p - pos), p))
         boundary = "word"
@@ -157,7 +160,10 @@ def chunk_edges(text: str, starts: np.ndarray, start: int, end: int, *, chunk_si
     last = int(np.searchsorted(starts, end))
     edges = [start]
     for index in range(first + chunk_size, last, chunk_size):
-        edge = snap(text, int(starts[index]), edges[-1], end, boundary)
+        nominal = int(starts[index])
+        if nominal - edges[-1] < (nominal - int(starts[index - chunk_size])) // 2:
+            continue  # the last edge snapped forward past most of this chunk already
+        edge = snap(text, nominal, edges[-1], end, boundary)
         if edge is not None and edges[-1] < edge < end:
             edges.append(edge)
     while len(edges) > 1 and not text[edges[-1]:end].strip():

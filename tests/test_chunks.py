@@ -96,3 +96,11 @@ def test_a_line_longer_than_a_chunk_stays_whole():
     units = chunks.build_units(text, starts_every(text, 3), [chunks.Segment(0, len(text), "line")],
                                chunk_size=10)
     assert [(u.start, u.end) for u in units] == [(0, text.index("y")), (text.index("y"), len(text))]
+
+
+def test_sentence_edges_never_leave_a_sliver_of_a_chunk():
+    text = "Release 1.6.1 2.0 2.0.1 2.1 2.1.1 2.2 and so on. " * 40
+    starts = starts_every(text, 4)  # 32 "tokens" = 128 characters per chunk
+    units = chunks.build_units(text, starts, [chunks.Segment(0, len(text), "sentence")],
+                               chunk_size=32)
+    assert min(u.end - u.start for u in units[:-1]) >= 64

@@ -97,7 +97,8 @@ def test_estimate_finds_the_smallest_keep_rate_that_keeps_a_string(llama_dir, ta
     assert kept_at(smallest)
     if smallest > 0.01:
         assert not kept_at(round(smallest - 0.01, 2))
-    table = invoke(llama_dir, target_dir, "estimate", "--must-keep", needle).stdout
+    table = invoke(llama_dir, target_dir, "estimate", "--must-keep", needle,
+                   "--must-keep", "Entry 3:").stdout
     assert f"smallest keep rate that keeps all of them: {smallest:g}" in table
 
 
