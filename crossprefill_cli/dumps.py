@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from .outline import parse_python
+
 # Languages by extension; `PROSE` ones are read as text, every other known one as code.
 EXTENSIONS = {
     "py": "python", "pyi": "python", "pyw": "python", "sh": "shell", "bash": "shell",
@@ -191,7 +193,7 @@ def _frame(text: str, dump_format: DumpFormat, first: int, last: int) -> tuple[t
 def anonymous_language(text: str) -> str | None:
     """An undelimited input is Python when it parses as Python and defines something."""
     try:
-        tree = ast.parse(text)
+        tree = parse_python(text)
     except (SyntaxError, ValueError, RecursionError):
         return None
     defines = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)

@@ -18,6 +18,7 @@ Offsets are character offsets into the given text.
 
 import ast
 import re
+import warnings
 from dataclasses import dataclass
 
 PYTHON_DEFINITION = re.compile(r"\s*(?:async\s+def|def|class)\s")
@@ -59,11 +60,19 @@ def definitions(text: str, language: str | None) -> list[Definition]:
     return _indented_definitions(text, language)
 
 
+def parse_python(text: str) -> ast.Module:
+    """`ast.parse` without the SyntaxWarnings that odd input (`1_000abc`) makes Python
+    print on stderr: the input is data to us, not code we run."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        return ast.parse(text)
+
+
 def _python_definitions(text: str) -> list[Definition]:
     starts = line_starts(text)
     lines = text.split("\n")
     found = []
-    for node in _statements(ast.parse(text)):
+    for node in _statements(parse_python(text)):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
         first, body_line = node.lineno - 1, node.body[0].lineno - 1

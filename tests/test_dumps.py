@@ -414,3 +414,14 @@ def test_property_dumps_keep_headers_lines_and_signatures(llama_draft, target, s
             body_start, body_end = (file.body_start + p for p in definition.body)
             if any(a < body_end and body_start < b for a, b in kept):
                 assert is_kept(*(file.body_start + p for p in definition.signature))
+
+
+def test_prose_that_looks_odd_to_python_raises_no_warning():
+    import warnings
+
+    from crossprefill_cli.dumps import anonymous_language
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert anonymous_language("Version 1.2.3 was released; see 0x1Fg and 1_000abc.\n") is None
+    assert caught == []
