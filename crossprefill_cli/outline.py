@@ -61,10 +61,10 @@ def definitions(text: str, language: str | None) -> list[Definition]:
 
 
 def parse_python(text: str) -> ast.Module:
-    """`ast.parse` without the SyntaxWarnings that odd input (`1_000abc`) makes Python
+    """`ast.parse` without the warnings that odd input (`1if x`, `"\\d"`) makes Python
     print on stderr: the input is data to us, not code we run."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore")
         return ast.parse(text)
 
 

@@ -416,12 +416,13 @@ def test_property_dumps_keep_headers_lines_and_signatures(llama_draft, target, s
                 assert is_kept(*(file.body_start + p for p in definition.signature))
 
 
-def test_prose_that_looks_odd_to_python_raises_no_warning():
+def test_input_that_python_warns_about_raises_no_warning():
     import warnings
 
     from crossprefill_cli.dumps import anonymous_language
 
+    odd = 'x = 1if y else 2\n\ndef pattern():\n    return "\\d+"\n'
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert anonymous_language("Version 1.2.3 was released; see 0x1Fg and 1_000abc.\n") is None
+        assert anonymous_language(odd) == "python"
     assert caught == []
