@@ -485,7 +485,6 @@ def bench_speed(model_dir: str, n_tokens=32768, window=1024, n_look=8):
 def write_card(model_dir: Path, log: dict, bench: dict | None, limits: str = ""):
     """Model card README.md for a saved checkpoint, from the training log."""
     best_step = log.get("best", {}).get("step")
-    ev = next((e for e in log["evals"] if e["step"] == best_step), log["evals"][-1])
     size = sum(f.stat().st_size for f in model_dir.iterdir() if f.is_file())
     rows = []
     for e in log["evals"]:
