@@ -319,8 +319,6 @@ def _window_size(draft_model: "Draft", window: int | None, query_tokens: int, lo
             raise UsageError(f"the query ({query_tokens} draft tokens) leaves no room in the "
                              f"draft's context of {draft_model.context_length} tokens")
         return room
-    if window < 1:
-        raise UsageError(f"--window must be a positive number of draft tokens, got {window}")
     if window > room:
         raise UsageError(f"--window {window} plus the query and lookahead exceeds the draft's "
                          f"context of {draft_model.context_length} tokens (at most {room})")
