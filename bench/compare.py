@@ -283,7 +283,7 @@ def parse(command: str, argv: list[str]) -> argparse.Namespace:
 def run(command: str, argv: list[str]) -> None:
     """`python -m bench COMMAND ARGV...` for COMMAND in all, needle, code."""
     args = parse(command, argv)
-    started = time.perf_counter()
+    started, load = time.perf_counter(), os.getloadavg()[0]
     target = bench_target(load_draft(args.drafts[0], device="cpu"))
     target_spec = "o200k_base" if target.name == "o200k_base" else draft_location(args.drafts[0])
     if args.llmlingua:
@@ -298,7 +298,8 @@ def run(command: str, argv: list[str]) -> None:
         outcomes, startup = run_method(method, items, env)
         rows.append(summarise(method, outcomes, startup, target.count, columns))
     print(f"\n{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}, "
-          f"torch threads {torch.get_num_threads()}; target {target.name}; "
+          f"torch threads {torch.get_num_threads()}, load average {load:.1f} at the start and "
+          f"{os.getloadavg()[0]:.1f} at the end; target {target.name}; "
           f"command: python -m bench {' '.join([command, *argv])}\n")
     print_table(rows, columns)
     if "needle" in args.benchmarks:
