@@ -22,6 +22,7 @@ Each window's attention is normalised over the same kind of prompt (same length
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -192,9 +193,24 @@ def resolve_device(spec: str) -> torch.device:
 
 
 def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
+    """auto: bf16 on CUDA and on CPUs with native bf16 arithmetic, fp32 elsewhere.
+
+    Measured here (bench/dtype.py, AVX-512 BF16 CPU): bf16 scores 1.5x faster than
+    fp32 with the same chunk ranking (rank correlation 0.9998). Without native
+    support bf16 is emulated on the CPU and slower than fp32.
+    """
     if spec == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+        return torch.bfloat16 if native else torch.float32
     return TORCH_DTYPES[spec]
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no cheap way to know, stay with fp32
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def load_draft(spec: str, *, device: str = "auto", dtype: str = "auto") -> Draft:

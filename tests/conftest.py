@@ -142,7 +142,7 @@ def llama_dir(draft_dirs) -> Path:
 def llama_draft(llama_dir):
     from crossprefill_cli.draft import load_draft
 
-    return load_draft(str(llama_dir), device="cpu")
+    return load_draft(str(llama_dir), device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,7 @@ def reference_importance(folder, context_ids, query_ids, lookahead, kernel):
 @pytest.mark.parametrize("family", ["llama", "qwen3", "gpt2"])
 def test_probe_matches_eager_attention_reference(draft_dirs, family):
     folder = draft_dirs[family]
-    draft = load_draft(str(folder), device="cpu")
+    draft = load_draft(str(folder), device="cpu", dtype="float32")
     context_ids, _ = draft.encode(TEXT)
     query_ids = draft.encode_plain(QUERY)
     ours = draft.score(context_ids, query_ids, lookahead=4, pool_kernel=5, window=10_000)
@@ -154,3 +154,10 @@ def test_prefill_in_blocks_scores_like_one_block(llama_draft, monkeypatch):
     monkeypatch.setattr(draft_module, "PREFILL_BLOCK", 7)
     blocked = llama_draft.score(context_ids, query_ids, lookahead=3, pool_kernel=13, window=150)
     np.testing.assert_allclose(blocked, whole, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("native, expected", [(True, torch.bfloat16), (False, torch.float32)])
+def test_auto_dtype_on_cpu_follows_native_bf16_support(monkeypatch, native, expected):
+    monkeypatch.setattr(draft_module, "cpu_has_native_bf16", lambda: native)
+    assert draft_module.resolve_dtype("auto", torch.device("cpu")) == expected
+    assert draft_module.resolve_dtype("float32", torch.device("cpu")) == torch.float32
