@@ -1,8 +1,10 @@
 """The floor for any attention-based compressor: load the draft, tokenize, one forward.
 
-    python -m bench.plain_forward INPUT DRAFT [--window N]
+    python -m bench.plain_forward INPUT DRAFT [--window N] [--dtype auto]
 
-Loads the draft exactly as transformers does by default (SDPA attention), tokenizes
+Loads the draft as transformers does by default (SDPA attention), in the dtype
+crossprefill would pick for `--dtype` (same resolution, so both sides compare the
+same arithmetic), tokenizes
 the whole input and runs the model once with last-position logits only. With
 `--window N` it runs one such pass per window of N tokens instead (the floor for a
 draft that can only attend over N positions). Prints nothing; time it from outside.
@@ -14,6 +16,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from crossprefill_cli.draft import resolve_dtype
 from crossprefill_cli.loading import draft_location, quiet_transformers
 
 
@@ -22,11 +25,13 @@ def main() -> None:
     parser.add_argument("input")
     parser.add_argument("draft")
     parser.add_argument("--window", type=int)
+    parser.add_argument("--dtype", default="auto")
     args = parser.parse_args()
     location = draft_location(args.draft)
+    dtype = resolve_dtype(args.dtype, torch.device("cpu"))
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(location)
-        model = AutoModelForCausalLM.from_pretrained(location).eval()
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype).eval()
     ids = tokenizer(Path(args.input).read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]
     step = args.window or len(ids)
     with torch.inference_mode():

@@ -67,7 +67,9 @@ def main() -> None:
     target = bench_target(draft)
     env = {**os.environ, "CROSSPREFILL_CACHE_DIR": tempfile.mkdtemp(prefix="crossprefill-bench-")}
     python = sys.executable
-    print(f"draft {args.draft} (context {draft.context_length}), target {target.name}, "
+    print(f"draft {args.draft} (context {draft.context_length}, "
+          f"{str(next(draft.model.parameters()).dtype).removeprefix('torch.')} on both sides), "
+          f"target {target.name}, "
           f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}\n")
     print("| input tokens | draft tokens | compress | one-pass floor | ratio | windowed floor "
           "| ratio | peak memory | cached re-run |")
