@@ -1,7 +1,8 @@
 """Speed and memory of `crossprefill compress` next to the floor, measured in one run.
 
 For each input size (target tokens of Debian-handbook prose), three whole processes,
-each timed from outside with /usr/bin/time (wall seconds, peak RSS):
+each timed from outside with /usr/bin/time (wall seconds, peak RSS), best of
+`--repeats` runs:
 
 - `crossprefill compress` with the draft, `--no-cache` (the real cost);
 - the floor, `bench.plain_forward`: load the same draft, tokenize, one forward pass
@@ -29,13 +30,20 @@ from .corpora import handbook_paragraphs
 from .targets import bench_target
 
 
-def timed(command: list[str], env: dict) -> tuple[float, float]:
-    """Wall seconds and peak resident memory (GiB) of one whole process."""
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
-        subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%e %M", *command],
-                       check=True, env=env, stdout=subprocess.DEVNULL)
-        seconds, kilobytes = report.read().split()[-2:]
-    return float(seconds), int(kilobytes) / 1024 ** 2
+def timed(command: list[str], env: dict, repeats: int = 1) -> tuple[float, float]:
+    """Best wall seconds and largest peak resident memory (GiB) of `repeats` whole runs.
+
+    The best of several runs, because a single run on a shared 2-core machine varies by
+    a fifth or more (seen here: 9.4 s and 11.6 s for the same command).
+    """
+    runs = []
+    for _ in range(repeats):
+        with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+            subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%e %M", *command],
+                           check=True, env=env, stdout=subprocess.DEVNULL)
+            seconds, kilobytes = report.read().split()[-2:]
+        runs.append((float(seconds), int(kilobytes) / 1024 ** 2))
+    return min(seconds for seconds, _ in runs), max(memory for _, memory in runs)
 
 
 def prose(tokens: int, count) -> str:
@@ -60,6 +68,7 @@ def main() -> None:
     parser.add_argument("--draft", default="builtin")
     parser.add_argument("--sizes", default="1000,4000,16000,32000,64000",
                         type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--repeats", type=int, default=3, help="runs per cell; the best counts")
     parser.add_argument("--one-pass-limit", type=int, default=32000,
                         help="largest input to time the one-pass floor on (it is quadratic)")
     args = parser.parse_args()
@@ -82,13 +91,14 @@ def main() -> None:
             draft_tokens = len(draft.encode(text)[0])
             compress = [python, "-m", "crossprefill_cli", "compress", str(path), "-d", args.draft,
                         "-t", "o200k_base", "--quiet", "-r", "0.3"]
-            seconds, memory = timed([*compress, "--no-cache"], env)
+            seconds, memory = timed([*compress, "--no-cache"], env, args.repeats)
             timed(compress, env)  # fill the cache
-            rerun, _ = timed([*compress[:-1], "0.2"], env)
+            rerun, _ = timed([*compress[:-1], "0.2"], env, args.repeats)
             floor = [python, "-m", "bench.plain_forward", str(path), args.draft]
-            one_pass = timed(floor, env)[0] if draft_tokens <= args.one_pass_limit else None
+            one_pass = (timed(floor, env, args.repeats)[0] if draft_tokens <= args.one_pass_limit
+                        else None)
             window = draft.context_length - len(draft.bos_ids) - 8  # as compress, no query
-            windowed = timed([*floor, "--window", str(window)], env)[0] \
+            windowed = timed([*floor, "--window", str(window)], env, args.repeats)[0] \
                 if draft_tokens > window else one_pass
             print(f"| {size:,} | {draft_tokens:,} | {seconds:.2f} s | {_seconds(one_pass)} | "
                   f"{_ratio(seconds, one_pass)} | {_seconds(windowed)} | "
