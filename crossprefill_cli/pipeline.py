@@ -23,7 +23,8 @@ import numpy as np
 from . import chunks, layout, selection
 from .cache import ScoreCache, TokenScores, cache_key
 from .errors import ModelLoadError, UsageError
-from .loading import BUILTIN, check_device_and_dtype, draft_fingerprint, quiet_transformers
+from .loading import (BUILTIN, check_device_and_dtype, draft_fingerprint, draft_location,
+                      quiet_transformers)
 from .profiles import Profile, load_profile
 from .source import check_text
 from .target import DEFAULT_TARGET, TargetTokenizer, load_target, tokenizer_target
@@ -86,8 +87,6 @@ class DraftSource:
             return self._model.tokenizer
         from transformers import AutoTokenizer
 
-        from .loading import draft_location
-
         with quiet_transformers():
             return AutoTokenizer.from_pretrained(draft_location(self.name), trust_remote_code=False)
 
@@ -127,6 +126,7 @@ class Analysis:
     source: DraftSource
     scores: TokenScores
     cached: bool
+    structure: layout.Layout  # files, parts, languages: they do not depend on the budget
 
 
 @dataclass
@@ -206,7 +206,8 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
                         window=window, device=source.device, dtype=source.dtype)
         scores = cache.get(key, len(text))
         if scores is not None:
-            return Analysis(text, settings, query, source, scores, cached=True)
+            return Analysis(text, settings, query, source, scores, cached=True,
+                            structure=_structure(text, settings))
     model = source.load()
     token_ids, starts = model.encode(text)
     query_ids = (model.encode_plain(settings.query_template.replace("{query}", query))
@@ -219,7 +220,12 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
                          windows=-(-len(token_ids) // window_size))
     if key is not None:
         cache.put(key, scores)
-    return Analysis(text, settings, query, source, scores, cached=False)
+    return Analysis(text, settings, query, source, scores, cached=False,
+                    structure=_structure(text, settings))
+
+
+def _structure(text: str, settings: Profile) -> layout.Layout:
+    return layout.describe(text, line_mode=settings.boundary == "line")
 
 
 def finish(analysis: Analysis, *, keep_rate: float | None = None,
@@ -238,7 +244,7 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
         raise UsageError(f"a keep rate of {rate} leaves no tokens of this "
                          f"{tokens_before}-token input; raise --keep-rate")
 
-    structure = layout.describe(text, line_mode=settings.boundary == "line")
+    structure = analysis.structure
     units, needs = _units(text, starts, settings, counter, budget, structure)
     unit_of_token = chunks.token_units(starts, units)
     scores = chunks.unit_scores(importance, unit_of_token, len(units))
