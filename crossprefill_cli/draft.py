@@ -9,13 +9,13 @@ given an `AttentionProbe`, also computes the probe's queries against the prompt 
 attention; the probe adds O(heads x N x S) per layer, reduced on the spot.
 
 Scoring a window (Algorithm 1 of Upasani et al.): prefill `[BOS] + window + query`
-except its last token (in blocks, through the KV cache, computing only the last
-position's logits), then step the last prompt token and N-1 greedy lookahead tokens
+(in blocks, through the KV cache, computing only the last position's logits),
+recording the attention of its last token, then step N-1 greedy lookahead tokens
 through the cache, each step recording its attention. Inputs longer than the draft's
 window are split into equal windows; the lookahead tokens are generated once, on the
 last window (which holds the end of the input and sits next to the query), and every
-other window is prefilled the same way and then scored in one step of
-`last prompt token + lookahead` that records all N query rows.
+other window is prefilled with those lookahead tokens appended, in the same forward
+call, recording all N query rows at once.
 Each window's attention is normalised over the same kind of prompt (same length
 +/- one token, same query), which keeps scores comparable across windows.
 """
@@ -132,33 +132,39 @@ class Draft:
 
     def _score_generating(self, window_ids, query_ids, lookahead, pool_kernel):
         prompt = self.bos_ids + window_ids.tolist() + query_ids
-        past = self._prefill(prompt[:-1])
-        rows, generated, token = [], [], prompt[-1]
-        for _ in range(lookahead):
-            probe = self._probe(1, len(prompt), len(window_ids), pool_kernel)
-            output = self.model(self._tensor([token]), past_key_values=past, use_cache=True,
-                                logits_to_keep=1, crossprefill_probe=probe)
-            past = output.past_key_values
+        rows, generated = [], []
+        probe = self._probe(1, len(prompt), len(window_ids), pool_kernel)
+        output = self._forward_last_block(prompt, probe)
+        while True:
             rows.append(self._recorded(probe))
             token = int(output.logits[0, -1].argmax())
+            if len(rows) == lookahead:
+                break
             generated.append(token)
-        return scoring.token_importance(torch.cat(rows)), generated[:lookahead - 1]
+            probe = self._probe(1, len(prompt), len(window_ids), pool_kernel)
+            output = self.model(self._tensor([token]), past_key_values=output.past_key_values,
+                                use_cache=True, logits_to_keep=1, crossprefill_probe=probe)
+        return scoring.token_importance(torch.cat(rows)), generated
 
     def _score_teacher_forced(self, window_ids, query_ids, lookahead_ids, pool_kernel):
         prompt = self.bos_ids + window_ids.tolist() + query_ids
+        # The lookahead rides along with the prompt's last block: the causal mask gives
+        # each lookahead query the same keys as a cached step would, in one forward call.
         probe = self._probe(1 + len(lookahead_ids), len(prompt), len(window_ids), pool_kernel)
-        self.model(self._tensor(prompt[-1:] + lookahead_ids), past_key_values=self._prefill(prompt[:-1]),
-                   use_cache=True, logits_to_keep=1, crossprefill_probe=probe)
+        self._forward_last_block(prompt + lookahead_ids, probe)
         return scoring.token_importance(self._recorded(probe))
 
-    def _prefill(self, ids: list[int]):
-        """The KV cache of `ids`, built block by block so activations stay small."""
+    def _forward_last_block(self, ids: list[int], probe: AttentionProbe):
+        """Run `ids` through the model in blocks (the KV cache carries the earlier ones,
+        so activations stay small); the probe watches the last block, which holds its rows."""
         past = None
-        for offset in range(0, len(ids), PREFILL_BLOCK):
+        last = max(0, len(ids) - probe.rows) // PREFILL_BLOCK * PREFILL_BLOCK
+        for offset in range(0, last, PREFILL_BLOCK):
             past = self.model(self._tensor(ids[offset:offset + PREFILL_BLOCK]),
                               past_key_values=past, use_cache=True,
                               logits_to_keep=1).past_key_values
-        return past
+        return self.model(self._tensor(ids[last:]), past_key_values=past, use_cache=True,
+                          logits_to_keep=1, crossprefill_probe=probe)
 
     def _probe(self, rows: int, prompt_length: int, window_length: int,
                pool_kernel: int) -> AttentionProbe:
