@@ -10,6 +10,9 @@ draft's training templates (scripts/draft_facts.py).
 
     python -m bench.needle --lengths 4000,16000 --rates 0.1,0.125,0.25 --cases 20
 
+`--paraphrase` asks each question in other words than the fact's, sharing only the
+entity it is about: word overlap then finds the entity but not what is asked.
+
 `--window N` scores in windows of N draft tokens; on haystacks short enough for one
 window, running with and without it shows what windowing costs.
 """
@@ -31,23 +34,34 @@ NAMES = ["Oriane Vasquez", "Tomasz Okafor", "Ingrid Holloway", "Kenji Marlowe", 
 PLACES = ["Port Elsinore", "Vell Harbour", "Cairnmoor", "Saltmere", "Ostwick", "Brannock Isle"]
 THINGS = ["brass compass", "walnut chest", "blue umbrella", "porcelain teapot", "copper kettle",
           "leather satchel", "stone owl", "glass lantern"]
+# (fact, question sharing the fact's words, question in other words): the paraphrased
+# question keeps only the entity (a name or place) and says the rest differently, so
+# word overlap points at the entity, not at what is asked about it.
 NEEDLES = [
     ("Before sailing to {place}, {name} buried the {thing} beneath the third olive tree.",
-     "Where did {name} bury the {thing}?"),
+     "Where did {name} bury the {thing}?",
+     "Under what did {name} hide that object before the voyage?"),
     ("The night ferry to {place} leaves from pier {number} only on rainy Thursdays.",
-     "From which pier does the night ferry to {place} leave?"),
+     "From which pier does the night ferry to {place} leave?",
+     "Where do passengers board the late boat bound for {place}?"),
     ("{name} won the {place} chess open by sacrificing a bishop on move {number}.",
-     "On which move did {name} sacrifice a bishop?"),
+     "On which move did {name} sacrifice a bishop?",
+     "When in the game did {name} give up a piece to win the tournament?"),
     ("In the cellar of the {place} mill, the miller kept exactly {number} barrels of cider.",
-     "How many barrels of cider did the miller keep in the {place} mill?"),
+     "How many barrels of cider did the miller keep in the {place} mill?",
+     "How much apple drink was stored underground at {place}?"),
     ("After the flood, the keeper of the {place} lighthouse painted its door {colour}.",
-     "What colour is the door of the {place} lighthouse?"),
+     "What colour is the door of the {place} lighthouse?",
+     "Which shade was chosen for the entrance of the tower at {place}?"),
     ("{name} noticed that the {thing} in the hallway chimes {number} times at dawn.",
-     "How many times does the {thing} chime at dawn?"),
+     "How many times does the {thing} chime at dawn?",
+     "How often does the item that {name} observed ring early each morning?"),
     ("The oldest coin in the {place} museum was found inside a {thing} by {name}.",
-     "Who found the oldest coin of the {place} museum?"),
+     "Who found the oldest coin of the {place} museum?",
+     "Who discovered the most ancient piece of money exhibited at {place}?"),
     ("To reach the {place} observatory, hikers follow trail {number} past the frozen lake.",
-     "Which trail leads to the {place} observatory?"),
+     "Which trail leads to the {place} observatory?",
+     "What path should walkers take to get to the telescope site at {place}?"),
 ]
 COLOURS = ["saffron yellow", "sea green", "crimson", "violet", "pale turquoise"]
 
@@ -60,7 +74,7 @@ class Case:
     depth: float
 
 
-def make_case(rng: random.Random, tokens: int, count) -> Case:
+def make_case(rng: random.Random, tokens: int, count, paraphrase: bool = False) -> Case:
     paragraphs = handbook_paragraphs()
     start = rng.randrange(len(paragraphs))
     chosen, total = [], 0
@@ -70,8 +84,8 @@ def make_case(rng: random.Random, tokens: int, count) -> Case:
         total += count(paragraph + "\n\n")
     fill = dict(name=rng.choice(NAMES), place=rng.choice(PLACES), thing=rng.choice(THINGS),
                 number=str(rng.randrange(11, 98)), colour=rng.choice(COLOURS))
-    fact, question = rng.choice(NEEDLES)
-    needle, query = fact.format(**fill), question.format(**fill)
+    fact, question, paraphrased = rng.choice(NEEDLES)
+    needle, query = fact.format(**fill), (paraphrased if paraphrase else question).format(**fill)
     depth = rng.uniform(0.05, 0.95)
     at = max(1, min(len(chosen) - 1, round(depth * len(chosen))))
     chosen.insert(at, needle)
@@ -88,7 +102,7 @@ def run(args) -> None:
     for length in args.lengths:
         rng = random.Random(f"needle-{length}")
         for index in range(args.cases):
-            case = make_case(rng, length, target.count)
+            case = make_case(rng, length, target.count, args.paraphrase)
             for name, scorer in methods.items():
                 for rate in args.rates:
                     started = time.perf_counter()
@@ -100,7 +114,8 @@ def run(args) -> None:
                     kept[name, length, rate] += case.needle in result.text
             print(f"  {length} tokens, case {index + 1}/{args.cases} done", flush=True)
     window = f"window {args.window} draft tokens" if args.window else "default window"
-    print(f"\nNeedle kept (whole sentence verbatim), {args.cases} cases per cell, "
+    wording = "paraphrased questions" if args.paraphrase else "questions in the fact's words"
+    print(f"\nNeedle kept (whole sentence verbatim), {args.cases} cases per cell, {wording}, "
           f"target {target.name}, draft {args.draft}, {window}\n")
     header = [f"{n // 1000}k @ {r:g}" for n in args.lengths for r in args.rates]
     print("| method | " + " | ".join(header) + " |")
@@ -126,6 +141,8 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=20)
     parser.add_argument("--window", type=int, help="draft tokens per window (default: the "
                         "draft's context), to compare windowed and whole-input scoring")
+    parser.add_argument("--paraphrase", action="store_true",
+                        help="ask in other words than the fact's (only the entity is shared)")
     run(parser.parse_args())
 
 
