@@ -4,15 +4,23 @@ A name that can only be a path is never sent to a model hub (a typo in a path sh
 fail at once, not after the hub client's retries), and transformers' own progress bars
 and notices are kept off our stderr while loading, then restored for the caller.
 
+A hub id loads from the local Hugging Face cache first, without touching the network:
+offline or air-gapped machines then work with what they have, and quickly. Only a
+model that is not cached is fetched, and when the hub cannot be reached at all we say
+so at once, instead of after the hub client's ~50 s of retries.
+
 Nothing here imports torch or transformers at module level: resolving a draft's
 location and fingerprint must stay cheap, because a score-cache hit needs only that.
 """
 
 import contextlib
 import hashlib
+import os
+import socket
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
+from urllib.parse import urlsplit
 
 from .errors import ModelLoadError, UsageError
 
@@ -20,6 +28,9 @@ BUILTIN = "builtin"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+HUB_CONNECT_TIMEOUT = 3.0
+Loaded = TypeVar("Loaded")
 
 
 def check_device_and_dtype(device: str, dtype: str) -> None:
@@ -70,6 +81,41 @@ def looks_like_path(spec: str) -> bool:
     """True for names that can only mean a local path (never sent to a model hub)."""
     return (spec.startswith(("/", "./", "../", "~", "."))
             or "\\" in spec or spec.count("/") > 1 or Path(spec).exists())
+
+
+def load_pretrained(loader: Callable[..., Loaded], location: str, **options) -> Loaded:
+    """`loader(location, **options)` (a `from_pretrained`), from the local cache when it can.
+
+    Raises what the loader raises, or `ModelLoadError` when the model must be fetched
+    and the hub cannot be reached.
+    """
+    if Path(location).is_dir():
+        return loader(location, **options)
+    try:
+        return loader(location, local_files_only=True, **options)
+    except OSError:  # not (completely) in the cache: fetch it
+        pass
+    check_hub_reachable(location)
+    return loader(location, **options)
+
+
+def check_hub_reachable(repo_id: str) -> None:
+    """Fail at once when the Hugging Face hub cannot be reached (no retries)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise ModelLoadError(f"{repo_id} is not in the local Hugging Face cache and "
+                             "HF_HUB_OFFLINE is set")
+    if any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return  # only the proxy knows the way out; let the hub client try
+    endpoint = urlsplit(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=HUB_CONNECT_TIMEOUT).close()
+    except OSError as error:
+        raise ModelLoadError(f"{repo_id} is not in the local Hugging Face cache and "
+                             f"{endpoint.hostname} cannot be reached ({first_line(error)}); "
+                             "offline, pass a local model directory") from None
 
 
 def first_line(error: BaseException) -> str:

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import tiktoken
 
 from .errors import ModelLoadError
-from .loading import first_line, looks_like_path, quiet_transformers
+from .loading import first_line, load_pretrained, looks_like_path, quiet_transformers
 
 DEFAULT_TARGET = "o200k_base"
 
@@ -67,9 +67,11 @@ def hf_target(spec: str) -> TargetTokenizer:
 
     try:
         with quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(str(Path(spec).expanduser())
-                                                      if looks_like_path(spec) else spec,
-                                                      trust_remote_code=False)
+            tokenizer = load_pretrained(AutoTokenizer.from_pretrained,
+                                        str(Path(spec).expanduser()) if looks_like_path(spec)
+                                        else spec, trust_remote_code=False)
+    except ModelLoadError as error:
+        raise ModelLoadError(f"cannot load target tokenizer {spec}: {error}") from None
     except Exception as error:  # transformers raises OSError, ValueError, KeyError...
         raise ModelLoadError(f"cannot load target tokenizer {spec}: {first_line(error)}") from None
     return tokenizer_target(spec, tokenizer)

@@ -11,6 +11,7 @@ holds the fixture rank files (or nothing), and its downloader is disabled.
 import hashlib
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,19 @@ def long_text(paragraphs: int = 40, needle: str | None = None, at: int = 20) -> 
                      f"and {' '.join(picked[3:])} were noted on day {index * 3 + 1}.")
     lines.append("Please summarise the notes above in three sentences.")
     return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def unreachable_hub(monkeypatch):
+    """No route to the Hugging Face hub: name resolution fails at once."""
+    from huggingface_hub import constants
+
+    from crossprefill_cli import loading
+
+    def refuse(address, timeout):
+        raise OSError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    for name in loading.PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(socket, "create_connection", refuse)

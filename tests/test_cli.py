@@ -117,6 +117,14 @@ def test_unloadable_models_are_errors(target_dir, input_file, tmp_path, llama_di
     assert bad_target.exit_code == 1 and "target tokenizer" in bad_target.stderr
 
 
+def test_an_unreachable_hub_id_is_one_error_line(unreachable_hub, target_dir, input_file):
+    result = runner.invoke(app, ["compress", str(input_file), "-d", "nobody/no-such-draft",
+                                 "-t", str(target_dir), "--no-cache"])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.startswith("crossprefill: error: cannot load draft nobody/no-such-draft: ")
+    assert "cannot be reached" in result.stderr and result.stderr.count("\n") == 1
+
+
 def test_query_file_is_read(llama_dir, target_dir, input_file, tmp_path):
     query = tmp_path / "q.txt"
     query.write_text("Which entry mentions a falcon?\n")
