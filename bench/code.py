@@ -21,6 +21,7 @@ Each case is compressed at every keep rate with the `code` profile, and counted:
 import argparse
 import ast
 import random
+import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ from crossprefill_cli.draft import load_draft
 from .methods import MemoScorer, lexical_scorer, random_scorer
 from .targets import bench_target
 
-SITE_PACKAGES = Path(__file__).resolve().parents[2] / "venv" / "lib" / "python3.11" / "site-packages"
+# the environment running the benchmark: these packages are dependencies of crossprefill
+SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
 PACKAGES = ["click", "jinja2", "packaging", "markdown_it", "h11", "requests", "rich",
             "filelock", "anyio", "yaml", "idna", "pygments"]
 FLIPS = {ast.Lt: ("<", ">="), ast.LtE: ("<=", ">"), ast.Gt: (">", "<="), ast.GtE: (">=", "<"),
