@@ -65,7 +65,8 @@ class AttentionProbe:
                 or key.shape[2] < self.prompt_length:
             return  # a sliding-window layer cannot see the whole prompt: it has no say
         probs = scoring.lookahead_probabilities(
-            query[0, :, -self.rows:, :], key[0, :, :self.prompt_length, :], scaling)
+            query[0, :, -self.rows:, :], key[0, :, :self.prompt_length, :], scaling,
+            first_position=key.shape[2] - self.rows)
         layer = scoring.layer_importance(probs[..., self.context], self.pool_kernel)
         self.importance = layer if self.importance is None else torch.maximum(self.importance, layer)
 
@@ -109,31 +110,34 @@ class Draft:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def score(self, context_ids: np.ndarray, query_ids: list[int], *, lookahead: int,
-              pool_kernel: int, window: int,
+              pool_kernel: int, window: int, query_rows: int = 0,
               on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Importance of every context token (see the module docstring).
 
-        `on_progress(windows_done, windows_total)` is called after each window.
+        `query_rows` of the query's tokens before its last one also vote (see
+        `scoring`). `on_progress(windows_done, windows_total)` is called after each window.
         """
+        if not 0 <= query_rows < max(1, len(query_ids)):
+            raise UsageError(f"query_rows={query_rows} needs more than that many query tokens")
         bounds = scoring.window_bounds(len(context_ids), window)
         importance = np.zeros(len(context_ids), dtype=np.float64)
         with torch.inference_mode():
             start, stop = bounds[-1]
             importance[start:stop], lookahead_ids = self._score_generating(
-                context_ids[start:stop], query_ids, lookahead, pool_kernel)
+                context_ids[start:stop], query_ids, lookahead, pool_kernel, query_rows)
             if on_progress is not None:
                 on_progress(1, len(bounds))
             for done, (start, stop) in enumerate(bounds[:-1], start=2):
                 importance[start:stop] = self._score_teacher_forced(
-                    context_ids[start:stop], query_ids, lookahead_ids, pool_kernel)
+                    context_ids[start:stop], query_ids, lookahead_ids, pool_kernel, query_rows)
                 if on_progress is not None:
                     on_progress(done, len(bounds))
         return importance
 
-    def _score_generating(self, window_ids, query_ids, lookahead, pool_kernel):
+    def _score_generating(self, window_ids, query_ids, lookahead, pool_kernel, query_rows=0):
         prompt = self.bos_ids + window_ids.tolist() + query_ids
         rows, generated = [], []
-        probe = self._probe(1, len(prompt), len(window_ids), pool_kernel)
+        probe = self._probe(query_rows + 1, len(prompt), len(window_ids), pool_kernel)
         output = self._forward_last_block(prompt, probe)
         while True:
             rows.append(self._recorded(probe))
@@ -144,15 +148,17 @@ class Draft:
             probe = self._probe(1, len(prompt), len(window_ids), pool_kernel)
             output = self.model(self._tensor([token]), past_key_values=output.past_key_values,
                                 use_cache=True, logits_to_keep=1, crossprefill_probe=probe)
-        return scoring.token_importance(torch.cat(rows)), generated
+        return scoring.token_importance(torch.cat(rows), query_rows), generated
 
-    def _score_teacher_forced(self, window_ids, query_ids, lookahead_ids, pool_kernel):
+    def _score_teacher_forced(self, window_ids, query_ids, lookahead_ids, pool_kernel,
+                              query_rows=0):
         prompt = self.bos_ids + window_ids.tolist() + query_ids
         # The lookahead rides along with the prompt's last block: the causal mask gives
         # each lookahead query the same keys as a cached step would, in one forward call.
-        probe = self._probe(1 + len(lookahead_ids), len(prompt), len(window_ids), pool_kernel)
+        probe = self._probe(query_rows + 1 + len(lookahead_ids), len(prompt), len(window_ids),
+                            pool_kernel)
         self._forward_last_block(prompt + lookahead_ids, probe)
-        return scoring.token_importance(self._recorded(probe))
+        return scoring.token_importance(self._recorded(probe), query_rows)
 
     def _forward_last_block(self, ids: list[int], probe: AttentionProbe):
         """Run `ids` through the model in blocks (the KV cache carries the earlier ones,

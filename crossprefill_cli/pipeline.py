@@ -50,6 +50,7 @@ class ScoringRequest:
     lookahead: int
     pool_kernel: int
     window: int
+    query_rows: int = 0  # the question's tokens (before its last) whose attention votes too
     on_progress: Progress | None = None
 
 
@@ -60,7 +61,7 @@ def draft_scorer(draft: "Draft", request: ScoringRequest) -> np.ndarray:
     """Speculative prefill: the draft's lookahead attention (the default scorer)."""
     return draft.score(request.token_ids, request.query_ids, lookahead=request.lookahead,
                        pool_kernel=request.pool_kernel, window=request.window,
-                       on_progress=request.on_progress)
+                       query_rows=request.query_rows, on_progress=request.on_progress)
 
 
 class DraftSource:
@@ -209,25 +210,40 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
     if cache is not None and scorer is draft_scorer:
         key = cache_key(text, query=query, draft=source.fingerprint, lookahead=settings.lookahead,
                         pool_kernel=settings.pool_kernel, query_template=settings.query_template,
-                        window=window, device=source.device, dtype=source.dtype)
+                        query_rows=settings.query_rows, window=window, device=source.device,
+                        dtype=source.dtype)
         scores = cache.get(key, len(text))
         if scores is not None:
             return Analysis(text, settings, query, source, scores, cached=True,
                             structure=_structure(text, settings))
     model = source.load()
     token_ids, starts = model.encode(text)
-    query_ids = (model.encode_plain(settings.query_template.replace("{query}", query))
-                 if query is not None else [])
+    query_ids, query_rows = _query_prompt(model, settings, query)
     window_size = _window_size(model, window, len(query_ids), settings.lookahead)
     importance = scorer(model, ScoringRequest(text, token_ids, starts, query, query_ids,
                                               settings.lookahead, settings.pool_kernel,
-                                              window_size, on_progress))
+                                              window_size, query_rows=query_rows,
+                                              on_progress=on_progress))
     scores = TokenScores(starts, np.asarray(importance, dtype=np.float64),
                          windows=-(-len(token_ids) // window_size))
     if key is not None:
         cache.put(key, scores)
     return Analysis(text, settings, query, source, scores, cached=False,
                     structure=_structure(text, settings))
+
+
+def _query_prompt(model: "Draft", settings: Profile, query: str | None) -> tuple[list[int], int]:
+    """The query prompt's draft tokens, and how many of them, from the query's first token
+    to the one before the last, vote with their attention (0 when the profile says not)."""
+    if query is None:
+        return [], 0
+    prompt = settings.query_template.replace("{query}", query)
+    ids, starts = model.encode(prompt)
+    if not settings.query_rows:
+        return ids.tolist(), 0
+    # the token holding the query's first character (a leading space may belong to it)
+    first = int(np.searchsorted(starts, settings.query_template.index("{query}"), side="right")) - 1
+    return ids.tolist(), max(0, len(ids) - 1 - max(first, 0))
 
 
 def _structure(text: str, settings: Profile) -> layout.Layout:

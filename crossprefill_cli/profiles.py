@@ -41,6 +41,7 @@ class Profile:
     query_template: str
     language_delimiters: tuple[tuple[str, str], ...]
     cover_definitions: bool
+    query_rows: bool
 
     def delimiter_for(self, language: str | None) -> str:
         """The delimiter for a file in `language` (None: not a file, or unknown)."""
@@ -132,8 +133,10 @@ def _validated(profile: Profile, *, source: str) -> Profile:
         raise fail(f"keep_rate must be in (0, 1], got {profile.keep_rate!r}")
     if profile.boundary not in BOUNDARIES:
         raise fail(f"boundary must be one of {', '.join(BOUNDARIES)}, got {profile.boundary!r}")
-    if not isinstance(profile.cover_definitions, bool):
-        raise fail(f"cover_definitions must be true or false, got {profile.cover_definitions!r}")
+    for field_name in ("cover_definitions", "query_rows"):
+        value = getattr(profile, field_name)
+        if not isinstance(value, bool):
+            raise fail(f"{field_name} must be true or false, got {value!r}")
     for field_name in ("name", "description", "delimiter", "query_template"):
         if not isinstance(getattr(profile, field_name), str):
             raise fail(f"{field_name} must be a string")

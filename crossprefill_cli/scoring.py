@@ -7,6 +7,12 @@ how much attention the draft's lookahead queries pay to it:
     pooled            = avg_pool_s(probs, kernel)                       (same length)
     importance[s]     = mean_n max_{l, h} pooled[l, h, n, s]
 
+The rows n are the lookahead queries: the last prompt token and the draft's greedy
+continuation. Optionally the query's own tokens (the question) vote too: their rows
+are averaged as one group and the lookahead rows as another, and the two group means
+are averaged, so a long question does not drown the lookahead. A question token's row
+sees only the keys before it (causal), like in the forward pass itself.
+
 Pooling spreads a sharp attention peak over its neighbours so that a chunk holding a
 fact scores as a whole. The reduction is done layer by layer (`layer_importance`
 folded with `torch.maximum`), so memory stays O(N x S) rather than O(L x H x N x S).
@@ -17,17 +23,23 @@ import torch
 import torch.nn.functional as F
 
 
-def lookahead_probabilities(query: torch.Tensor, key: torch.Tensor, scaling: float) -> torch.Tensor:
+def lookahead_probabilities(query: torch.Tensor, key: torch.Tensor, scaling: float,
+                            first_position: int | None = None) -> torch.Tensor:
     """Attention probabilities of queries over keys, in fp32.
 
     query: (heads, n_queries, head_dim); key: (kv_heads, n_keys, head_dim) with
     `heads` a multiple of `kv_heads` (grouped-query attention shares each key head
-    among consecutive query heads). Returns (heads, n_queries, n_keys).
+    among consecutive query heads). Returns (heads, n_queries, n_keys). With
+    `first_position`, query n sits at that position + n and sees no later key.
     """
     heads, kv_heads = query.shape[0], key.shape[0]
     if heads != kv_heads:
         key = key.repeat_interleave(heads // kv_heads, dim=0)
     logits = torch.matmul(query.float(), key.float().transpose(-1, -2)) * scaling
+    if first_position is not None:
+        positions = first_position + torch.arange(query.shape[1], device=logits.device)
+        later = torch.arange(key.shape[1], device=logits.device)[None, :] > positions[:, None]
+        logits = logits.masked_fill(later, float("-inf"))
     return torch.softmax(logits, dim=-1)
 
 
@@ -55,9 +67,16 @@ def layer_importance(probs: torch.Tensor, kernel: int) -> torch.Tensor:
     return avg_pool(probs, kernel).amax(dim=0)
 
 
-def token_importance(per_query: torch.Tensor) -> np.ndarray:
-    """Mean over lookahead queries of the layer-maxed rows: (n_queries, S) -> (S,)."""
-    return per_query.float().mean(dim=0).cpu().numpy()
+def token_importance(per_query: torch.Tensor, query_rows: int = 0) -> np.ndarray:
+    """Mean over the rows of the layer-maxed attention: (n_rows, S) -> (S,).
+
+    The first `query_rows` rows are the question's tokens: with any, the result is the
+    average of their mean and the lookahead rows' mean.
+    """
+    rows = per_query.float()
+    if query_rows == 0:
+        return rows.mean(dim=0).cpu().numpy()
+    return ((rows[:query_rows].mean(dim=0) + rows[query_rows:].mean(dim=0)) / 2).cpu().numpy()
 
 
 def window_bounds(n_tokens: int, window: int) -> list[tuple[int, int]]:

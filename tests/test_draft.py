@@ -27,7 +27,7 @@ def numpy_pool(row: np.ndarray, kernel: int) -> np.ndarray:
                      for i in range(len(row))])
 
 
-def reference_importance(folder, context_ids, query_ids, lookahead, kernel):
+def reference_importance(folder, context_ids, query_ids, lookahead, kernel, query_rows=0):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
@@ -39,35 +39,43 @@ def reference_importance(folder, context_ids, query_ids, lookahead, kernel):
             logits = model(torch.tensor([sequence])).logits
             sequence.append(int(logits[0, -1].argmax()))
         attentions = model(torch.tensor([sequence]), output_attentions=True).attentions
-    rows = range(len(prompt) - 1, len(prompt) - 1 + lookahead)
+    # eager attention is causal already: a question row has zeros beyond itself
+    rows = range(len(prompt) - 1 - query_rows, len(prompt) - 1 + lookahead)
     context = slice(len(bos), len(bos) + len(context_ids))
-    per_query = np.zeros((lookahead, len(context_ids)))
+    per_query = np.zeros((len(rows), len(context_ids)))
     for layer in attentions:
         for head in layer[0].numpy():
             for n, row in enumerate(rows):
                 probs = head[row, :len(prompt)] / head[row, :len(prompt)].sum()
                 per_query[n] = np.maximum(per_query[n], numpy_pool(probs[context], kernel))
+    if query_rows:
+        return (per_query[:query_rows].mean(axis=0) + per_query[query_rows:].mean(axis=0)) / 2
     return per_query.mean(axis=0)
 
 
+@pytest.mark.parametrize("query_rows", [0, 3])
 @pytest.mark.parametrize("family", ["llama", "qwen3", "gpt2"])
-def test_probe_matches_eager_attention_reference(draft_dirs, family):
+def test_probe_matches_eager_attention_reference(draft_dirs, family, query_rows):
     folder = draft_dirs[family]
     draft = load_draft(str(folder), device="cpu", dtype="float32")
     context_ids, _ = draft.encode(TEXT)
     query_ids = draft.encode_plain(QUERY)
-    ours = draft.score(context_ids, query_ids, lookahead=4, pool_kernel=5, window=10_000)
-    expected = reference_importance(folder, context_ids, query_ids, 4, 5)
+    ours = draft.score(context_ids, query_ids, lookahead=4, pool_kernel=5, window=10_000,
+                       query_rows=query_rows)
+    expected = reference_importance(folder, context_ids, query_ids, 4, 5, query_rows)
     assert ours.shape == (len(context_ids),)
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6)
 
 
-def test_teacher_forced_windows_score_like_the_generating_window(llama_draft):
+@pytest.mark.parametrize("query_rows", [0, 4])
+def test_teacher_forced_windows_score_like_the_generating_window(llama_draft, query_rows):
     context_ids, _ = llama_draft.encode(TEXT)
     query_ids = llama_draft.encode_plain(QUERY)
     with torch.inference_mode():
-        generated, lookahead_ids = llama_draft._score_generating(context_ids, query_ids, 6, 13)
-        forced = llama_draft._score_teacher_forced(context_ids, query_ids, lookahead_ids, 13)
+        generated, lookahead_ids = llama_draft._score_generating(context_ids, query_ids, 6, 13,
+                                                                 query_rows)
+        forced = llama_draft._score_teacher_forced(context_ids, query_ids, lookahead_ids, 13,
+                                                   query_rows)
     assert len(lookahead_ids) == 5
     np.testing.assert_allclose(generated, forced, rtol=1e-4, atol=1e-6)
 
@@ -78,9 +86,9 @@ def test_windowed_scoring_covers_every_token_and_probes_only_lookahead_rows(
     original_probabilities = scoring.lookahead_probabilities
     original_forward = llama_draft.model.forward
 
-    def spy_probabilities(query, key, scaling):
+    def spy_probabilities(query, key, scaling, **options):
         seen_rows.append(query.shape[1])
-        return original_probabilities(query, key, scaling)
+        return original_probabilities(query, key, scaling, **options)
 
     def spy_forward(*args, **kwargs):
         forward_kwargs.append(kwargs)
@@ -162,3 +170,11 @@ def test_auto_dtype_on_cpu_follows_native_bf16_support(monkeypatch, native, expe
     monkeypatch.setattr(draft_module, "cpu_has_native_bf16", lambda: native)
     assert draft_module.resolve_dtype("auto", torch.device("cpu")) == expected
     assert draft_module.resolve_dtype("float32", torch.device("cpu")) == torch.float32
+
+
+def test_query_rows_must_leave_the_last_query_token_to_the_lookahead(llama_draft):
+    context_ids, _ = llama_draft.encode(TEXT)
+    query_ids = llama_draft.encode_plain(QUERY)
+    with pytest.raises(UsageError, match="query_rows"):
+        llama_draft.score(context_ids, query_ids, lookahead=2, pool_kernel=5, window=10_000,
+                          query_rows=len(query_ids))

@@ -1,11 +1,13 @@
 import json
 
+import numpy as np
 import pytest
 import tiktoken
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from crossprefill_cli import compress
 from crossprefill_cli.errors import InputError, UsageError
+from crossprefill_cli.profiles import load_profile
 
 from conftest import fixture_path, has_tiktoken_fixture, long_text
 from structure import assert_verbatim_structure
@@ -73,6 +75,26 @@ def test_the_query_steers_the_scores(llama_draft, target):
     plain = run(llama_draft, target, keep_rate=0.3)
     asked = run(llama_draft, target, keep_rate=0.3, query="Which entry mentions a falcon?")
     assert [c.score for c in plain.chunks] != [c.score for c in asked.chunks]
+
+
+@pytest.mark.parametrize("query_rows", [True, False])
+def test_the_question_tokens_vote_when_the_profile_says_so(llama_draft, target, query_rows):
+    requests = []
+
+    def recording_scorer(draft, request):
+        requests.append(request)
+        return np.ones(len(request.token_ids))
+
+    settings = load_profile("text").with_overrides(query_rows=query_rows)
+    run(llama_draft, target, keep_rate=0.3, query="Which entry mentions a falcon?",
+        profile=settings, scorer=recording_scorer)
+    request = requests[0]
+    voting = request.query_ids[len(request.query_ids) - 1 - request.query_rows:-1]
+    if query_rows:  # from the query's first token up to the one before "Answer:" ends
+        assert llama_draft.tokenizer.decode(voting).strip() == (
+            "Which entry mentions a falcon?\nAnswer")
+    else:
+        assert request.query_rows == 0
 
 
 def test_windowed_scoring_still_meets_the_contract(llama_draft, target):

@@ -65,3 +65,20 @@ def test_window_bounds_cover_every_token_in_equal_windows(n_tokens, window):
     sizes = [stop - start for start, stop in bounds]
     assert max(sizes) <= window and max(sizes) - min(sizes) <= 1
     assert len(bounds) == -(-n_tokens // window)
+
+
+def test_question_rows_see_no_later_key():
+    query, key = torch.randn(2, 3, 4), torch.randn(2, 6, 4)
+    probs = scoring.lookahead_probabilities(query, key, 0.5, first_position=3)
+    # rows sit at positions 3, 4, 5: row n sees keys 0..3+n
+    for n in range(3):
+        assert torch.all(probs[:, n, 4 + n:] == 0)
+        torch.testing.assert_close(probs[:, n, :4 + n].sum(-1), torch.ones(2))
+    unmasked = scoring.lookahead_probabilities(query, key, 0.5)
+    torch.testing.assert_close(probs[:, 2], unmasked[:, 2])
+
+
+def test_question_and_lookahead_rows_weigh_the_same_as_groups():
+    rows = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_allclose(scoring.token_importance(rows, query_rows=3), [0.5, 0.5])
+    np.testing.assert_allclose(scoring.token_importance(rows), [0.75, 0.25])
