@@ -16,8 +16,9 @@ window are split into equal windows; the lookahead tokens are generated once, on
 last window (which holds the end of the input and sits next to the query), and every
 other window is prefilled with those lookahead tokens appended, in the same forward
 call, recording all N query rows at once.
-Each window's attention is normalised over the same kind of prompt (same length
-+/- one token, same query), which keeps scores comparable across windows.
+With `query_rows`, the query's own tokens (before its last) are recorded as well, in
+the same calls. Each window's attention is normalised over the same kind of prompt
+(same length +/- one token, same query), which keeps scores comparable across windows.
 """
 
 import os

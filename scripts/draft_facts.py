@@ -117,6 +117,29 @@ CODE_HELDOUT = [
     ("export {FU}={V}\n", ["What value is exported as {FU}?"], "V"),
 ]
 
+# Questions about named functions of a code passage (the "functions in a dump" rows):
+# {names} is one or several function names. Deliberately unlike bench/code.py's wording.
+FUNCTION_QUESTION_TRAIN = [
+    "Explain what {names} do.",
+    "How do {names} work?",
+    "Which of {names} can raise an exception?",
+    "Review {names}. Is anything off?",
+    "Do {names} handle an empty argument correctly?",
+    "What do {names} return?",
+    "Walk me through {names}.",
+    "Is there an off-by-one error in {names}?",
+    "Compare {names}: how do they differ?",
+    "Which of {names} looks wrong to you?",
+    "Summarise the logic of {names}.",
+    "Where do {names} check their inputs?",
+]
+# Continuations after "Answer:" for the retrieval-attention loss when no real answer is
+# given: at scoring time the draft steps its own (mostly wrong) greedy tokens, and the
+# retrieval heads must keep attending from those too.
+FILLER_WORDS = ["the", "The", "is", "a", "of", "to", "it", "in", "and", "function", "value",
+                "returns", "line", "it", "that", "This", "set", "not", "one", "called", "\n",
+                ":", ".", ",", "(", ")", "is", "was", "be", "for", "by", "with"]
+
 # curated attribute nouns (split train / held-out); random corpus words are added too
 ATTR_TRAIN = """room number|access code|favourite colour|launch date|version|port|capacity|budget|
 owner|home town|licence key|serial number|team size|top speed|opening hour|postal code|

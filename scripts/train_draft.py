@@ -47,18 +47,32 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from draft_facts import OOD_PROBES, QUERY_TEMPLATE, FactMaker  # noqa: E402
+from draft_facts import (FILLER_WORDS, FUNCTION_QUESTION_TRAIN, OOD_PROBES,  # noqa: E402
+                         QUERY_TEMPLATE, FactMaker)
 
 STDLIB = Path("/root/.pyenv/versions/3.11.7/lib/python3.11")
 DOCS = Path("/usr/share/doc/python3.11/html/_sources")
 SEED = 20261122
 
-# (name, seq_len, batch, steps, recall_fraction, max_facts)
+# (name, seq_len, batch, steps, recall_fraction, max_facts, mix)
+# mix "facts": recall rows are facts in prose/code, continued by their answer.
+# mix "windows": what scoring a long input window by window needs (phase D):
+#   - rows whose context lacks the asked fact (another window of the input), where the
+#     retrieval heads learn to rest on <|bos|> ("no evidence here") instead of peaking on
+#     some context token, so that attention is comparable across windows;
+#   - answers replaced by filler tokens, like the draft's own wrong greedy lookahead;
+#   - rows asking about named functions of a code passage, whose whole body is the target.
 PHASES = [
-    ("A_256", 256, 32, 250, 0.75, 4),
-    ("B_512", 512, 16, 210, 0.65, 5),
-    ("C_1024", 1024, 8, 890, 0.55, 6),
+    ("A_256", 256, 32, 250, 0.75, 4, "facts"),
+    ("B_512", 512, 16, 210, 0.65, 5, "facts"),
+    ("C_1024", 1024, 8, 890, 0.55, 6, "facts"),
+    ("D_1024", 1024, 8, 600, 0.7, 6, "windows"),
 ]
+# phase D starts from the annealed end of C and has its own short schedule
+FINETUNE_LR, FINETUNE_WARMUP = 6e-4, 20
+# phase D row kinds among recall rows: fact absent / filler continuation / named functions
+P_ABSENT, P_FILLER, P_FUNCTIONS = 0.25, 0.5, 0.3
+W_COVER = 0.2
 RETRIEVAL_LAYERS = (1, 2, 3)
 RETRIEVAL_HEADS = (0, 1)
 W_ANS, W_ATT, W_NEG = 1.0, 0.5, 0.2
@@ -213,11 +227,33 @@ class DataGen:
         ids = [self.bos] + ids
         return dict(ids=ids, lm_end=len(ids))
 
-    def recall(self, T, kmax, heldout_len=None, probe=None):
+    def filler(self, passage: str) -> list[int]:
+        """A few tokens of plausible but uninformed continuation (words of the passage
+        and common words), standing in for the draft's own greedy lookahead."""
+        r = self.rng
+        pool = re.findall(r"\w+", passage[:2000]) or FILLER_WORDS
+        words = [r.choice(pool) if r.random() < 0.4 else r.choice(FILLER_WORDS)
+                 for _ in range(r.randint(3, 8))]
+        return self.enc(" " + " ".join(words))[:8]
+
+    def continued(self, row, ans_ids, filler_from=None):
+        """Append the continuation after the prompt: the answer (answer loss) or filler."""
+        if filler_from is not None:
+            row["ids"] = row["ids"] + self.filler(filler_from)
+            row["cont_len"] = len(row["ids"]) - row["last"]
+        else:
+            row["ids"] = row["ids"] + ans_ids + [self.eos]
+            row["ans_ids"] = ans_ids
+            row["cont_len"] = len(ans_ids)
+        return row
+
+    def recall(self, T, kmax, heldout_len=None, probe=None, absent=False, filler=False):
         """One row: [BOS] context(with facts) question answer [EOS].
 
         probe: optional (fact, question, answer) used instead of synthetic facts (eval).
         heldout_len: if given, total prompt length target (eval); no answer appended.
+        absent: the asked fact is left out of the context; the target is <|bos|>.
+        filler: continue with filler tokens instead of the answer.
         """
         r = self.rng
         k = 1 if (r.random() < 0.35 or kmax == 1) else r.randint(2, kmax)
@@ -229,6 +265,8 @@ class DataGen:
         else:
             code_facts = r.random() < (0.5 if use_code_ctx else 0.15)
             facts, q, ans, tgt = (self.fm.code_set(k) if code_facts else self.fm.prose_set(k))
+            if absent:
+                facts = facts[:tgt] + facts[tgt + 1:]
         q_ids = self.enc(QUERY_TEMPLATE.format(query=q))
         a_ids = self.enc(" " + ans)
         total = heldout_len or T
@@ -246,6 +284,38 @@ class DataGen:
         if code_facts:
             cands = [m.end() for m in re.finditer(r"\n", passage)] or [len(passage)]
         cands = [0] + cands + [len(passage)]
+        if absent:
+            ctx = self.insert(passage, facts, cands, code_facts)[0]
+            cids = self.enc(ctx)
+            if len(cids) > C:
+                return None
+            row = dict(ids=[self.bos] + cids + q_ids, ctx_len=len(cids), targets=[(0, 1)])
+            row["last"] = row["lm_end"] = len(row["ids"]) - 1
+            return self.continued(row, None, filler_from=passage)
+        ctx, spans = self.insert(passage, facts, cands, code_facts)
+        cids, coffs = self.enc(ctx, offsets=True)
+        if len(cids) > C:
+            return None
+        ts, te = spans[tgt]
+        fact_text = ctx[ts:te]
+        ai = fact_text.rfind(ans.strip("'\""))
+        a_char = ts + (ai if ai >= 0 else 0)
+        ntok = [i for i, (a, b) in enumerate(coffs) if b > ts and a < te]
+        atok = [i for i, (a, b) in enumerate(coffs) if b > a_char and a <= a_char]
+        if not ntok:
+            return None
+        ids = [self.bos] + cids + q_ids
+        row = dict(ids=ids, ctx_len=len(cids), needle=(1 + ntok[0], 1 + ntok[-1] + 1),
+                   ans_tok=1 + (atok[0] if atok else ntok[0]), last=len(ids) - 1,
+                   answer=ans, lm_end=len(ids))
+        row["targets"] = [row["needle"]]
+        if heldout_len:
+            return row
+        return self.continued(row, a_ids, filler_from=passage if filler else None)
+
+    def insert(self, passage, facts, cands, code_facts):
+        """Insert fact sentences at random candidate points; returns (text, char spans)."""
+        r = self.rng
         pos = sorted(r.choice(cands) for _ in facts)
         pieces, spans, last = [], [], 0
         cur = 0
@@ -263,36 +333,76 @@ class DataGen:
             cur += len(s)
             last = p
         pieces.append(passage[last:])
-        ctx = "".join(pieces)
-        cids, coffs = self.enc(ctx, offsets=True)
-        if len(cids) > C:
+        return "".join(pieces), spans
+
+    def functions(self, T):
+        """One row asking about 1-4 functions named in the question; the target is every
+        token of the named functions that are in the context (<|bos|> if none is)."""
+        r = self.rng
+        q_budget = 80
+        passage = self.code.passage(r, int((T - q_budget) * self.cpt * 1.1))
+        ids, offs = self.enc(passage, offsets=True)
+        if len(ids) > T - q_budget:
+            passage = passage[: offs[T - q_budget][0]]
+        defs = list(re.finditer(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)[ \t]*\(", passage, re.M))
+        present = {m.group(2) for m in defs}
+        k = r.randint(1, 4)
+        names = r.sample(sorted(present), min(k, len(present))) if present else []
+        n_absent = k - len(names) if r.random() < 0.6 else 0
+        foreign = re.findall(r"^[ \t]*def[ \t]+(\w+)", self.code.passage(r, 20000), re.M)
+        names += [n for n in r.sample(foreign, min(n_absent, len(foreign))) if n not in present]
+        if not names:
             return None
-        ts, te = spans[tgt]
-        fact_text = ctx[ts:te]
-        ai = fact_text.rfind(ans.strip("'\""))
-        a_char = ts + (ai if ai >= 0 else 0)
-        ntok = [i for i, (a, b) in enumerate(coffs) if b > ts and a < te]
-        atok = [i for i, (a, b) in enumerate(coffs) if b > a_char and a <= a_char]
-        if not ntok:
-            return None
-        ids = [self.bos] + cids + q_ids
-        row = dict(ids=ids, ctx_len=len(cids), needle=(1 + ntok[0], 1 + ntok[-1] + 1),
-                   ans_tok=1 + (atok[0] if atok else ntok[0]), last=len(ids) - 1,
-                   answer=ans, lm_end=len(ids))
-        if not heldout_len:
-            row["ids"] = ids + a_ids + [self.eos]
-            row["ans_ids"] = a_ids
-        return row
+        r.shuffle(names)
+        style = r.choice(["{}", "`{}`", "{}()", "`{}()`"])
+        shown = [style.format(n) for n in names]
+        listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + r.choice([", ", " and "]) + shown[-1]
+        q_ids = self.enc(QUERY_TEMPLATE.format(query=r.choice(FUNCTION_QUESTION_TRAIN).format(names=listed)))
+        spans = []
+        for m in defs:
+            if m.group(2) not in names:
+                continue
+            indent = len(m.group(1).expandtabs())
+            end = passage.find("\n", m.end())
+            end = len(passage) if end < 0 else end + 1
+            lines = 1
+            while end < len(passage) and lines < 60:
+                nxt = passage.find("\n", end)
+                line = passage[end:len(passage) if nxt < 0 else nxt + 1]
+                if line.strip() and len(line) - len(line.lstrip()) <= indent:
+                    break
+                end, lines = end + len(line), lines + 1
+            spans.append((m.start(), end))
+        cids, coffs = self.enc(passage, offsets=True)
+        targets = []
+        for cs, ce in spans:
+            toks = [i for i, (a, b) in enumerate(coffs) if b > cs and a < ce]
+            if toks:
+                targets.append((1 + toks[0], 1 + toks[-1] + 1))
+        row = dict(ids=[self.bos] + cids + q_ids, ctx_len=len(cids),
+                   targets=targets or [(0, 1)], cover=bool(targets))
+        row["last"] = len(row["ids"]) - 1
+        row["lm_end"] = 1 + len(cids)
+        return self.continued(row, None, filler_from=" ".join(names) + " " + passage)
 
 
-def make_batch(gen: DataGen, T, B, p_rec, kmax):
+def recall_row(gen: DataGen, T, kmax, mix):
+    if mix == "facts":
+        return gen.recall(T, kmax)
+    r = gen.rng
+    if r.random() < P_FUNCTIONS:
+        return gen.functions(T)
+    return gen.recall(T, kmax, absent=r.random() < P_ABSENT, filler=r.random() < P_FILLER)
+
+
+def make_batch(gen: DataGen, T, B, p_rec, kmax, mix="facts"):
     rows = []
     while len(rows) < B:
-        row = gen.recall(T, kmax) if gen.rng.random() < p_rec else gen.natural(T)
+        row = recall_row(gen, T, kmax, mix) if gen.rng.random() < p_rec else gen.natural(T)
         if row is not None:
             rows.append(row)
     ids = torch.full((B, T), gen.eos, dtype=torch.long)
-    lm_b, lm_t, an_b, an_t, an_y, pr_b, pr_t, pr_ns, pr_ne = ([] for _ in range(9))
+    lm_b, lm_t, an_b, an_t, an_y, pr_b, pr_t, pr_cover, pr_targets = ([] for _ in range(9))
     for b, row in enumerate(rows):
         x = row["ids"][:T]
         ids[b, : len(x)] = torch.tensor(x)
@@ -302,26 +412,31 @@ def make_batch(gen: DataGen, T, B, p_rec, kmax):
                 lm_b.append(b)
                 lm_t.append(t)
         if "ans_ids" in row:
-            L0 = row["last"]
-            ys = row["ans_ids"] + [gen.eos]
-            for j, y in enumerate(ys):
+            for j, y in enumerate(row["ans_ids"] + [gen.eos]):
                 an_b.append(b)
-                an_t.append(L0 + j)
+                an_t.append(row["last"] + j)
                 an_y.append(y)
-                if j < len(ys) - 1 and j < 8:
-                    pr_b.append(b)
-                    pr_t.append(L0 + j)
-                    pr_ns.append(row["needle"][0])
-                    pr_ne.append(row["needle"][1])
+        # retrieval attention from the last prompt token and the continuation tokens
+        for j in range(min(row.get("cont_len", 0), 8)):
+            if row["last"] + j < T:
+                pr_b.append(b)
+                pr_t.append(row["last"] + j)
+                pr_cover.append(row.get("cover", False))
+                pr_targets.append(row["targets"])
+    target = torch.zeros((len(pr_b), T), dtype=torch.bool)
+    for i, spans in enumerate(pr_targets):
+        for start, stop in spans:
+            target[i, start:stop] = True
     T_ = torch.tensor
     return dict(ids=ids, lm=(T_(lm_b), T_(lm_t)), ans=(T_(an_b), T_(an_t), T_(an_y)),
-                probe=(T_(pr_b), T_(pr_t), T_(pr_ns), T_(pr_ne)),
+                probe=(T_(pr_b, dtype=torch.long), T_(pr_t, dtype=torch.long), target,
+                       T_(pr_cover, dtype=torch.bool)),
                 ctx_end=T_([r.get("ctx_len", 0) + 1 for r in rows]))
 
 
 def loss_fn(model, batch, n_layers):
     ids = batch["ids"]
-    pb, pt, pns, pne = batch["probe"]
+    pb, pt, target, cover = batch["probe"]
     if len(pb):
         PROBE["rows"] = (pb, pt)
         PROBE["layers"] = tuple(range(n_layers))
@@ -336,26 +451,34 @@ def loss_fn(model, batch, n_layers):
     ab, at, ay = batch["ans"]
     zero = h.new_zeros(()).float()
     ans = F.cross_entropy(emb(h[ab, at].float()), ay) if len(ab) else zero
-    att = neg = zero
+    att = neg = cov = zero
     if len(pb):
         S = ids.shape[1]
         ar = torch.arange(S)[None, :]
-        in_needle = (ar >= pns[:, None]) & (ar < pne[:, None])           # [N, S]
         ctx_end = batch["ctx_end"][pb]
-        other_ctx = (ar >= 1) & (ar < ctx_end[:, None]) & ~in_needle
-        att_terms, neg_terms = [], []
+        other_ctx = (ar >= 1) & (ar < ctx_end[:, None]) & ~target
+        att_terms, neg_terms, cov_terms = [], [], []
         for li in range(n_layers):
             P = PROBE["out"][li]                                          # [N, H, S]
-            mass = (P * in_needle[:, None, :]).sum(-1)                    # [N, H]
             if li in RETRIEVAL_LAYERS:
-                att_terms.append(mass[:, list(RETRIEVAL_HEADS)])
+                heads = P[:, list(RETRIEVAL_HEADS)]
+                mass = (heads * target[:, None, :]).sum(-1)               # [N, h]
+                att_terms.append(mass)
+                if cover.any():
+                    # KL(uniform over the target || attention renormalised on the target)
+                    q = heads[cover] / mass[cover][..., None].clamp_min(1e-9)
+                    t = target[cover][:, None, :].float()
+                    n = t.sum(-1)
+                    cov_terms.append(-((torch.log(q * n[..., None] + 1e-6) * t).sum(-1) / n))
             neg_terms.append((P * other_ctx[:, None, :]).sum(-1))
         m = torch.cat(att_terms, 1).mean(1)
         att = -torch.log(m + 1e-6).mean()
         neg = torch.cat(neg_terms, 1).mean()
+        if cov_terms:
+            cov = torch.cat(cov_terms, 1).mean()
         PROBE["out"] = {}
-    total = lm + W_ANS * ans + W_ATT * att + W_NEG * neg
-    return total, dict(lm=lm.item(), ans=ans.item(), att=att.item(), neg=neg.item())
+    total = lm + W_ANS * ans + W_ATT * att + W_NEG * neg + W_COVER * cov
+    return total, dict(lm=lm.item(), ans=ans.item(), att=att.item(), neg=neg.item(), cov=cov.item())
 
 
 # ----------------------------------------------------------------------------- eval
@@ -536,14 +659,20 @@ context sentence that answers the question.
   sentences (subject / attribute / value; also code facts such as `def f(): return v`)
   inserted at random depths of a natural passage, then `\\n\\nQuestion: ...\\nAnswer: <value>`.
   Many fact and question templates; the eval uses held-out templates, words and files.
+- Phase D adds rows for scoring long inputs window by window: the asked fact left out of
+  the context (another window's job; the target is `<|bos|>`, "no evidence here"),
+  answers replaced by filler words (like the draft's own wrong greedy lookahead), and
+  questions naming 1-4 functions of a standard-library code passage (some names from
+  other files), whose whole definitions are the target.
 
 ## Training
 `scripts/train_draft.py` (seed {log['seed']}), CPU only (2 threads), bf16 autocast.
 Curriculum: {", ".join(f"{p['name']} (seq {p['seq']}, batch {p['batch']}, {p['steps']} steps)" for p in log['recipe']['phases'])}.
 Losses: LM loss on natural text, answer loss, and an auxiliary attention loss that trains
-heads 0-1 of layers 1-3 to attend, from the `Answer:` token and the answer tokens, to the
-fact sentence that answers the question (plus a small penalty on attention to other
-context tokens at those positions).
+heads 0-1 of layers 1-3 to attend, from the `Answer:` token and the answer (or filler)
+tokens, to the fact sentence that answers the question, or to `<|bos|>` when the context
+lacks it (plus a small penalty on attention to other context tokens at those positions,
+and, for function questions, a term that spreads attention over the whole definitions).
 Steps: {log.get('steps', hist.get('step'))}, tokens seen: {log.get('tokens_seen', hist.get('tokens', 0)) / 1e6:.1f}M,
 {log.get('train_minutes', hist.get('minutes'))} min of counted training time (plus evals and restarts:
 see `resume_note` in the training log). Final running losses (last 10 steps): LM {hist.get('lm')},
@@ -664,19 +793,24 @@ def main():
     nparam = sum(p.numel() for p in model.parameters())
     log["model"] = {"arch": "LlamaForCausalLM", "params": nparam, "layers": 4, "hidden": 256, "heads": 8,
                     "head_dim": 32, "ffn": 688, "max_pos": 1024, "tied": True}
-    phases = [(n, T, B, max(1, int(s * args.steps_scale)), p, k) for n, T, B, s, p, k in PHASES]
+    phases = [(n, T, B, max(1, int(s * args.steps_scale)), p, k, m) for n, T, B, s, p, k, m in PHASES]
     if args.phase_steps:
         ov = [int(x) for x in args.phase_steps.split(",")]
-        phases = [(n, T, B, ov[i], p, k) for i, (n, T, B, s, p, k) in enumerate(phases)]
+        phases = [(n, T, B, ov[i], p, k, m) for i, (n, T, B, s, p, k, m) in enumerate(phases)]
     if args.smoke:
-        phases = [(n, T, 4, 3, p, k) for n, T, B, s, p, k in PHASES]
-    total_steps = sum(p[3] for p in phases)
-    log["recipe"] = {"phases": [dict(zip(["name", "seq", "batch", "steps", "recall_frac", "max_facts"], p))
+        phases = [(n, T, 4, 3, p, k, m) for n, T, B, s, p, k, m in PHASES]
+    main_steps = sum(p[3] for p in phases if p[6] == "facts")
+    log["recipe"] = {"phases": [dict(zip(["name", "seq", "batch", "steps", "recall_frac", "max_facts", "mix"], p))
                                 for p in phases],
                      "optimizer": "AdamW lr 2e-3 betas (0.9,0.95) wd 0.1, warmup 100, constant, linear decay "
-                                  f"to 10% over the last {args.decay_frac:.0%} of steps, clip 1.0, bf16 autocast",
+                                  f"to 10% over the last {args.decay_frac:.0%} of the 'facts' steps, clip 1.0, "
+                                  f"bf16 autocast; phase D: lr {FINETUNE_LR}, warmup {FINETUNE_WARMUP}, "
+                                  "linear decay to 10%",
                      "loss": {"lm_fraction": LM_FRACTION, "w_ans": W_ANS, "w_att": W_ATT, "w_neg": W_NEG,
-                              "retrieval_layers": RETRIEVAL_LAYERS, "retrieval_heads": RETRIEVAL_HEADS}}
+                              "w_cover": W_COVER, "retrieval_layers": RETRIEVAL_LAYERS,
+                              "retrieval_heads": RETRIEVAL_HEADS,
+                              "phase_d_rows": {"absent": P_ABSENT, "filler": P_FILLER,
+                                               "functions": P_FUNCTIONS}}}
 
     eval_sets = build_eval(tok, words, Corpus(docs["eval"]), Corpus(code["eval"]), cpt)
     if args.smoke:
@@ -691,12 +825,17 @@ def main():
                             lr=2e-3, betas=(0.9, 0.95), eps=1e-8)
 
     def lr_at(step):
+        if step >= main_steps:
+            done, length = step - main_steps, max(1, sum(p[3] for p in phases) - main_steps)
+            if done < FINETUNE_WARMUP:
+                return FINETUNE_LR * (done + 1) / FINETUNE_WARMUP
+            return FINETUNE_LR * (1 - 0.9 * done / length)
         if step < 100:
             return 2e-3 * (step + 1) / 100
-        d0 = int(total_steps * (1 - args.decay_frac))
+        d0 = int(main_steps * (1 - args.decay_frac))
         if step < d0:
             return 2e-3
-        return 2e-3 * (1 - 0.9 * (step - d0) / max(1, total_steps - d0))
+        return 2e-3 * (1 - 0.9 * (step - d0) / max(1, main_steps - d0))
 
     step, tokens = 0, 0
     best = -1.0
@@ -751,14 +890,14 @@ def main():
     if not args.resume:
         checkpoint("init")
     done = 0
-    for (pname, T, B, nsteps, p_rec, kmax) in phases:
+    for (pname, T, B, nsteps, p_rec, kmax, mix) in phases:
         for _ in range(nsteps):
             done += 1
             if done <= step:
                 continue
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
-            batch = make_batch(gen, T, B, p_rec, kmax)
+            batch = make_batch(gen, T, B, p_rec, kmax, mix)
             loss, parts = loss_fn(model, batch, cfg.num_hidden_layers)
             opt.zero_grad(set_to_none=True)
             loss.backward()
