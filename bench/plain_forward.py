@@ -32,6 +32,7 @@ def main() -> None:
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(location)
         model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype).eval()
+    tokenizer.model_max_length = int(1e30)  # as crossprefill: no length warning on long inputs
     ids = tokenizer(Path(args.input).read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]
     step = args.window or len(ids)
     with torch.inference_mode():
