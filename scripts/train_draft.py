@@ -675,7 +675,7 @@ lacks it (plus a small penalty on attention to other context tokens at those pos
 and, for function questions, a term that spreads attention over the whole definitions).
 Steps: {log.get('steps', hist.get('step'))}, tokens seen: {log.get('tokens_seen', hist.get('tokens', 0)) / 1e6:.1f}M,
 {log.get('train_minutes', hist.get('minutes'))} min of counted training time (plus evals and restarts:
-see `resume_note` in the training log). Final running losses (last 10 steps): LM {hist.get('lm')},
+see `resume_note` in `training_log.json` next to this card). Final running losses (last 10 steps): LM {hist.get('lm')},
 answer {hist.get('ans')}, attention {hist.get('att')}.
 This card describes the checkpoint of step {best_step}.
 
