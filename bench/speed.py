@@ -34,8 +34,12 @@ def timed(command: list[str], env: dict, repeats: int = 1) -> tuple[float, float
     """Best wall seconds and largest peak resident memory (GiB) of `repeats` whole runs.
 
     The best of several runs, because a single run on a shared 2-core machine varies by
-    a fifth or more (seen here: 9.4 s and 11.6 s for the same command).
+    a fifth or more (seen here: 9.4 s and 11.6 s for the same command). With repeats,
+    one untimed run goes first: the first process after a while reads its libraries
+    from disk, and whichever command ran first looked up to 1.5x slower (seen here).
     """
+    if repeats > 1:
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
     runs = []
     for _ in range(repeats):
         with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
