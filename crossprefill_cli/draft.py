@@ -34,8 +34,7 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from . import scoring
 from .errors import ModelLoadError, UsageError
-from .loading import (check_device_and_dtype, draft_fingerprint, draft_location, first_line,
-                      load_pretrained, quiet_transformers)
+from .loading import check_device_and_dtype, draft_fingerprint, draft_location, load_pretrained
 
 ATTENTION_NAME = "crossprefill"
 # Prefill feeds the KV cache this many tokens at a time: peak activation memory then
@@ -234,17 +233,11 @@ def load_draft(spec: str, *, device: str = "auto", dtype: str = "auto") -> Draft
     location = draft_location(spec)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    try:
-        with quiet_transformers():
-            tokenizer = load_pretrained(AutoTokenizer.from_pretrained, location,
-                                        trust_remote_code=False)
-            model = load_pretrained(AutoModelForCausalLM.from_pretrained, location,
-                                    trust_remote_code=False, dtype=torch_dtype,
-                                    attn_implementation=ATTENTION_NAME)
-    except ModelLoadError as error:
-        raise ModelLoadError(f"cannot load draft {spec}: {error}") from None
-    except Exception as error:  # transformers raises OSError, ValueError, KeyError...
-        raise ModelLoadError(f"cannot load draft {spec}: {first_line(error)}") from None
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, location, what=f"draft {spec}",
+                                trust_remote_code=False)
+    model = load_pretrained(AutoModelForCausalLM.from_pretrained, location, what=f"draft {spec}",
+                            trust_remote_code=False, dtype=torch_dtype,
+                            attn_implementation=ATTENTION_NAME)
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(f"draft {spec}: its tokenizer has no fast (Rust) version, "
                              "which is needed for character offsets")

@@ -83,12 +83,20 @@ def looks_like_path(spec: str) -> bool:
             or "\\" in spec or spec.count("/") > 1 or Path(spec).exists())
 
 
-def load_pretrained(loader: Callable[..., Loaded], location: str, **options) -> Loaded:
-    """`loader(location, **options)` (a `from_pretrained`), from the local cache when it can.
+def load_pretrained(loader: Callable[..., Loaded], location: str, *, what: str,
+                    **options) -> Loaded:
+    """`loader(location, **options)` (a `from_pretrained`), quietly, from the local cache
+    when it can; any failure becomes `ModelLoadError("cannot load {what}: ...")`."""
+    try:
+        with quiet_transformers():
+            return _cached_or_fetched(loader, location, **options)
+    except ModelLoadError as error:
+        raise ModelLoadError(f"cannot load {what}: {error}") from None
+    except Exception as error:  # transformers raises OSError, ValueError, KeyError...
+        raise ModelLoadError(f"cannot load {what}: {first_line(error)}") from None
 
-    Raises what the loader raises, or `ModelLoadError` when the model must be fetched
-    and the hub cannot be reached.
-    """
+
+def _cached_or_fetched(loader: Callable[..., Loaded], location: str, **options) -> Loaded:
     if Path(location).is_dir():
         return loader(location, **options)
     try:

@@ -24,7 +24,7 @@ from . import chunks, layout, selection
 from .cache import ScoreCache, TokenScores, cache_key
 from .errors import ModelLoadError, UsageError
 from .loading import (BUILTIN, check_device_and_dtype, draft_fingerprint, draft_location,
-                      first_line, load_pretrained, quiet_transformers)
+                      load_pretrained)
 from .profiles import Profile, load_profile
 from .source import check_text
 from .target import DEFAULT_TARGET, TargetTokenizer, load_target, tokenizer_target
@@ -88,14 +88,8 @@ class DraftSource:
             return self._model.tokenizer
         from transformers import AutoTokenizer
 
-        try:
-            with quiet_transformers():
-                return load_pretrained(AutoTokenizer.from_pretrained, draft_location(self.name),
-                                       trust_remote_code=False)
-        except ModelLoadError as error:
-            raise ModelLoadError(f"cannot load draft {self.name}: {error}") from None
-        except Exception as error:  # transformers raises OSError, ValueError, KeyError...
-            raise ModelLoadError(f"cannot load draft {self.name}: {first_line(error)}") from None
+        return load_pretrained(AutoTokenizer.from_pretrained, draft_location(self.name),
+                               what=f"draft {self.name}", trust_remote_code=False)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import tiktoken
 
 from .errors import ModelLoadError
-from .loading import first_line, load_pretrained, looks_like_path, quiet_transformers
+from .loading import load_pretrained, looks_like_path
 
 DEFAULT_TARGET = "o200k_base"
 
@@ -65,15 +65,9 @@ def hf_target(spec: str) -> TargetTokenizer:
         raise ModelLoadError(f"target tokenizer {spec}: no such file or directory")
     from transformers import AutoTokenizer
 
-    try:
-        with quiet_transformers():
-            tokenizer = load_pretrained(AutoTokenizer.from_pretrained,
-                                        str(Path(spec).expanduser()) if looks_like_path(spec)
-                                        else spec, trust_remote_code=False)
-    except ModelLoadError as error:
-        raise ModelLoadError(f"cannot load target tokenizer {spec}: {error}") from None
-    except Exception as error:  # transformers raises OSError, ValueError, KeyError...
-        raise ModelLoadError(f"cannot load target tokenizer {spec}: {first_line(error)}") from None
+    location = str(Path(spec).expanduser()) if looks_like_path(spec) else spec
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, location,
+                                what=f"target tokenizer {spec}", trust_remote_code=False)
     return tokenizer_target(spec, tokenizer)
 
 

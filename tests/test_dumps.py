@@ -239,7 +239,7 @@ def big_python(functions: int = 40) -> str:
     return "".join(
         f"def handler_{i}(request, limit={i}):\n"
         + "".join(f"    value_{j} = request.get('field_{i}_{j}', {j}) * limit\n" for j in range(8))
-        + f"    return value_0 + value_7\n\n\n" for i in range(functions))
+        + "    return value_0 + value_7\n\n\n" for i in range(functions))
 
 
 def dump_of(name: str) -> str:

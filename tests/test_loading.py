@@ -27,7 +27,7 @@ class RecordingLoader:
 def test_a_cached_hub_id_loads_without_the_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", pytest.fail)
     loader = RecordingLoader(cached={"org/model"})
-    assert loading.load_pretrained(loader, "org/model", dtype="x") == "loaded org/model"
+    assert loading.load_pretrained(loader, "org/model", what="model", dtype="x") == "loaded org/model"
     assert loader.calls == [{"local_files_only": True, "dtype": "x"}]
 
 
@@ -35,7 +35,7 @@ def test_an_uncached_hub_id_is_fetched_when_the_hub_answers(monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(socket, "create_connection", lambda address, timeout: socket.socket())
     loader = RecordingLoader(cached=set())
-    assert loading.load_pretrained(loader, "org/model") == "loaded org/model"
+    assert loading.load_pretrained(loader, "org/model", what="model") == "loaded org/model"
     assert loader.calls == [{"local_files_only": True}, {}]
 
 
@@ -43,20 +43,20 @@ def test_an_unreachable_hub_fails_at_once_with_one_clear_line(unreachable_hub):
     loader = RecordingLoader(cached=set())
     with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache and "
                                              "huggingface.co cannot be reached"):
-        loading.load_pretrained(loader, "org/model")
+        loading.load_pretrained(loader, "org/model", what="model")
     assert loader.calls == [{"local_files_only": True}]
 
 
 def test_offline_mode_is_named_in_the_error(monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE"):
-        loading.load_pretrained(RecordingLoader(cached=set()), "org/model")
+        loading.load_pretrained(RecordingLoader(cached=set()), "org/model", what="model")
 
 
 def test_a_local_directory_is_loaded_as_it_is(tmp_path, monkeypatch):
     monkeypatch.setattr(socket, "create_connection", pytest.fail)
     loader = RecordingLoader(cached=set())
-    assert loading.load_pretrained(loader, str(tmp_path)) == f"loaded {tmp_path}"
+    assert loading.load_pretrained(loader, str(tmp_path), what="model") == f"loaded {tmp_path}"
     assert loader.calls == [{}]
 
 
