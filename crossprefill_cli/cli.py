@@ -81,7 +81,7 @@ class Reading:
         "--pool-kernel", help="Average-pooling kernel (overrides the profile).", show_default=False)] = None
     lookahead: Annotated[Optional[int], typer.Option(
         "--lookahead", help="Lookahead queries: the last prompt token plus greedy tokens "
-        "(overrides the profile).", show_default=False)] = None
+        "(overrides the profile; default: the draft's, else 8).", show_default=False)] = None
     delimiter: Annotated[Optional[str], typer.Option(
         "--delimiter", help="Marker for omitted text (overrides the profile's, per-language "
         "ones included).", show_default=False)] = None

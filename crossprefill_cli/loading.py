@@ -9,8 +9,12 @@ offline or air-gapped machines then work with what they have, and quickly. Only 
 model that is not cached is fetched, and when the hub cannot be reached at all we say
 so at once, instead of after the hub client's ~50 s of retries.
 
+A draft folder may hold `crossprefill.yaml`, the scoring defaults its maker measured
+best for it (so far `lookahead`); a profile or option that names a value wins.
+
 Nothing here imports torch or transformers at module level: resolving a draft's
-location and fingerprint must stay cheap, because a score-cache hit needs only that.
+location, fingerprint and defaults must stay cheap, because a score-cache hit needs
+only that.
 """
 
 import contextlib
@@ -22,6 +26,8 @@ from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 from urllib.parse import urlsplit
 
+import yaml
+
 from .errors import ModelLoadError, UsageError
 
 BUILTIN = "builtin"
@@ -30,6 +36,9 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 HUB_CONNECT_TIMEOUT = 3.0
+DRAFT_DEFAULTS_FILE = "crossprefill.yaml"
+# What a draft that names nothing gets: the values of Upasani et al.
+PAPER_DRAFT_DEFAULTS = {"lookahead": 8}
 Loaded = TypeVar("Loaded")
 
 
@@ -75,6 +84,30 @@ def draft_fingerprint(spec: str) -> str:
         stat = weights.stat()
         digest.update(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return f"dir:{digest.hexdigest()}"
+
+
+def draft_defaults(spec: str) -> dict[str, int]:
+    """The scoring defaults of a draft: its folder's `crossprefill.yaml` over the paper's.
+
+    Hub ids have no such file here and get the paper's values.
+    """
+    folder = Path(draft_location(spec))
+    path = folder / DRAFT_DEFAULTS_FILE
+    if not path.is_file():
+        return dict(PAPER_DRAFT_DEFAULTS)
+    try:
+        named = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ModelLoadError(f"draft {spec}: cannot read {DRAFT_DEFAULTS_FILE}: {error}") from None
+    named = {} if named is None else named
+    if not isinstance(named, dict) or set(named) - set(PAPER_DRAFT_DEFAULTS):
+        raise ModelLoadError(f"draft {spec}: {DRAFT_DEFAULTS_FILE} may only set "
+                             f"{', '.join(PAPER_DRAFT_DEFAULTS)}")
+    for name, value in named.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ModelLoadError(f"draft {spec}: {DRAFT_DEFAULTS_FILE}: {name} must be a "
+                                 f"positive integer, got {value!r}")
+    return {**PAPER_DRAFT_DEFAULTS, **named}
 
 
 def looks_like_path(spec: str) -> bool:

@@ -15,7 +15,7 @@ The draft is loaded only when its scores are not in the cache, and `draft.py` (w
 imports torch and transformers) is imported only then: a cache hit stays cheap.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -23,9 +23,9 @@ import numpy as np
 from . import chunks, layout, selection
 from .cache import ScoreCache, TokenScores, cache_key
 from .errors import ModelLoadError, UsageError
-from .loading import (BUILTIN, check_device_and_dtype, draft_fingerprint, draft_location,
-                      load_pretrained)
-from .profiles import Profile, load_profile
+from .loading import (BUILTIN, check_device_and_dtype, draft_defaults, draft_fingerprint,
+                      draft_location, load_pretrained)
+from .profiles import AUTO, Profile, load_profile
 from .source import check_text
 from .target import DEFAULT_TARGET, TargetTokenizer, load_target, tokenizer_target
 
@@ -81,6 +81,12 @@ class DraftSource:
 
             self._model = load_draft(self.name, device=self.device, dtype=self.dtype)
         return self._model
+
+    def settle(self, settings: Profile) -> Profile:
+        """`settings` with every value left to the draft (`auto`) replaced by the draft's."""
+        if settings.lookahead != AUTO:
+            return settings
+        return replace(settings, lookahead=draft_defaults(self.name)["lookahead"])
 
     def tokenizer(self):
         """The draft's tokenizer, without loading the model when it is not loaded yet."""
@@ -142,6 +148,7 @@ class Result:
     profile: str
     draft_tokens: int
     windows: int
+    lookahead: int  # lookahead queries the draft scored with
     spans: list[Span]
     chunks: list[ChunkReport]
     scores_cached: bool = False
@@ -200,6 +207,7 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
     if window is not None and window < 1:
         raise UsageError(f"--window must be a positive number of draft tokens, got {window}")
     source = draft if isinstance(draft, DraftSource) else DraftSource(draft, device=device, dtype=dtype)
+    settings = source.settle(settings)
     key = None
     if cache is not None and scorer is draft_scorer:
         key = cache_key(text, query=query, draft=source.fingerprint, lookahead=settings.lookahead,
@@ -295,7 +303,7 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
         tokens_before=tokens_before, tokens_after=tokens_after, budget=budget,
         keep_rate=rate if target_tokens is None else keep_rate,
         target=counter.name, draft=analysis.source.name, profile=settings.name,
-        draft_tokens=len(starts), windows=analysis.scores.windows,
+        draft_tokens=len(starts), windows=analysis.scores.windows, lookahead=settings.lookahead,
         spans=[Span(start, end) for start, end in spans],
         chunks=[ChunkReport(u.start, u.end, round(float(s), 6), k, u.required)
                 for u, s, k in zip(units, scores, kept)],

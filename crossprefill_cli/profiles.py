@@ -10,6 +10,11 @@ in a profile should never quietly change nothing.
 `language_delimiters` maps a language (as `dumps` names it from a file's path) to the
 delimiter used in that language's files; a user profile's mapping is merged over its
 base's. It is stored as sorted (language, delimiter) pairs so profiles stay hashable.
+
+`lookahead: auto` leaves the number of lookahead queries to the draft (its folder's
+`crossprefill.yaml`, else the paper's 8): how many of its own greedy tokens carry
+signal depends on how well the draft can answer, which is the draft's property, not
+the kind of input's. A number in a profile or on the command line wins.
 """
 
 from dataclasses import dataclass, fields, replace
@@ -23,6 +28,7 @@ from .dumps import LANGUAGES
 from .errors import UsageError
 
 BOUNDARIES = ("token", "word", "sentence", "line")
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ class Profile:
     description: str
     chunk_size: int
     pool_kernel: int
-    lookahead: int
+    lookahead: int | str  # a count, or AUTO: the draft's own default
     delimiter: str
     keep_rate: float
     boundary: str
@@ -122,6 +128,8 @@ def _validated(profile: Profile, *, source: str) -> Profile:
 
     for field_name in ("chunk_size", "pool_kernel", "lookahead"):
         value = getattr(profile, field_name)
+        if field_name == "lookahead" and value == AUTO:
+            continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise fail(f"{field_name} must be a positive integer, got {value!r}")
     for field_name in ("keep_head_lines", "keep_head_tokens", "keep_tail_tokens"):

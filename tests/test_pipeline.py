@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import tiktoken
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from crossprefill_cli import compress
-from crossprefill_cli.errors import InputError, UsageError
+from crossprefill_cli.errors import InputError, ModelLoadError, UsageError
 from crossprefill_cli.profiles import load_profile
 
 from conftest import fixture_path, has_tiktoken_fixture, long_text
@@ -55,7 +56,7 @@ def test_keep_rate_one_returns_the_input(llama_draft, target):
 def test_report_has_the_documented_fields(llama_draft, target):
     report = run(llama_draft, target, keep_rate=0.3).to_json()
     for name in ("text", "tokens_before", "tokens_after", "budget", "keep_rate", "target",
-                 "draft", "profile", "spans", "chunks"):
+                 "draft", "profile", "lookahead", "spans", "chunks"):
         assert name in report
     assert set(report["spans"][0]) == {"start", "end"}
     assert {"start", "end", "score", "kept"} <= set(report["chunks"][0])
@@ -95,6 +96,44 @@ def test_the_question_tokens_vote_when_the_profile_says_so(llama_draft, target, 
             "Which entry mentions a falcon?\nAnswer")
     else:
         assert request.query_rows == 0
+
+
+@pytest.fixture
+def draft_with_defaults(llama_dir, tmp_path):
+    """A copy of the tiny llama draft whose folder names its own scoring defaults."""
+    folder = shutil.copytree(llama_dir, tmp_path / "draft")
+    (folder / "crossprefill.yaml").write_text("lookahead: 2\n")
+    return folder
+
+
+def lookahead_used(draft, target, **options) -> int:
+    requests = []
+
+    def recording_scorer(model, request):
+        requests.append(request)
+        return np.ones(len(request.token_ids))
+
+    result = compress(TEXT, draft=str(draft), target=target, keep_rate=0.3, device="cpu",
+                      dtype="float32", scorer=recording_scorer, **options)
+    assert result.lookahead == requests[0].lookahead
+    return result.lookahead
+
+
+def test_the_lookahead_is_the_drafts_unless_a_profile_or_option_names_one(
+        draft_with_defaults, llama_dir, target, tmp_path):
+    assert lookahead_used(llama_dir, target) == 8  # no defaults file: the paper's value
+    assert lookahead_used(draft_with_defaults, target) == 2
+    pinned = tmp_path / "pinned.yaml"
+    pinned.write_text("lookahead: 5\n")
+    assert lookahead_used(draft_with_defaults, target, profile=str(pinned)) == 5
+    assert lookahead_used(draft_with_defaults, target, lookahead=3) == 3
+
+
+@pytest.mark.parametrize("content", ["lookahead: 0\n", "lookahead: [1\n", "pool_kernel: 5\n"])
+def test_a_broken_defaults_file_is_a_model_load_error(draft_with_defaults, target, content):
+    (draft_with_defaults / "crossprefill.yaml").write_text(content)
+    with pytest.raises(ModelLoadError, match="crossprefill.yaml"):
+        lookahead_used(draft_with_defaults, target)
 
 
 def test_windowed_scoring_still_meets_the_contract(llama_draft, target):

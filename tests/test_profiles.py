@@ -7,7 +7,9 @@ from crossprefill_cli.profiles import builtin_names, load_profile
 def test_builtin_profiles_carry_the_papers_settings():
     assert builtin_names() == ["code", "text"]
     text, code = load_profile("text"), load_profile("code")
-    assert (text.chunk_size, text.pool_kernel, text.lookahead, text.delimiter) == (32, 13, 8, "[...]")
+    assert (text.chunk_size, text.pool_kernel, text.delimiter) == (32, 13, "[...]")
+    # how many lookahead tokens carry signal is the draft's to say (loading.draft_defaults)
+    assert text.lookahead == code.lookahead == "auto"
     assert (code.chunk_size, code.delimiter, code.boundary) == (128, "// omitted", "line")
 
 
@@ -47,6 +49,15 @@ def test_unknown_profile_names_list_the_choices():
 def test_missing_profile_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="cannot read profile"):
         load_profile(str(tmp_path / "absent.yaml"))
+
+
+def test_a_profile_may_leave_the_lookahead_to_the_draft_or_name_it(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("lookahead: 3\n")
+    assert load_profile(str(path)).lookahead == 3
+    path.write_text("lookahead: automatic\n")
+    with pytest.raises(UsageError, match="lookahead must be a positive integer"):
+        load_profile(str(path))
 
 
 def test_overrides_are_validated():
