@@ -28,6 +28,7 @@ from pathlib import Path
 
 from crossprefill_cli import compress
 from crossprefill_cli.draft import load_draft
+from crossprefill_cli.loading import draft_defaults
 
 from .methods import MemoScorer, lexical_scorer, random_scorer
 from .targets import bench_target
@@ -219,7 +220,7 @@ def run(args) -> None:
             for rate in args.rates:
                 started = time.perf_counter()
                 result = compress(case.text, draft=draft, target=target, query=case.query,
-                                  profile="code", keep_rate=rate,
+                                  profile="code", keep_rate=rate, lookahead=args.lookahead,
                                   scorer=scorer or random_scorer(index))
                 if scorer is methods[f"crossprefill ({args.draft})"]:
                     seconds += time.perf_counter() - started
@@ -228,7 +229,8 @@ def run(args) -> None:
                 counts[name, rate, "headers"] += all(h in result.text for h in case.headers)
         print(f"  case {index + 1}/{args.cases} done ({case.writer})", flush=True)
     print(f"\nCode debugging on repository dumps, {args.cases} cases of ~{args.tokens} target "
-          f"tokens, target {target.name}, draft {args.draft}, profile code")
+          f"tokens, target {target.name}, draft {args.draft}, profile code, lookahead "
+          f"{args.lookahead or draft_defaults(args.draft)['lookahead']}")
     print("formats: " + ", ".join(f"{k} {v}" for k, v in sorted(formats.items())) + "\n")
     header = [f"{k} @ {r:g}" for k in measures for r in args.rates]
     print("| method | " + " | ".join(header) + " |")
@@ -245,6 +247,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draft", default="builtin")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--lookahead", type=int, help="lookahead queries (default: the draft's)")
     parser.add_argument("--tokens", type=int, default=6000)
     parser.add_argument("--rates", default="0.15,0.2,0.3",
                         type=lambda s: [float(x) for x in s.split(",")])

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from crossprefill_cli import compress
 from crossprefill_cli.draft import load_draft
+from crossprefill_cli.loading import draft_defaults
 
 from .corpora import handbook_paragraphs
 from .methods import MemoScorer, lexical_scorer, random_scorer
@@ -107,16 +108,17 @@ def run(args) -> None:
                 for rate in args.rates:
                     started = time.perf_counter()
                     result = compress(case.text, draft=draft, target=target, query=case.query,
-                                      keep_rate=rate, window=args.window,
+                                      keep_rate=rate, window=args.window, lookahead=args.lookahead,
                                       scorer=scorer or random_scorer(index))
                     if name.startswith("crossprefill"):
                         seconds[length] += time.perf_counter() - started
                     kept[name, length, rate] += case.needle in result.text
             print(f"  {length} tokens, case {index + 1}/{args.cases} done", flush=True)
     window = f"window {args.window} draft tokens" if args.window else "default window"
+    lookahead = args.lookahead or draft_defaults(args.draft)["lookahead"]
     wording = "paraphrased questions" if args.paraphrase else "questions in the fact's words"
     print(f"\nNeedle kept (whole sentence verbatim), {args.cases} cases per cell, {wording}, "
-          f"target {target.name}, draft {args.draft}, {window}\n")
+          f"target {target.name}, draft {args.draft}, lookahead {lookahead}, {window}\n")
     header = [f"{n // 1000}k @ {r:g}" for n in args.lengths for r in args.rates]
     print("| method | " + " | ".join(header) + " |")
     print("|---" * (len(header) + 1) + "|")
@@ -134,6 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draft", default="builtin")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--lookahead", type=int, help="lookahead queries (default: the draft's)")
     parser.add_argument("--lengths", default="4000,16000",
                         type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--rates", default="0.1,0.125,0.25",
