@@ -38,6 +38,7 @@ WORD_SEARCH_CHARS = 64
 SENTENCE_SEARCH_CHARS = 160
 # How far a code chunk edge may move to reach a better line start (a few lines).
 STRUCTURE_SEARCH_CHARS = 160
+BLOCK_CLOSER = re.compile(r"\s*(?:[}\])]|end\b)")
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,13 @@ def line_start_rank(text: str, pos: int) -> int:
     """How good a chunk edge the line start `pos` is: 0 (best) to 3.
 
     Best is top-level code right after a blank line (a new definition, usually);
-    then top-level code or anything after a blank line; a blank line is worst.
+    then top-level code or anything after a blank line; a blank line, or a line that
+    closes a block (`}`, `)`, `]`, `end`), is worst: a chunk that starts with a closer
+    reads as a stray bracket when the chunk before it is dropped.
     """
     line_end = text.find("\n", pos)
     line = text[pos:len(text) if line_end == -1 else line_end]
-    if not line.strip():
+    if not line.strip() or BLOCK_CLOSER.match(line):
         return 3
     previous_start = text.rfind("\n", 0, max(pos - 1, 0)) + 1
     after_blank = pos > 0 and not text[previous_start:pos].strip()

@@ -42,6 +42,16 @@ def test_line_snap_prefers_top_level_code_after_a_blank_line():
     assert chunks.line_start_rank(text, text.index("\ndef b")) == 3  # the blank line
 
 
+def test_line_snap_keeps_a_closing_bracket_with_its_block():
+    text = "int f(int x) {\n    if (x) {\n        g(x);\n    }\n    return x;\n}\n"
+    # the nearest line start is the `    }` closing the if; the next line is a better edge
+    assert chunks.snap(text, text.index("    }"), 0, len(text), "line") == text.index("    return")
+    closers = text + "    end\n"
+    for line_start in (text.index("    }"), text.rindex("\n}") + 1, len(text)):
+        assert chunks.line_start_rank(closers, line_start) == 3
+    assert chunks.line_start_rank(closers + "endpoint = 1\n", len(closers)) == 1  # not `end`
+
+
 def test_head_in_line_mode_holds_whole_lines_only():
     text = "a very long first line of code\nsecond\n"
     starts = starts_every(text, 2)
