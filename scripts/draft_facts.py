@@ -161,6 +161,47 @@ MONTHS = ["January", "February", "March", "April", "May", "June", "July", "Augus
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
+# Event facts (phase E): who did what, where and when; the answer is a phrase (a name,
+# a place, a time, an object), asked with who/where/when/what questions.  Verbs, objects
+# and sentence shapes are deliberately unlike bench/needle.py's needles.
+# (past tense, base form, past participle)
+EVENT_VERBS = [("hid", "hide", "hidden"), ("repaired", "repair", "repaired"),
+               ("sold", "sell", "sold"), ("delivered", "deliver", "delivered"),
+               ("borrowed", "borrow", "borrowed"), ("planted", "plant", "planted"),
+               ("stored", "store", "stored"), ("lost", "lose", "lost"),
+               ("signed", "sign", "signed"), ("opened", "open", "opened"),
+               ("tested", "test", "tested"), ("moved", "move", "moved"),
+               ("built", "build", "built"), ("photographed", "photograph", "photographed"),
+               ("returned", "return", "returned"), ("wrote", "write", "written"),
+               ("installed", "install", "installed"), ("cleaned", "clean", "cleaned")]
+EVENT_ADJECTIVES = ["old", "green", "heavy", "small", "broken", "wooden", "silver", "spare",
+                    "red", "tall", "cracked", "square", "new", "plastic", "yellow", "rusty"]
+EVENT_NOUNS = ["ladder", "bicycle", "letter", "clock", "mirror", "tractor", "banner", "crate",
+               "radio", "piano", "bench", "statue", "engine", "carpet", "drum", "map", "tent",
+               "fence", "sign", "telescope", "boat", "printer", "lamp", "contract"]
+EVENT_PLACES = ["in {N}", "at the {w} station", "near the {N} bridge", "behind the {w} shed",
+                "on platform {n}", "in room {n}", "inside the {N} depot", "at {N} harbour"]
+EVENT_TIMES = ["on {D}", "in {M} {Y}", "at {t}", "after the {w} meeting", "in the winter of {Y}",
+               "early on {D}"]
+EVENT_FACT_TRAIN = [
+    "{Agent} {past} the {obj} {place} {time}.",
+    "{Time}, {agent} {past} the {obj} {place}.",
+    "It was {agent} who {past} the {obj} {place} {time}.",
+    "The {obj} was {pp} by {agent} {place} {time}.",
+    "{Place}, {agent} {past} the {obj} {time}.",
+    "{Agent} finally {past} the {obj} {time}, {place}.",
+]
+EVENT_QUESTION_TRAIN = {
+    "agent": ["Who {past} the {obj}?", "Which person {past} the {obj}?",
+              "By whom was the {obj} {pp}?"],
+    "place": ["Where did {agent} {base} the {obj}?", "In what place was the {obj} {pp}?",
+              "Where was the {obj} {pp}?"],
+    "time": ["When did {agent} {base} the {obj}?", "At what time was the {obj} {pp}?",
+             "When was the {obj} {pp} by {agent}?"],
+    "obj": ["What did {agent} {base} {place}?", "Which thing was {pp} by {agent}?"],
+}
+
+
 class FactMaker:
     """Generates facts/questions. ``heldout=True`` uses the held-out templates and word pool."""
 
@@ -308,6 +349,47 @@ class FactMaker:
         r.shuffle(order)
         facts = [items[i][0] for i in order]
         return facts, items[0][1], items[0][2], order.index(0)
+
+
+
+    def event(self):
+        """One event as a dict of its slots (agent, verb forms, object, place, time)."""
+        r = self.rng
+
+        def fill(t):
+            return t.format(N=self.name(), w=self.word(), n=r.randint(2, 99), D=r.choice(DAYS),
+                            M=r.choice(MONTHS), Y=r.randint(1950, 2030),
+                            t=f"{r.randint(0, 23):02d}:{r.choice(['00', '15', '30', '45'])}")
+        agent = self.name() if r.random() < 0.6 else f"{self.name()} {self.name()}"
+        past, base, pp = r.choice(EVENT_VERBS)
+        obj = f"{r.choice(EVENT_ADJECTIVES)} {r.choice(EVENT_NOUNS)}"
+        return dict(agent=agent, past=past, base=base, pp=pp, obj=obj,
+                    place=fill(r.choice(EVENT_PLACES)), time=fill(r.choice(EVENT_TIMES)))
+
+    def event_set(self, k: int):
+        """k events (1 target + k-1 distractors sharing its agent, object or verb), a
+        who/where/when/what question about the target, and the answer phrase."""
+        r = self.rng
+        target = self.event()
+        events = [target]
+        for _ in range(k - 1):
+            other = self.event()
+            shared = r.choice([("agent",), ("obj",), ("past", "base", "pp"), ()])
+            other.update({key: target[key] for key in shared})
+            events.append(other)
+        slot = r.choice(list(EVENT_QUESTION_TRAIN))
+        facts = []
+        for e in events:
+            text = r.choice(EVENT_FACT_TRAIN).format(
+                Agent=e["agent"], agent=e["agent"], Time=e["time"][0].upper() + e["time"][1:],
+                Place=e["place"][0].upper() + e["place"][1:], **{k: v for k, v in e.items()
+                                                              if k not in ("agent",)})
+            facts.append(text)
+        q = r.choice(EVENT_QUESTION_TRAIN[slot]).format(**target)
+        ans = target[slot].split(" ", 1)[1] if slot in ("place", "time") else target[slot]
+        order = list(range(k))
+        r.shuffle(order)
+        return [facts[i] for i in order], q, ans, order.index(0)
 
 
 # Hand-written probes in a different style (never used for training): (fact, question, answer)

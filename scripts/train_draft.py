@@ -62,16 +62,31 @@ SEED = 20261122
 #     some context token, so that attention is comparable across windows;
 #   - answers replaced by filler tokens, like the draft's own wrong greedy lookahead;
 #   - rows asking about named functions of a code passage, whose whole body is the target.
+# mix "events" (phase E): the same, with more named-function rows (code dumps were the
+# weakest case after phase D) and facts that are events (who did what where and when)
+# asked with who/where/when/what questions, so answers are phrases, not only values.
+# mix "code" (phase F): more named-function rows still, 40% of them naming only functions
+# that are not in the passage (target <|bos|>): in a windowed dump most windows hold none
+# of the named functions, and their def lines must not outscore the window that does.
 PHASES = [
     ("A_256", 256, 32, 250, 0.75, 4, "facts"),
     ("B_512", 512, 16, 210, 0.65, 5, "facts"),
     ("C_1024", 1024, 8, 890, 0.55, 6, "facts"),
     ("D_1024", 1024, 8, 600, 0.7, 6, "windows"),
+    ("E_1024", 1024, 8, 900, 0.75, 6, "events"),
+    ("F_1024", 1024, 8, 600, 0.75, 6, "code"),
 ]
-# phase D starts from the annealed end of C and has its own short schedule
+# each fine-tune phase (D, E) starts from the annealed end of the one before and has its
+# own short schedule: warm-up, then linear decay to a tenth
 FINETUNE_LR, FINETUNE_WARMUP = 6e-4, 20
-# phase D row kinds among recall rows: fact absent / filler continuation / named functions
-P_ABSENT, P_FILLER, P_FUNCTIONS = 0.25, 0.5, 0.3
+# row kinds among the recall rows of the fine-tune mixes: named functions; else a fact
+# row whose fact is absent / continued by filler / an event (who, where, when, what)
+MIXES = {"windows": {"functions": 0.3, "functions_absent": 0.0, "absent": 0.25, "filler": 0.5,
+                     "events": 0.0},
+         "events": {"functions": 0.5, "functions_absent": 0.0, "absent": 0.25, "filler": 0.5,
+                    "events": 0.5},
+         "code": {"functions": 0.6, "functions_absent": 0.4, "absent": 0.25, "filler": 0.5,
+                  "events": 0.5}}
 W_COVER = 0.2
 RETRIEVAL_LAYERS = (1, 2, 3)
 RETRIEVAL_HEADS = (0, 1)
@@ -247,13 +262,14 @@ class DataGen:
             row["cont_len"] = len(ans_ids)
         return row
 
-    def recall(self, T, kmax, heldout_len=None, probe=None, absent=False, filler=False):
+    def recall(self, T, kmax, heldout_len=None, probe=None, absent=False, filler=False, events=False):
         """One row: [BOS] context(with facts) question answer [EOS].
 
         probe: optional (fact, question, answer) used instead of synthetic facts (eval).
         heldout_len: if given, total prompt length target (eval); no answer appended.
         absent: the asked fact is left out of the context; the target is <|bos|>.
         filler: continue with filler tokens instead of the answer.
+        events: the facts are events (who did what where and when) instead of attributes.
         """
         r = self.rng
         k = 1 if (r.random() < 0.35 or kmax == 1) else r.randint(2, kmax)
@@ -264,7 +280,9 @@ class DataGen:
             code_facts = False
         else:
             code_facts = r.random() < (0.5 if use_code_ctx else 0.15)
-            facts, q, ans, tgt = (self.fm.code_set(k) if code_facts else self.fm.prose_set(k))
+            code_facts = code_facts and not events
+            facts, q, ans, tgt = (self.fm.code_set(k) if code_facts else
+                                  self.fm.event_set(k) if events else self.fm.prose_set(k))
             if absent:
                 facts = facts[:tgt] + facts[tgt + 1:]
         q_ids = self.enc(QUERY_TEMPLATE.format(query=q))
@@ -335,9 +353,10 @@ class DataGen:
         pieces.append(passage[last:])
         return "".join(pieces), spans
 
-    def functions(self, T):
+    def functions(self, T, absent=False):
         """One row asking about 1-4 functions named in the question; the target is every
-        token of the named functions that are in the context (<|bos|> if none is)."""
+        token of the named functions that are in the context (<|bos|> if none is).
+        absent: name only functions of another passage."""
         r = self.rng
         q_budget = 80
         passage = self.code.passage(r, int((T - q_budget) * self.cpt * 1.1))
@@ -347,8 +366,8 @@ class DataGen:
         defs = list(re.finditer(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)[ \t]*\(", passage, re.M))
         present = {m.group(2) for m in defs}
         k = r.randint(1, 4)
-        names = r.sample(sorted(present), min(k, len(present))) if present else []
-        n_absent = k - len(names) if r.random() < 0.6 else 0
+        names = r.sample(sorted(present), min(k, len(present))) if present and not absent else []
+        n_absent = k - len(names) if (absent or r.random() < 0.6) else 0
         foreign = re.findall(r"^[ \t]*def[ \t]+(\w+)", self.code.passage(r, 20000), re.M)
         names += [n for n in r.sample(foreign, min(n_absent, len(foreign))) if n not in present]
         if not names:
@@ -389,10 +408,11 @@ class DataGen:
 def recall_row(gen: DataGen, T, kmax, mix):
     if mix == "facts":
         return gen.recall(T, kmax)
-    r = gen.rng
-    if r.random() < P_FUNCTIONS:
-        return gen.functions(T)
-    return gen.recall(T, kmax, absent=r.random() < P_ABSENT, filler=r.random() < P_FILLER)
+    r, p = gen.rng, MIXES[mix]
+    if r.random() < p["functions"]:
+        return gen.functions(T, absent=p["functions_absent"] > 0 and r.random() < p["functions_absent"])
+    return gen.recall(T, kmax, absent=r.random() < p["absent"], filler=r.random() < p["filler"],
+                      events=r.random() < p["events"])
 
 
 def make_batch(gen: DataGen, T, B, p_rec, kmax, mix="facts"):
@@ -623,6 +643,14 @@ def write_card(model_dir: Path, log: dict, bench: dict | None, limits: str = "")
                  "/usr/share/common-licenses and Debian READMEs; same cells):\n\n| set | n | cells |\n|---|---|---|\n")
         extra += "\n".join(f"| {k} | {v['n']} | {v['ans_top12']:.2f} / {v['ans_top1']:.2f} / {v['answer_acc']:.2f} |"
                            for k, v in xe.items() if isinstance(v, dict)) + "\n"
+    dev = log.get("scoring_defaults_dev")
+    defaults = ""
+    if dev:
+        defaults = (f"\n## Scoring defaults\n`crossprefill.yaml` in this folder says `lookahead: "
+                    f"{dev['chosen_lookahead']}`, chosen by `scripts/choose_defaults.py` on development "
+                    f"cases (held-out Python-docs passages and fact templates, {dev['cases_per_length']} "
+                    f"per length, facts kept at {dev['keep_rate']:.1%} keep): "
+                    + "; ".join(f"{k}: {v}" for k, v in dev["kept"].items()) + ".\n")
     m = log["model"]
     speed = ""
     if bench:
@@ -664,6 +692,10 @@ context sentence that answers the question.
   answers replaced by filler words (like the draft's own wrong greedy lookahead), and
   questions naming 1-4 functions of a standard-library code passage (some names from
   other files), whose whole definitions are the target.
+- Phase E adds event facts (who did what, where and when, asked with who/where/when/what
+  questions, so answers are phrases) and more function questions; phase F more function
+  questions still, 40% of them naming only functions of other files (target `<|bos|>`:
+  most windows of a repository dump hold none of the functions a question names).
 
 ## Training
 `scripts/train_draft.py` (seed {log['seed']}), CPU only (2 threads), bf16 autocast.
@@ -694,8 +726,7 @@ Random ranking puts the answer chunk in the top 12.5% about 12.5% of the time.
 The greedy answer is almost never right: the model is too small/short-trained to *generate*
 the value; what it learned is to *attend* to the right sentence. In misses the fact's
 chunk is usually still ranked high but not in the top 12.5%.
-{extra}
-
+{extra}{defaults}
 ## Limitations
 - Retrieval is learned from synthetic facts in Python documentation/code. It transfers to
   other technical prose, but less well to unusual text (legal/licence prose is the worst
@@ -705,8 +736,9 @@ chunk is usually still ranked high but not in the top 12.5%.
   asked fact to rest on `<|bos|>`. Normalising each window's scores to sum 1 instead
   changed nothing measurable (20 needle cases at 4k tokens), nor did max vs mean over
   heads or the trained heads alone.
-- Questions whose answers are phrases ("where did X bury Y?") are retrieved worst; the
-  training facts are mostly short values.
+- Code questions: questions naming functions of a repository dump find the named
+  definitions no more often than chance (crossprefill's `bench/code.py`); the
+  function-question rows of phases D-F did not change that measurably.
 - Nothing beyond 1024 positions was trained.
 {limits}
 ## Licence
@@ -807,13 +839,12 @@ def main():
                                 for p in phases],
                      "optimizer": "AdamW lr 2e-3 betas (0.9,0.95) wd 0.1, warmup 100, constant, linear decay "
                                   f"to 10% over the last {args.decay_frac:.0%} of the 'facts' steps, clip 1.0, "
-                                  f"bf16 autocast; phase D: lr {FINETUNE_LR}, warmup {FINETUNE_WARMUP}, "
+                                  f"bf16 autocast; each fine-tune phase: lr {FINETUNE_LR}, warmup {FINETUNE_WARMUP}, "
                                   "linear decay to 10%",
                      "loss": {"lm_fraction": LM_FRACTION, "w_ans": W_ANS, "w_att": W_ATT, "w_neg": W_NEG,
                               "w_cover": W_COVER, "retrieval_layers": RETRIEVAL_LAYERS,
                               "retrieval_heads": RETRIEVAL_HEADS,
-                              "phase_d_rows": {"absent": P_ABSENT, "filler": P_FILLER,
-                                               "functions": P_FUNCTIONS}}}
+                              "fine_tune_mixes": MIXES}}
 
     eval_sets = build_eval(tok, words, Corpus(docs["eval"]), Corpus(code["eval"]), cpt)
     if args.smoke:
@@ -829,7 +860,12 @@ def main():
 
     def lr_at(step):
         if step >= main_steps:
-            done, length = step - main_steps, max(1, sum(p[3] for p in phases) - main_steps)
+            start = main_steps
+            for p in phases:
+                if p[6] != "facts" and step < start + p[3]:
+                    break
+                start += p[3] if p[6] != "facts" else 0
+            done, length = step - start, p[3]
             if done < FINETUNE_WARMUP:
                 return FINETUNE_LR * (done + 1) / FINETUNE_WARMUP
             return FINETUNE_LR * (1 - 0.9 * done / length)
@@ -853,6 +889,7 @@ def main():
         log["evals"] = [e for e in old.get("evals", []) if e["step"] <= step]
         log["resumed"] = old.get("resumed", []) + [{"from_step": step, "at": time.strftime("%H:%M:%S"),
                                                       "phases": phases}]
+        log["phase_end_steps"] = dict(old.get("phase_end_steps", {}))
         if "best" in old:
             log["best"] = old["best"]
             best = old["best"]["score"]
@@ -894,10 +931,12 @@ def main():
         checkpoint("init")
     done = 0
     for (pname, T, B, nsteps, p_rec, kmax, mix) in phases:
+        trained = False  # a resumed run skips the phases it has done: keep their end steps
         for _ in range(nsteps):
             done += 1
             if done <= step:
                 continue
+            trained = True
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
             batch = make_batch(gen, T, B, p_rec, kmax, mix)
@@ -928,7 +967,8 @@ def main():
             if time.time() - t_train > args.max_minutes * 60:
                 stop = True
                 break
-        log.setdefault("phase_end_steps", {})[pname] = step
+        if trained:
+            log.setdefault("phase_end_steps", {})[pname] = step
         if stop:
             break
     checkpoint("final")

@@ -12,7 +12,7 @@ import torch
 
 from crossprefill_cli import draft as draft_module, scoring
 from crossprefill_cli.draft import load_draft
-from crossprefill_cli.loading import builtin_path
+from crossprefill_cli.loading import builtin_path, draft_defaults
 from crossprefill_cli.errors import ModelLoadError, UsageError
 
 from conftest import long_text, save_tiny_draft
@@ -151,6 +151,8 @@ def test_bfloat16_draft_scores_like_float32(llama_dir, llama_draft):
 def test_builtin_draft_loads_or_says_it_is_missing():
     if (builtin_path() / "config.json").exists():
         assert load_draft("builtin", device="cpu").context_length >= 512
+        # its folder's scoring defaults parse (a broken file would fail every compress)
+        assert draft_defaults("builtin")["lookahead"] >= 1
     else:
         with pytest.raises(ModelLoadError, match="bundled draft"):
             load_draft("builtin", device="cpu")
