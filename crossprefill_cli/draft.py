@@ -106,9 +106,6 @@ class Draft:
         # starts non-decreasing so that chunk edges stay ordered.
         return ids, np.maximum.accumulate(starts) if len(starts) else starts
 
-    def encode_plain(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
     def score(self, context_ids: np.ndarray, query_ids: list[int], *, lookahead: int,
               pool_kernel: int, window: int, query_rows: int = 0,
               on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:

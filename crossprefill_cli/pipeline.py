@@ -208,6 +208,7 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
         raise UsageError(f"--window must be a positive number of draft tokens, got {window}")
     source = draft if isinstance(draft, DraftSource) else DraftSource(draft, device=device, dtype=dtype)
     settings = source.settle(settings)
+    structure = layout.describe(text, line_mode=settings.boundary == "line")
     key = None
     if cache is not None and scorer is draft_scorer:
         key = cache_key(text, query=query, draft=source.fingerprint, lookahead=settings.lookahead,
@@ -216,8 +217,7 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
                         dtype=source.dtype)
         scores = cache.get(key, len(text))
         if scores is not None:
-            return Analysis(text, settings, query, source, scores, cached=True,
-                            structure=_structure(text, settings))
+            return Analysis(text, settings, query, source, scores, cached=True, structure=structure)
     model = source.load()
     token_ids, starts = model.encode(text)
     query_ids, query_rows = _query_prompt(model, settings, query)
@@ -230,8 +230,7 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
                          windows=-(-len(token_ids) // window_size))
     if key is not None:
         cache.put(key, scores)
-    return Analysis(text, settings, query, source, scores, cached=False,
-                    structure=_structure(text, settings))
+    return Analysis(text, settings, query, source, scores, cached=False, structure=structure)
 
 
 def _query_prompt(model: "Draft", settings: Profile, query: str | None) -> tuple[list[int], int]:
@@ -246,10 +245,6 @@ def _query_prompt(model: "Draft", settings: Profile, query: str | None) -> tuple
     # the token holding the query's first character (a leading space may belong to it)
     first = int(np.searchsorted(starts, settings.query_template.index("{query}"), side="right")) - 1
     return ids.tolist(), max(0, len(ids) - 1 - max(first, 0))
-
-
-def _structure(text: str, settings: Profile) -> layout.Layout:
-    return layout.describe(text, line_mode=settings.boundary == "line")
 
 
 def finish(analysis: Analysis, *, keep_rate: float | None = None,

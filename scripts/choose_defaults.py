@@ -40,12 +40,10 @@ LOOKAHEADS = (1, 2, 4, 8)
 KEEP_RATE = 0.125
 
 
-def dev_cases(count: int, chars: int, seed: int):
+def dev_cases(words: list[str], corpus: Corpus, count: int, chars: int, seed: int):
     """(text, asked fact sentence, question) triples from held-out text and templates."""
-    docs, _ = load_corpus()
     rng = random.Random(seed)
-    facts_maker = FactMaker(word_list(docs["train"]), rng, heldout=True)
-    corpus = Corpus(docs["eval"])
+    facts_maker = FactMaker(words, rng, heldout=True)
     cases = []
     while len(cases) < count:
         facts, question, _, asked = facts_maker.prose_set(rng.randint(1, 4))
@@ -68,9 +66,11 @@ def main() -> None:
     args = parser.parse_args()
 
     draft, target = load_draft(args.draft, device="cpu"), load_target(DEFAULT_TARGET)
+    docs, _ = load_corpus()
+    words, corpus = word_list(docs["train"]), Corpus(docs["eval"])
     kept = {(chars, n): 0 for chars in map(int, args.chars.split(",")) for n in LOOKAHEADS}
     for chars in sorted({c for c, _ in kept}):
-        for text, fact, question in dev_cases(args.cases, chars, SEED + chars):
+        for text, fact, question in dev_cases(words, corpus, args.cases, chars, SEED + chars):
             for lookahead in LOOKAHEADS:
                 result = compress(text, draft=draft, target=target, query=question,
                                   keep_rate=KEEP_RATE, lookahead=lookahead)

@@ -76,7 +76,7 @@ PHASES = [
     ("E_1024", 1024, 8, 900, 0.75, 6, "events"),
     ("F_1024", 1024, 8, 600, 0.75, 6, "code"),
 ]
-# each fine-tune phase (D, E) starts from the annealed end of the one before and has its
+# each fine-tune phase (D, E, F) starts from the annealed end of the one before and has its
 # own short schedule: warm-up, then linear decay to a tenth
 FINETUNE_LR, FINETUNE_WARMUP = 6e-4, 20
 # row kinds among the recall rows of the fine-tune mixes: named functions; else a fact
@@ -408,11 +408,14 @@ class DataGen:
 def recall_row(gen: DataGen, T, kmax, mix):
     if mix == "facts":
         return gen.recall(T, kmax)
-    r, p = gen.rng, MIXES[mix]
-    if r.random() < p["functions"]:
-        return gen.functions(T, absent=p["functions_absent"] > 0 and r.random() < p["functions_absent"])
-    return gen.recall(T, kmax, absent=r.random() < p["absent"], filler=r.random() < p["filler"],
-                      events=r.random() < p["events"])
+    p = MIXES[mix]
+
+    def chance(kind):  # a kind a mix leaves out draws nothing: earlier phases' data stays
+        return p[kind] > 0 and gen.rng.random() < p[kind]
+    if chance("functions"):
+        return gen.functions(T, absent=chance("functions_absent"))
+    return gen.recall(T, kmax, absent=chance("absent"), filler=chance("filler"),
+                      events=chance("events"))
 
 
 def make_batch(gen: DataGen, T, B, p_rec, kmax, mix="facts"):
@@ -861,10 +864,10 @@ def main():
     def lr_at(step):
         if step >= main_steps:
             start = main_steps
-            for p in phases:
-                if p[6] != "facts" and step < start + p[3]:
+            for p in (p for p in phases if p[6] != "facts"):
+                if step < start + p[3]:
                     break
-                start += p[3] if p[6] != "facts" else 0
+                start += p[3]
             done, length = step - start, p[3]
             if done < FINETUNE_WARMUP:
                 return FINETUNE_LR * (done + 1) / FINETUNE_WARMUP

@@ -59,7 +59,7 @@ def test_probe_matches_eager_attention_reference(draft_dirs, family, query_rows)
     folder = draft_dirs[family]
     draft = load_draft(str(folder), device="cpu", dtype="float32")
     context_ids, _ = draft.encode(TEXT)
-    query_ids = draft.encode_plain(QUERY)
+    query_ids = draft.encode(QUERY)[0].tolist()
     ours = draft.score(context_ids, query_ids, lookahead=4, pool_kernel=5, window=10_000,
                        query_rows=query_rows)
     expected = reference_importance(folder, context_ids, query_ids, 4, 5, query_rows)
@@ -70,7 +70,7 @@ def test_probe_matches_eager_attention_reference(draft_dirs, family, query_rows)
 @pytest.mark.parametrize("query_rows", [0, 4])
 def test_teacher_forced_windows_score_like_the_generating_window(llama_draft, query_rows):
     context_ids, _ = llama_draft.encode(TEXT)
-    query_ids = llama_draft.encode_plain(QUERY)
+    query_ids = llama_draft.encode(QUERY)[0].tolist()
     with torch.inference_mode():
         generated, lookahead_ids = llama_draft._score_generating(context_ids, query_ids, 6, 13,
                                                                  query_rows)
@@ -160,7 +160,7 @@ def test_builtin_draft_loads_or_says_it_is_missing():
 
 def test_prefill_in_blocks_scores_like_one_block(llama_draft, monkeypatch):
     context_ids, _ = llama_draft.encode(long_text(8))
-    query_ids = llama_draft.encode_plain(QUERY)
+    query_ids = llama_draft.encode(QUERY)[0].tolist()
     whole = llama_draft.score(context_ids, query_ids, lookahead=3, pool_kernel=13, window=150)
     monkeypatch.setattr(draft_module, "PREFILL_BLOCK", 7)
     blocked = llama_draft.score(context_ids, query_ids, lookahead=3, pool_kernel=13, window=150)
@@ -176,7 +176,7 @@ def test_auto_dtype_on_cpu_follows_native_bf16_support(monkeypatch, native, expe
 
 def test_query_rows_must_leave_the_last_query_token_to_the_lookahead(llama_draft):
     context_ids, _ = llama_draft.encode(TEXT)
-    query_ids = llama_draft.encode_plain(QUERY)
+    query_ids = llama_draft.encode(QUERY)[0].tolist()
     with pytest.raises(UsageError, match="query_rows"):
         llama_draft.score(context_ids, query_ids, lookahead=2, pool_kernel=5, window=10_000,
                           query_rows=len(query_ids))
