@@ -72,18 +72,19 @@ def main() -> None:
     parser.add_argument("--draft", default="builtin")
     parser.add_argument("--sizes", default="1000,4000,16000,32000,64000",
                         type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--device", default="cpu", help="as compress's --device (cpu, cuda, ...)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per cell; the best counts")
     parser.add_argument("--one-pass-limit", type=int, default=32000,
                         help="largest input to time the one-pass floor on (it is quadratic)")
     args = parser.parse_args()
-    draft = load_draft(args.draft, device="cpu")
+    draft = load_draft(args.draft, device=args.device)
     target = bench_target(draft)
     env = {**os.environ, "CROSSPREFILL_CACHE_DIR": tempfile.mkdtemp(prefix="crossprefill-bench-")}
     python = sys.executable
     print(f"draft {args.draft} (context {draft.context_length}, "
           f"{str(next(draft.model.parameters()).dtype).removeprefix('torch.')} on both sides), "
           f"target {target.name}, "
-          f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}\n")
+          f"{draft.device}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}\n")
     print("| input tokens | draft tokens | compress | one-pass floor | ratio | windowed floor "
           "| ratio | peak memory | cached re-run |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -94,11 +95,12 @@ def main() -> None:
             path.write_text(text, encoding="utf-8")
             draft_tokens = len(draft.encode(text)[0])
             compress = [python, "-m", "crossprefill_cli", "compress", str(path), "-d", args.draft,
-                        "-t", "o200k_base", "--quiet", "-r", "0.3"]
+                        "-t", "o200k_base", "--device", args.device, "--quiet", "-r", "0.3"]
             seconds, memory = timed([*compress, "--no-cache"], env, args.repeats)
             timed(compress, env)  # fill the cache
             rerun, _ = timed([*compress[:-1], "0.2"], env, args.repeats)
-            floor = [python, "-m", "bench.plain_forward", str(path), args.draft]
+            floor = [python, "-m", "bench.plain_forward", str(path), args.draft,
+                     "--device", args.device]
             one_pass = (timed(floor, env, args.repeats)[0] if draft_tokens <= args.one_pass_limit
                         else None)
             window = draft.context_length - len(draft.bos_ids) - 8  # as compress, no query

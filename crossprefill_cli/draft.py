@@ -9,13 +9,13 @@ given an `AttentionProbe`, also computes the probe's queries against the prompt 
 attention; the probe adds O(heads x N x S) per layer, reduced on the spot.
 
 Scoring a window (Algorithm 1 of Upasani et al.): prefill `[BOS] + window + query`
-(in blocks, through the KV cache, computing only the last position's logits),
-recording the attention of its last token, then step N-1 greedy lookahead tokens
-through the cache, each step recording its attention. Inputs longer than the draft's
-window are split into equal windows; the lookahead tokens are generated once, on the
-last window (which holds the end of the input and sits next to the query), and every
-other window is prefilled with those lookahead tokens appended, in the same forward
-call, recording all N query rows at once.
+(on the CPU in blocks through the KV cache, on a GPU in one call; only the last
+position's logits), recording the attention of its last token, then step N-1 greedy
+lookahead tokens through the cache, each step recording its attention. Inputs longer
+than the draft's window are split into equal windows; the lookahead tokens are
+generated once, on the last window (which holds the end of the input and sits next to
+the query), and every other window is prefilled with those lookahead tokens appended,
+in the same forward call, recording all N query rows at once.
 With `query_rows`, the query's own tokens (before its last) are recorded as well, in
 the same calls. Each window's attention is normalised over the same kind of prompt
 (same length +/- one token, same query), which keeps scores comparable across windows.
@@ -37,8 +37,10 @@ from .errors import ModelLoadError, UsageError
 from .loading import check_device_and_dtype, draft_fingerprint, draft_location, load_pretrained
 
 ATTENTION_NAME = "crossprefill"
-# Prefill feeds the KV cache this many tokens at a time: peak activation memory then
-# no longer grows with the window, at no measurable cost in speed.
+# On the CPU, prefill feeds the KV cache this many tokens at a time: peak activation
+# memory then no longer grows with the window, at no measurable cost in speed. On a GPU
+# a block with a cache ahead of it needs an explicit mask, which SDPA runs without its
+# flash kernel; there each window goes in one call (a causal mask, flash attention).
 PREFILL_BLOCK = 4096
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -91,6 +93,7 @@ class Draft:
     device: torch.device
     context_length: int
     fingerprint: str
+    prefill_block: int | None = PREFILL_BLOCK  # None: each window in one forward call
 
     @property
     def bos_ids(self) -> list[int]:
@@ -158,12 +161,13 @@ class Draft:
         return scoring.token_importance(self._recorded(probe), query_rows)
 
     def _forward_last_block(self, ids: list[int], probe: AttentionProbe):
-        """Run `ids` through the model in blocks (the KV cache carries the earlier ones,
-        so activations stay small); the probe watches the last block, which holds its rows."""
-        past = None
-        last = max(0, len(ids) - probe.rows) // PREFILL_BLOCK * PREFILL_BLOCK
-        for offset in range(0, last, PREFILL_BLOCK):
-            past = self.model(self._tensor(ids[offset:offset + PREFILL_BLOCK]),
+        """Run `ids` through the model in `prefill_block`s (the KV cache carries the earlier
+        ones, so activations stay small); the probe watches the last block, which holds
+        its rows."""
+        past, block = None, self.prefill_block or len(ids)
+        last = max(0, len(ids) - probe.rows) // block * block
+        for offset in range(0, last, block):
+            past = self.model(self._tensor(ids[offset:offset + block]),
                               past_key_values=past, use_cache=True,
                               logits_to_keep=1).past_key_values
         return self.model(self._tensor(ids[last:]), past_key_values=past, use_cache=True,
@@ -248,4 +252,5 @@ def load_draft(spec: str, *, device: str = "auto", dtype: str = "auto") -> Draft
     context_length = (getattr(config, "max_position_embeddings", None)
                       or getattr(config, "n_positions", None) or 2048)
     return Draft(spec, model, tokenizer, torch_device, int(context_length),
-                 draft_fingerprint(spec))
+                 draft_fingerprint(spec),
+                 prefill_block=None if torch_device.type == "cuda" else PREFILL_BLOCK)
