@@ -3,10 +3,11 @@
     python -m bench.gpu --tokenizer QWEN_TOKENIZER_DIR --sizes 32000,128000
 
 The draft has Qwen3-0.6B's shape (hidden 1024, 28 layers, 16 heads, 8 KV heads,
-head_dim 128, vocab 151,936, context 40,960) with random weights: timings only, its
-rankings mean nothing. It is saved with the real Qwen tokenizer into `--out` and loaded
-through crossprefill's normal `--draft DIR` code (custom attention and all); the floor
-loads the same folder the way transformers does by default (`bench.plain_forward`).
+head_dim 128, vocab 151,936, context 40,960) with random weights (`bench.random_draft`):
+timings only, its rankings mean nothing. It is saved with the real Qwen tokenizer into
+`--out` and loaded through crossprefill's normal `--draft DIR` code (custom attention
+and all); the floor loads the same folder the way transformers does by default
+(`bench.plain_forward`).
 
 Both load once, so the numbers are steady-state seconds per input, the best of
 `--repeats` after one warm-up: `compress` is the whole library call (tokenizing,
@@ -17,34 +18,18 @@ included) come from `python -m bench.speed --draft OUT --device cuda`.
 """
 
 import argparse
-import shutil
 import time
 from pathlib import Path
 
 import torch
-from transformers import Qwen3Config, Qwen3ForCausalLM
 
 from crossprefill_cli.draft import load_draft
 from crossprefill_cli.pipeline import compress
 
 from .plain_forward import forward_passes, load_plain
+from .random_draft import SHAPES, build_random_draft
 from .speed import prose
 from .targets import bench_target
-
-QWEN3_0_6B = dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
-                  num_attention_heads=16, num_key_value_heads=8, head_dim=128,
-                  vocab_size=151936, max_position_embeddings=40960, rope_theta=1_000_000,
-                  tie_word_embeddings=True)
-
-
-def build_random_draft(tokenizer_dir: Path, out: Path, shape: dict) -> None:
-    torch.manual_seed(0)
-    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
-        model = Qwen3ForCausalLM(Qwen3Config(**shape)).to(torch.bfloat16)
-    model.save_pretrained(out)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(tokenizer_dir / name, out / name)
-    del model
 
 
 def best_seconds(run, repeats: int) -> float:
@@ -66,14 +51,14 @@ def main() -> None:
                         type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--layers", type=int, default=QWEN3_0_6B["num_hidden_layers"],
+    parser.add_argument("--layers", type=int, default=SHAPES["qwen3-0.6b"]["num_hidden_layers"],
                         help="fewer layers for a quick check of the script itself")
     args = parser.parse_args()
-    build_random_draft(args.tokenizer, args.out, {**QWEN3_0_6B, "num_hidden_layers": args.layers})
+    parameters = build_random_draft("qwen3-0.6b", args.out, args.tokenizer,
+                                    num_hidden_layers=args.layers)
     draft = load_draft(str(args.out), device=args.device)
     tokenizer, plain_model = load_plain(str(args.out), draft.device)
     target = bench_target(draft)
-    parameters = sum(p.numel() for p in draft.model.parameters())
     name = torch.cuda.get_device_name() if draft.device.type == "cuda" else "CPU"
     print(f"Qwen3-0.6B-shaped draft, random weights, {parameters / 1e6:.0f}M parameters, "
           f"{str(next(draft.model.parameters()).dtype).removeprefix('torch.')}, {name}; "

@@ -67,19 +67,6 @@ def test_probe_matches_eager_attention_reference(draft_dirs, family, query_rows)
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("family", ["llama", "qwen3"])
-def test_block_prefill_scores_like_one_call_per_window(draft_dirs, family):
-    draft = load_draft(str(draft_dirs[family]), device="cpu", dtype="float32")
-    context_ids, _ = draft.encode(TEXT)
-    query_ids = draft.encode(QUERY)[0].tolist()
-    scores = {}
-    for block in (None, 7):  # None: as on a GPU; 7: several cached blocks per window
-        draft.prefill_block = block
-        scores[block] = draft.score(context_ids, query_ids, lookahead=4, pool_kernel=5,
-                                    window=len(context_ids) // 2 + 1, query_rows=2)
-    np.testing.assert_allclose(scores[7], scores[None], rtol=1e-4, atol=1e-6)
-
-
 @pytest.mark.parametrize("query_rows", [0, 4])
 def test_teacher_forced_windows_score_like_the_generating_window(llama_draft, query_rows):
     context_ids, _ = llama_draft.encode(TEXT)
@@ -169,15 +156,6 @@ def test_builtin_draft_loads_or_says_it_is_missing():
     else:
         with pytest.raises(ModelLoadError, match="bundled draft"):
             load_draft("builtin", device="cpu")
-
-
-def test_prefill_in_blocks_scores_like_one_block(llama_draft, monkeypatch):
-    context_ids, _ = llama_draft.encode(long_text(8))
-    query_ids = llama_draft.encode(QUERY)[0].tolist()
-    whole = llama_draft.score(context_ids, query_ids, lookahead=3, pool_kernel=13, window=150)
-    monkeypatch.setattr(draft_module, "PREFILL_BLOCK", 7)
-    blocked = llama_draft.score(context_ids, query_ids, lookahead=3, pool_kernel=13, window=150)
-    np.testing.assert_allclose(blocked, whole, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("native, expected", [(True, torch.bfloat16), (False, torch.float32)])
