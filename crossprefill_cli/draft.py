@@ -146,8 +146,8 @@ class Draft:
     def _score_teacher_forced(self, window_ids, query_ids, lookahead_ids, pool_kernel,
                               query_rows=0):
         prompt = self.bos_ids + window_ids.tolist() + query_ids
-        # The lookahead rides along with the prompt's last block: the causal mask gives
-        # each lookahead query the same keys as a cached step would, in one forward call.
+        # The lookahead rides along with the prompt: the causal mask gives each lookahead
+        # query the same keys as a cached step would, in one forward call.
         probe = self._probe(query_rows + 1 + len(lookahead_ids), len(prompt), len(window_ids),
                             pool_kernel)
         self._prefill(prompt + lookahead_ids, probe, use_cache=False)
