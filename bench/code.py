@@ -15,6 +15,10 @@ Each case is compressed at every keep rate with the `code` profile, and counted:
 - signatures: the `def` line of all four named functions is in the output;
 - headers: every file header the dump writer wrote is in the output.
 
+The `code` profile takes the definitions a query names before anything else
+(`favour_named_definitions`), whatever the scorer; the rows marked "attention alone"
+turn that off, to show what the scores themselves keep.
+
     python -m bench.code --tokens 6000 --rates 0.15,0.2,0.3 --cases 20
 """
 
@@ -29,6 +33,7 @@ from pathlib import Path
 from crossprefill_cli import compress
 from crossprefill_cli.draft import load_draft
 from crossprefill_cli.loading import draft_defaults
+from crossprefill_cli.profiles import load_profile
 
 from .methods import MemoScorer, lexical_scorer, random_scorer
 from .targets import bench_target
@@ -206,8 +211,15 @@ def _inject(rng: random.Random, files: list[tuple[str, str]]) -> Case | None:
 def run(args) -> None:
     draft = load_draft(args.draft, device=args.device)
     target = bench_target(draft)
-    methods = {f"crossprefill ({args.draft})": MemoScorer(), "lexical (IDF overlap)": lexical_scorer,
-               "random chunks": None}
+    code, alone = load_profile("code"), load_profile("code").with_overrides(
+        favour_named_definitions=False)
+    draft_scorer = MemoScorer()
+    # name: (scorer, profile); None: random chunks, seeded per case
+    methods = {f"crossprefill ({args.draft})": (draft_scorer, code),
+               f"crossprefill ({args.draft}), attention alone": (draft_scorer, alone),
+               "lexical (IDF overlap)": (lexical_scorer, code),
+               "random chunks": (None, code),
+               "random chunks, attention alone": (None, alone)}
     measures = ("broken line", "signatures", "headers")
     counts = {(m, r, k): 0 for m in methods for r in args.rates for k in measures}
     rng = random.Random(f"code-{args.tokens}")
@@ -216,13 +228,13 @@ def run(args) -> None:
     for index in range(args.cases):
         case = make_case(rng, args.tokens, target.count)
         formats[case.writer] = formats.get(case.writer, 0) + 1
-        for name, scorer in methods.items():
+        for name, (scorer, profile) in methods.items():
             for rate in args.rates:
                 started = time.perf_counter()
                 result = compress(case.text, draft=draft, target=target, query=case.query,
-                                  profile="code", keep_rate=rate, lookahead=args.lookahead,
+                                  profile=profile, keep_rate=rate, lookahead=args.lookahead,
                                   scorer=scorer or random_scorer(index))
-                if scorer is methods[f"crossprefill ({args.draft})"]:
+                if name == f"crossprefill ({args.draft})":
                     seconds += time.perf_counter() - started
                 counts[name, rate, "broken line"] += case.broken_line in result.text
                 counts[name, rate, "signatures"] += all(s in result.text for s in case.signatures)

@@ -24,10 +24,16 @@ The delimiter of a gap is that of the part the gap starts in: the profile's
 definition's signature scores. When the query names a function, the draft attends to
 its signature; the body, where the bug is, then comes along instead of being ranked
 chunk by chunk on its own.
+
+`named_units` finds the units of the definitions a query names outright (the `code`
+profile's `favour_named_definitions`): "why does `parse_header` fail?" is about
+`parse_header`, whatever a small draft's attention makes of it, so selection takes
+those definitions before anything else (in the draft's order among them, within the
+budget), as code tools rank the symbols a question mentions.
 """
 
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -124,17 +130,19 @@ def segments(text: str, structure: Layout, *, head: int, tail: int,
 
 
 def _shifted(definition: outline.Definition, offset: int) -> outline.Definition:
-    return outline.Definition(tuple(p + offset for p in definition.signature),
-                              tuple(p + offset for p in definition.body))
+    return replace(definition, signature=tuple(p + offset for p in definition.signature),
+                   body=tuple(p + offset for p in definition.body))
+
+
+def _unit_finder(units: list[chunks.Unit]):
+    """The index of the unit that holds a character offset."""
+    unit_starts = [unit.start for unit in units]
+    return lambda position: bisect_right(unit_starts, position) - 1
 
 
 def needs(units: list[chunks.Unit], definitions: list[outline.Definition]) -> list[tuple[int, ...]]:
     """For each unit, the units holding the signatures of the definitions it sits in."""
-    unit_starts = [unit.start for unit in units]
-
-    def unit_at(position: int) -> int:
-        return bisect_right(unit_starts, position) - 1
-
+    unit_at = _unit_finder(units)
     needed: list[set[int]] = [set() for _ in units]
     for definition in definitions:
         signature_unit = unit_at(definition.signature[0])
@@ -145,8 +153,26 @@ def needs(units: list[chunks.Unit], definitions: list[outline.Definition]) -> li
     return [tuple(sorted(n)) for n in needed]
 
 
+def named_units(units: list[chunks.Unit], definitions: list[outline.Definition],
+                names: set[str]) -> set[int]:
+    """The units of every definition (signature and body) whose name is in `names`."""
+    unit_at = _unit_finder(units)
+    return {index for definition in definitions if definition.name in names
+            for index in range(unit_at(definition.signature[0]),
+                               unit_at(definition.body[1] - 1) + 1)}
+
+
+@dataclass(frozen=True)
+class Units:
+    """What selection chooses from: the units, each one's needs, and the definitions."""
+
+    units: list[chunks.Unit]
+    needs: list[tuple[int, ...]]
+    definitions: list[outline.Definition]
+
+
 def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: int,
-          profile: Profile) -> tuple[list[chunks.Unit], list[tuple[int, ...]]]:
+          profile: Profile) -> Units:
     """Units and their needs; the needs of required units are made required."""
     planned, definitions = segments(text, structure, head=head, tail=tail,
                                     prose_boundary=profile.boundary)
@@ -154,7 +180,7 @@ def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: 
     unit_needs = needs(built, definitions)
     must = {j for unit, n in zip(built, unit_needs) if unit.required for j in n}
     built = [chunks.Unit(u.start, u.end, u.required or i in must) for i, u in enumerate(built)]
-    return built, unit_needs
+    return Units(built, unit_needs, definitions)
 
 
 def cover_definitions(scores: np.ndarray, unit_needs: list[tuple[int, ...]]) -> np.ndarray:

@@ -25,7 +25,10 @@ PYTHON_DEFINITION = re.compile(r"\s*(?:async\s+def|def|class)\s")
 KEYWORD_DEFINITION = re.compile(
     r"\b(?:def|class|function|func|fun|fn|struct|impl|interface|enum|trait|module|namespace|"
     r"protocol|extension|procedure|macro_rules!)\b")
-CALL_LIKE = re.compile(r"[A-Za-z_$][\w$]*\s*\(")
+CALL_LIKE = re.compile(r"([A-Za-z_$][\w$]*)\s*\(")
+# The name a keyword introduces, past a Go method's receiver: `func (s *Server) Serve(`.
+KEYWORD_NAME = re.compile(KEYWORD_DEFINITION.pattern + r"\s+(?:\([^)]*\)\s*)?([A-Za-z_$][\w$]*)")
+IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*")
 CONTROL = re.compile(
     r"(?:\}\s*)?(?:if|else|elif|elsif|for|foreach|while|do|switch|case|default|try|catch|"
     r"except|finally|with|return|match|loop|select|when|unless|until|guard|defer|go|using|"
@@ -36,10 +39,11 @@ CLOSERS = ("}", "end", ")", "]")
 
 @dataclass(frozen=True)
 class Definition:
-    """A definition's signature span and the span of code it encloses."""
+    """A definition's signature span, the span of code it encloses, and its name."""
 
     signature: tuple[int, int]
     body: tuple[int, int]
+    name: str = ""  # "" when the heuristics find none (`const f = () => {`)
 
 
 def line_starts(text: str) -> list[int]:
@@ -82,7 +86,8 @@ def _python_definitions(text: str) -> list[Definition]:
         while last - 1 > first and _is_blank_or_comment(lines[last - 1], "#"):
             last -= 1
         found.append(Definition((starts[first], starts[last]),
-                                (starts[last], starts[min(node.end_lineno, len(starts) - 1)])))
+                                (starts[last], starts[min(node.end_lineno, len(starts) - 1)]),
+                                node.name))
     return sorted(found, key=lambda d: d.signature)
 
 
@@ -138,5 +143,17 @@ def _indented_definitions(text: str, language: str | None) -> list[Definition]:
             last = j
         if last is not None and last + 1 < len(starts):
             found.append(Definition((starts[index], starts[signature_end]),
-                                    (starts[signature_end], starts[last + 1])))
+                                    (starts[signature_end], starts[last + 1]),
+                                    definition_name(line)))
     return found
+
+
+def definition_name(line: str) -> str:
+    """The name a definition line introduces: after its keyword, else before its `(`."""
+    match = KEYWORD_NAME.search(line) or CALL_LIKE.search(line)
+    return match.group(1) if match else ""
+
+
+def identifiers(text: str) -> set[str]:
+    """Every identifier-shaped word of `text` (a query naming functions, say)."""
+    return set(IDENTIFIER.findall(text))

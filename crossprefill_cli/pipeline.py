@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from . import chunks, layout, selection
+from . import chunks, layout, outline, selection
 from .cache import ScoreCache, TokenScores, cache_key
 from .errors import ModelLoadError, UsageError
 from .loading import (BUILTIN, check_device_and_dtype, draft_defaults, draft_fingerprint,
@@ -264,15 +264,20 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
                          f"{tokens_before}-token input; raise --keep-rate")
 
     structure = analysis.structure
-    units, needs = _units(text, starts, settings, counter, budget, structure)
+    planned = _units(text, starts, settings, counter, budget, structure)
+    units, needs = planned.units, planned.needs
     unit_of_token = chunks.token_units(starts, units)
     scores = chunks.unit_scores(importance, unit_of_token, len(units))
     if settings.cover_definitions:
         scores = layout.cover_definitions(scores, needs)
+    favoured = (layout.named_units(units, planned.definitions, outline.identifiers(analysis.query))
+                if settings.favour_named_definitions and analysis.query else set())
     bounds = [(unit.start, unit.end) for unit in units]
     costs = counter.count_batch([text[start:end] for start, end in bounds])
-    candidates = [selection.Candidate(float(score), cost, unit.required, unit_needs)
-                  for score, cost, unit, unit_needs in zip(scores, costs, units, needs)]
+    candidates = [selection.Candidate(float(score), cost, unit.required, unit_needs,
+                                      priority=int(index in favoured))
+                  for index, (score, cost, unit, unit_needs)
+                  in enumerate(zip(scores, costs, units, needs))]
     gap_cost = max(counter.count_batch([marker for delimiter in structure.delimiters(settings)
                                         for marker in selection.marker_variants(delimiter)]))
 
@@ -351,7 +356,7 @@ def _window_size(draft_model: "Draft", window: int | None, query_tokens: int, lo
 
 
 def _units(text: str, starts: np.ndarray, settings: Profile, counter: TargetTokenizer,
-           budget: int, structure: layout.Layout) -> tuple[list[chunks.Unit], list[tuple[int, ...]]]:
+           budget: int, structure: layout.Layout) -> layout.Units:
     head = chunks.head_end(text, starts, lines=settings.keep_head_lines,
                            max_tokens=settings.keep_head_tokens,
                            boundary=structure.boundary_at(0, settings.boundary))

@@ -47,6 +47,7 @@ class Profile:
     query_template: str
     language_delimiters: tuple[tuple[str, str], ...]
     cover_definitions: bool
+    favour_named_definitions: bool
     query_rows: bool
 
     def delimiter_for(self, language: str | None) -> str:
@@ -141,7 +142,7 @@ def _validated(profile: Profile, *, source: str) -> Profile:
         raise fail(f"keep_rate must be in (0, 1], got {profile.keep_rate!r}")
     if profile.boundary not in BOUNDARIES:
         raise fail(f"boundary must be one of {', '.join(BOUNDARIES)}, got {profile.boundary!r}")
-    for field_name in ("cover_definitions", "query_rows"):
+    for field_name in ("cover_definitions", "favour_named_definitions", "query_rows"):
         value = getattr(profile, field_name)
         if not isinstance(value, bool):
             raise fail(f"{field_name} must be true or false, got {value!r}")

@@ -1,7 +1,7 @@
 """Choosing units under a target-token budget, and assembling the output.
 
 Selection is greedy by score: take units from the best down whenever the budget
-allows. A unit may need others (the signature line of the function it sits in):
+allows (units of a higher priority tier first). A unit may need others (the signature line of the function it sits in):
 it is taken together with every needed unit not yet kept, or not at all, so a kept
 unit's needs are always kept. The cost of a choice is the target tokens of the kept units plus one gap
 marker (the delimiter) for every maximal run of dropped units, so adding a unit can
@@ -30,6 +30,7 @@ class Candidate:
     cost: int
     required: bool = False
     needs: tuple[int, ...] = ()  # indices of units that must be kept along with this one
+    priority: int = 0  # a higher tier is taken before any lower one, whatever the scores
 
 
 def gap_count(kept: Sequence[bool]) -> int:
@@ -52,7 +53,7 @@ def select_greedy(candidates: Sequence[Candidate], budget: int, gap_cost: int) -
     if total > budget:
         return None
     order = sorted((i for i, c in enumerate(candidates) if not c.required),
-                   key=lambda i: (-candidates[i].score, i))
+                   key=lambda i: (-candidates[i].priority, -candidates[i].score, i))
     for i in order:
         if kept[i]:  # already taken as another unit's need
             continue

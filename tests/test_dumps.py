@@ -220,8 +220,9 @@ def test_signatures_are_units_that_body_units_need():
 
     starts = np.arange(0, len(PYTHON), 3)
     structure = layout.describe(PYTHON, line_mode=True)
-    units, needs = layout.units(PYTHON, starts, structure, head=0, tail=len(PYTHON),
-                                profile=load_profile("code").with_overrides(chunk_size=4))
+    planned = layout.units(PYTHON, starts, structure, head=0, tail=len(PYTHON),
+                           profile=load_profile("code").with_overrides(chunk_size=4))
+    units, needs = planned.units, planned.needs
     text_of = [PYTHON[u.start:u.end] for u in units]
     put = text_of.index("    def put(self, key, value):\n")
     store = text_of.index("class Store:\n")
@@ -231,6 +232,22 @@ def test_signatures_are_units_that_body_units_need():
     assert needs[store] == ()
     covered = layout.cover_definitions(np.eye(len(units))[put], needs)
     assert covered[raise_line] == 1.0 and covered[store] == 0.0
+    named = "".join(text_of[i] for i in sorted(layout.named_units(units, planned.definitions,
+                                                                  {"put", "absent"})))
+    assert named == PYTHON[PYTHON.index("    def put"):PYTHON.index("    def get")]
+
+
+def test_definitions_know_their_names():
+    assert [d.name for d in outline.definitions(PYTHON, "python")] == [
+        "Store", "__init__", "put", "get", "largest"]
+    assert [d.name for d in outline.definitions(GO, "go")] == ["Add", "main"]
+    method = "func (s *Server) Serve(l net.Listener) error {\n    return nil\n}\n"
+    assert [d.name for d in outline.definitions(method, "go")] == ["Serve"]
+    java = ("class Shape {\n    public static int area(int w, int h) {\n"
+            "        return w * h;\n    }\n}\n")
+    assert [d.name for d in outline.definitions(java, "java")] == ["Shape", "area"]
+    assert outline.identifiers("Why does `get_item` fail in Store.put()?") == {
+        "Why", "does", "get_item", "fail", "in", "Store", "put"}
 
 
 # --- what compression keeps (tiny random draft, so which chunks win is arbitrary) ---
@@ -371,6 +388,23 @@ def test_function_level_coverage_keeps_the_body_of_a_function_the_scores_point_a
     result = compress(text, draft=llama_draft, target=target, profile="code", keep_rate=0.15,
                       scorer=point_at_signature)
     assert text[signature:body_end] in result.text
+
+
+def test_definitions_the_query_names_are_kept_before_anything_the_draft_prefers(
+        llama_draft, target):
+    text = big_python(30)
+    named = text[text.index("def handler_23("):text.index("def handler_24(")]
+
+    def point_elsewhere(draft, request):  # the draft looks at the first handlers only
+        return (request.token_starts < text.index("def handler_5(")).astype(float)
+
+    def kept(profile):
+        return compress(text, draft=llama_draft, target=target, profile=profile, keep_rate=0.15,
+                        query="Why does handler_23 return the wrong value?",
+                        scorer=point_elsewhere).text
+
+    assert named in kept("code")
+    assert named not in kept(load_profile("code").with_overrides(favour_named_definitions=False))
 
 
 def test_a_budget_below_the_headers_names_them(llama_draft, target):

@@ -18,6 +18,12 @@ def test_greedy_takes_best_units_and_prices_the_gaps():
     assert selection.estimated_cost(candidates, kept, 2) == 24
 
 
+def test_greedy_takes_a_higher_priority_tier_first_and_scores_within_it():
+    candidates = [Candidate(0.9, 10), Candidate(0.1, 10, priority=1), Candidate(0.2, 10, priority=1)]
+    assert selection.select_greedy(candidates, budget=14, gap_cost=2) == [False, False, True]
+    assert selection.select_greedy(candidates, budget=24, gap_cost=2) == [False, True, True]
+
+
 def test_greedy_keeps_required_units_and_refuses_when_they_cannot_fit():
     candidates = [Candidate(0.0, 10, required=True), Candidate(1.0, 5)]
     assert selection.select_greedy(candidates, budget=15, gap_cost=3) == [True, True]
