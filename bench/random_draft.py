@@ -10,8 +10,9 @@ loads through the normal `--draft DIR` code. Its rankings mean nothing.
 - `qwen3-0.6b`: Qwen3-0.6B's shape (hidden 1024, 28 layers, 16 heads, 8 KV heads,
   head_dim 128, vocab 151,936, context 40,960); pass a Qwen2/2.5/3 tokenizer folder.
 - `llama-25m`: a 25M-parameter Llama (hidden 512, 6 layers, 8 heads, FFN 1536) with the
-  bundled draft's tokenizer (vocab 8,192) and a 32,768-token context, so a 32k input is
-  one window: the case where the draft's memory would grow with the input.
+  bundled draft's tokenizer (vocab 8,192) and a 32,768-token context, so an input of
+  up to 32k draft tokens is one window: the case where the draft's memory would grow
+  with the input.
 """
 
 import argparse
@@ -56,6 +57,8 @@ def main() -> None:
     parser.add_argument("--tokenizer", type=Path,
                         help="tokenizer folder (default: the bundled draft's)")
     args = parser.parse_args()
+    if args.shape == "qwen3-0.6b" and args.tokenizer is None:
+        parser.error("qwen3-0.6b needs --tokenizer: a Qwen tokenizer folder (vocab 151,936)")
     parameters = build_random_draft(args.shape, args.out, args.tokenizer)
     print(f"{args.shape}: {parameters / 1e6:.1f}M parameters, random weights, in {args.out}")
 

@@ -1,8 +1,8 @@
 """Speed and memory of `crossprefill compress` next to the floor, measured in one run.
 
 For each input size (target tokens of Debian-handbook prose), three whole processes,
-each timed from outside with /usr/bin/time (wall seconds, peak RSS), best of
-`--repeats` runs:
+each timed from outside with /usr/bin/time (wall seconds, peak RSS: host memory, not
+a GPU's), best of `--repeats` runs:
 
 - `crossprefill compress` with the draft, `--no-cache` (the real cost);
 - the floor, `bench.plain_forward`: load the same draft, tokenize, one forward pass

@@ -163,7 +163,7 @@ def named_units(units: list[chunks.Unit], definitions: list[outline.Definition],
 
 
 @dataclass(frozen=True)
-class Units:
+class UnitPlan:
     """What selection chooses from: the units, each one's needs, and the definitions."""
 
     units: list[chunks.Unit]
@@ -172,15 +172,16 @@ class Units:
 
 
 def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: int,
-          profile: Profile) -> Units:
-    """Units and their needs; the needs of required units are made required."""
+          profile: Profile) -> UnitPlan:
+    """Units, their needs and the definitions they lie in; the needs of required units
+    are made required."""
     planned, definitions = segments(text, structure, head=head, tail=tail,
                                     prose_boundary=profile.boundary)
     built = chunks.build_units(text, starts, planned, chunk_size=profile.chunk_size)
     unit_needs = needs(built, definitions)
     must = {j for unit, n in zip(built, unit_needs) if unit.required for j in n}
     built = [chunks.Unit(u.start, u.end, u.required or i in must) for i, u in enumerate(built)]
-    return Units(built, unit_needs, definitions)
+    return UnitPlan(built, unit_needs, definitions)
 
 
 def cover_definitions(scores: np.ndarray, unit_needs: list[tuple[int, ...]]) -> np.ndarray:

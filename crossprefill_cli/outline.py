@@ -25,10 +25,14 @@ PYTHON_DEFINITION = re.compile(r"\s*(?:async\s+def|def|class)\s")
 KEYWORD_DEFINITION = re.compile(
     r"\b(?:def|class|function|func|fun|fn|struct|impl|interface|enum|trait|module|namespace|"
     r"protocol|extension|procedure|macro_rules!)\b")
-CALL_LIKE = re.compile(r"([A-Za-z_$][\w$]*)\s*\(")
+CALL_LIKE = re.compile(r"[A-Za-z_$][\w$]*\s*\(")
 # The name a keyword introduces, past a Go method's receiver: `func (s *Server) Serve(`.
 KEYWORD_NAME = re.compile(KEYWORD_DEFINITION.pattern + r"\s+(?:\([^)]*\)\s*)?([A-Za-z_$][\w$]*)")
-IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*")
+# A call-like name, unless a string follows it: `describe("parser", ...)`, `it("works")`
+# open test blocks, they define nothing by that name.
+CALLED_NAME = re.compile(r"([A-Za-z_$][\w$]*)\s*\((?!\s*[\"'`])")
+# A dotted name (`Store.put`) counts as its last part: the question is about `put`.
+QUALIFIED_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
 CONTROL = re.compile(
     r"(?:\}\s*)?(?:if|else|elif|elsif|for|foreach|while|do|switch|case|default|try|catch|"
     r"except|finally|with|return|match|loop|select|when|unless|until|guard|defer|go|using|"
@@ -149,11 +153,15 @@ def _indented_definitions(text: str, language: str | None) -> list[Definition]:
 
 
 def definition_name(line: str) -> str:
-    """The name a definition line introduces: after its keyword, else before its `(`."""
-    match = KEYWORD_NAME.search(line) or CALL_LIKE.search(line)
-    return match.group(1) if match else ""
+    """The name a definition line introduces: after its keyword, else before its `(`;
+    "" for anonymous ones (`const f = function(x) {`, `describe("x", () => {`)."""
+    match = KEYWORD_NAME.search(line) or CALLED_NAME.search(line)
+    if match is None or KEYWORD_DEFINITION.fullmatch(match.group(1)):
+        return ""
+    return match.group(1)
 
 
 def identifiers(text: str) -> set[str]:
-    """Every identifier-shaped word of `text` (a query naming functions, say)."""
-    return set(IDENTIFIER.findall(text))
+    """The names `text` mentions (a query naming functions, say): every identifier-shaped
+    word, and of a dotted name only its last part."""
+    return {name.rsplit(".", 1)[-1] for name in QUALIFIED_NAME.findall(text)}

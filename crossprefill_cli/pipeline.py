@@ -356,7 +356,7 @@ def _window_size(draft_model: "Draft", window: int | None, query_tokens: int, lo
 
 
 def _units(text: str, starts: np.ndarray, settings: Profile, counter: TargetTokenizer,
-           budget: int, structure: layout.Layout) -> layout.Units:
+           budget: int, structure: layout.Layout) -> layout.UnitPlan:
     head = chunks.head_end(text, starts, lines=settings.keep_head_lines,
                            max_tokens=settings.keep_head_tokens,
                            boundary=structure.boundary_at(0, settings.boundary))

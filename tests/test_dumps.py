@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -216,8 +217,6 @@ def test_layout_marks_headers_and_footers_required_and_code_as_code():
 
 
 def test_signatures_are_units_that_body_units_need():
-    import numpy as np
-
     starts = np.arange(0, len(PYTHON), 3)
     structure = layout.describe(PYTHON, line_mode=True)
     planned = layout.units(PYTHON, starts, structure, head=0, tail=len(PYTHON),
@@ -246,8 +245,18 @@ def test_definitions_know_their_names():
     java = ("class Shape {\n    public static int area(int w, int h) {\n"
             "        return w * h;\n    }\n}\n")
     assert [d.name for d in outline.definitions(java, "java")] == ["Shape", "area"]
-    assert outline.identifiers("Why does `get_item` fail in Store.put()?") == {
-        "Why", "does", "get_item", "fail", "in", "Store", "put"}
+    assert outline.identifiers("Why does `get_item` fail in Store.put()? See Store.") == {
+        "Why", "does", "get_item", "fail", "in", "put", "See", "Store"}
+
+
+@pytest.mark.parametrize("line, name", [
+    ("int main(void) {", "main"), ("function load(path) {", "load"),
+    ("std::vector<int> Graph::neighbours(int v) const {", "neighbours"),
+    ("impl Display for Point {", "Display"),
+    ("const handler = function(request) {", ""), ("export default function () {", ""),
+    ('describe("parser", function () {', ""), ('it("parses", () => {', "")])
+def test_definition_names_and_anonymous_definitions(line, name):
+    assert outline.definition_name(line) == name
 
 
 # --- what compression keeps (tiny random draft, so which chunks win is arbitrary) ---
@@ -405,6 +414,17 @@ def test_definitions_the_query_names_are_kept_before_anything_the_draft_prefers(
 
     assert named in kept("code")
     assert named not in kept(load_profile("code").with_overrides(favour_named_definitions=False))
+
+
+def test_a_dotted_name_favours_the_method_not_its_whole_class(llama_draft, target):
+    text = "class Router:\n" + "".join(
+        "    " + line + "\n" for line in big_python(30).splitlines())
+    named = text[text.index("    def handler_23("):text.index("    def handler_24(")]
+    result = compress(text, draft=llama_draft, target=target, profile="code", keep_rate=0.15,
+                      query="Why does Router.handler_23 return the wrong value?",
+                      scorer=lambda draft, request: np.zeros(len(request.token_starts)))
+    assert "class Router:\n" in result.text and named in result.text
+    assert "def handler_12(" not in result.text  # the rest of the class is not favoured
 
 
 def test_a_budget_below_the_headers_names_them(llama_draft, target):
