@@ -121,6 +121,7 @@ class ChunkReport:
     score: float
     kept: bool
     required: bool
+    favoured: bool = False  # in a definition the query names (favour_named_definitions)
 
 
 @dataclass
@@ -305,8 +306,8 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
         target=counter.name, draft=analysis.source.name, profile=settings.name,
         draft_tokens=len(starts), windows=analysis.scores.windows, lookahead=settings.lookahead,
         spans=[Span(start, end) for start, end in spans],
-        chunks=[ChunkReport(u.start, u.end, round(float(s), 6), k, u.required)
-                for u, s, k in zip(units, scores, kept)],
+        chunks=[ChunkReport(u.start, u.end, round(float(s), 6), k, u.required, i in favoured)
+                for i, (u, s, k) in enumerate(zip(units, scores, kept))],
         scores_cached=analysis.cached, warnings=warnings,
         files=[FileSpan(f.path, f.start, f.end, f.language) for f in structure.dump.files],
     )

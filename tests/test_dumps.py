@@ -414,6 +414,9 @@ def test_definitions_the_query_names_are_kept_before_anything_the_draft_prefers(
 
     assert named in kept("code")
     assert named not in kept(load_profile("code").with_overrides(favour_named_definitions=False))
+    favoured = [c for c in compress(text, draft=llama_draft, target=target, profile="code",
+                                    query="What does handler_23 return?").chunks if c.favoured]
+    assert text[favoured[0].start:favoured[-1].end] == named  # the report says which
 
 
 def test_a_dotted_name_favours_the_method_not_its_whole_class(llama_draft, target):
