@@ -1,14 +1,19 @@
 """Speed and memory of `crossprefill compress` next to the floor, measured in one run.
 
-For each input size (target tokens of Debian-handbook prose), three whole processes,
+For each input size (target tokens of Debian-handbook prose), these whole processes,
 each timed from outside with /usr/bin/time (wall seconds, peak RSS: host memory, not
-a GPU's), best of `--repeats` runs:
+a GPU's):
 
 - `crossprefill compress` with the draft, `--no-cache` (the real cost);
 - the floor, `bench.plain_forward`: load the same draft, tokenize, one forward pass
   with last-position logits only; and, for drafts whose context is shorter than the
   input, one such pass per window (the floor for a draft that cannot attend further);
 - `crossprefill compress` again at another keep rate, with the score cache warm.
+
+Each command runs once untimed, then `--rounds` times in turn with the others (round 1:
+compress, floors, cached re-run; round 2: the same; ...), so a slow minute of the
+machine slows both sides of a ratio alike. A cell is the median over the rounds, and a
+ratio the median of the rounds' ratios.
 
     python -m bench.speed --draft builtin --sizes 1000,4000,16000,32000,64000
 
@@ -17,6 +22,7 @@ Pause anything else that uses the CPU first: contention distorts timings several
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,24 +36,28 @@ from .corpora import handbook_paragraphs
 from .targets import bench_target
 
 
-def timed(command: list[str], env: dict, repeats: int = 1) -> tuple[float, float]:
-    """Best wall seconds and largest peak resident memory (GiB) of `repeats` whole runs.
+def timed(command: list[str], env: dict) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (GiB) of one whole run of `command`."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%e %M", *command],
+                       check=True, env=env, stdout=subprocess.DEVNULL)
+        seconds, kilobytes = report.read().split()[-2:]
+    return float(seconds), int(kilobytes) / 1024 ** 2
 
-    The best of several runs, because a single run on a shared 2-core machine varies by
-    a fifth or more (seen here: 9.4 s and 11.6 s for the same command). With repeats,
-    one untimed run goes first: the first process after a while reads its libraries
-    from disk, and whichever command ran first looked up to 1.5x slower (seen here).
-    """
-    if repeats > 1:
+
+def rounds(commands: dict[str, list[str]], env: dict, count: int) -> dict[str, list[tuple[float, float]]]:
+    """Every command once untimed (the first process after a while reads its libraries
+    from disk: whichever ran first looked up to 1.5x slower here), then `count` timed
+    rounds of all of them in turn. On a shared 2-core machine one command's time moves
+    by a fifth between runs (seen here: 9.4 s and 11.6 s); taking the sides of a ratio
+    from the same round keeps such drifts out of it."""
+    for command in commands.values():
         subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
-    runs = []
-    for _ in range(repeats):
-        with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
-            subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%e %M", *command],
-                           check=True, env=env, stdout=subprocess.DEVNULL)
-            seconds, kilobytes = report.read().split()[-2:]
-        runs.append((float(seconds), int(kilobytes) / 1024 ** 2))
-    return min(seconds for seconds, _ in runs), max(memory for _, memory in runs)
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for _ in range(count):
+        for name, command in commands.items():
+            runs[name].append(timed(command, env))
+    return runs
 
 
 def prose(tokens: int, count) -> str:
@@ -59,12 +69,14 @@ def prose(tokens: int, count) -> str:
     return "\n\n".join(chosen) + "\n"
 
 
-def _seconds(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f} s"
+def _seconds(runs: list[tuple[float, float]] | None) -> str:
+    return "—" if runs is None else f"{statistics.median(s for s, _ in runs):.2f} s"
 
 
-def _ratio(seconds: float, floor: float | None) -> str:
-    return "—" if floor is None else f"{seconds / floor:.2f}x"
+def _ratio(runs: list[tuple[float, float]], floor: list[tuple[float, float]] | None) -> str:
+    if floor is None:
+        return "—"
+    return f"{statistics.median(a / b for (a, _), (b, _) in zip(runs, floor)):.2f}x"
 
 
 def main() -> None:
@@ -73,7 +85,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,4000,16000,32000,64000",
                         type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--device", default="cpu", help="as compress's --device (cpu, cuda, ...)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per cell; the best counts")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per size")
     parser.add_argument("--one-pass-limit", type=int, default=32000,
                         help="largest input to time the one-pass floor on (it is quadratic)")
     args = parser.parse_args()
@@ -84,7 +96,8 @@ def main() -> None:
     print(f"draft {args.draft} (context {draft.context_length}, "
           f"{str(next(draft.model.parameters()).dtype).removeprefix('torch.')} on both sides), "
           f"target {target.name}, "
-          f"{draft.device}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}\n")
+          f"{draft.device}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
+          f"median of {args.rounds} rounds\n")
     print("| input tokens | draft tokens | compress | one-pass floor | ratio | windowed floor "
           "| ratio | peak memory | cached re-run |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -96,19 +109,25 @@ def main() -> None:
             draft_tokens = len(draft.encode(text)[0])
             compress = [python, "-m", "crossprefill_cli", "compress", str(path), "-d", args.draft,
                         "-t", "o200k_base", "--device", args.device, "--quiet", "-r", "0.3"]
-            seconds, memory = timed([*compress, "--no-cache"], env, args.repeats)
-            timed(compress, env)  # fill the cache
-            rerun, _ = timed([*compress[:-1], "0.2"], env, args.repeats)
             floor = [python, "-m", "bench.plain_forward", str(path), args.draft,
                      "--device", args.device]
-            one_pass = (timed(floor, env, args.repeats)[0] if draft_tokens <= args.one_pass_limit
-                        else None)
             window = draft.context_length - len(draft.bos_ids) - 8  # as compress, no query
-            windowed = timed([*floor, "--window", str(window)], env, args.repeats)[0] \
-                if draft_tokens > window else one_pass
+            commands = {"compress": [*compress, "--no-cache"]}
+            if draft_tokens <= args.one_pass_limit:
+                commands["one pass"] = floor
+            if draft_tokens > window:
+                commands["windowed"] = [*floor, "--window", str(window)]
+            # the untimed first run of the cached re-run stores the scores it then reads
+            commands["cached"] = [*compress[:-1], "0.2"]
+            runs = rounds(commands, env, args.rounds)
+            one_pass = runs.get("one pass")
+            windowed = runs.get("windowed", one_pass)
+            seconds = statistics.median(s for s, _ in runs["compress"])
+            rerun = statistics.median(s for s, _ in runs["cached"])
+            memory = max(m for _, m in runs["compress"])
             print(f"| {size:,} | {draft_tokens:,} | {seconds:.2f} s | {_seconds(one_pass)} | "
-                  f"{_ratio(seconds, one_pass)} | {_seconds(windowed)} | "
-                  f"{_ratio(seconds, windowed)} | {memory:.2f} GiB | "
+                  f"{_ratio(runs['compress'], one_pass)} | {_seconds(windowed)} | "
+                  f"{_ratio(runs['compress'], windowed)} | {memory:.2f} GiB | "
                   f"{rerun:.2f} s ({100 * rerun / seconds:.0f}%) |", flush=True)
 
 
