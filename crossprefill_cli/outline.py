@@ -4,8 +4,9 @@ A kept piece of a function body reads better with the function's signature above
 it, so compression keeps the signature line(s) of every definition that encloses a
 kept line. This module finds those definitions in one file's text:
 
-- Python through `ast` (exact: the signature runs from the `def`/`class` line to the
-  line before the first body statement, comment lines at its end left out);
+- Python through `ast` (exact: the signature runs from the first decorator, or the
+  `def`/`class` line, to the line before the first body statement, comment lines at
+  its end left out);
 - everything else, and Python that does not parse, by indentation: a line that looks
   like a definition encloses the following lines indented deeper than itself and the
   closing `}`/`end` line (a lone `{` on the next line belongs to the signature,
@@ -83,7 +84,10 @@ def _python_definitions(text: str) -> list[Definition]:
     for node in _statements(parse_python(text)):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
-        first, body_line = node.lineno - 1, node.body[0].lineno - 1
+        # decorators (`@property`, `@app.command()`) say what the definition is: they
+        # belong to its signature
+        first = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
+        body_line = node.body[0].lineno - 1
         if body_line <= first:  # `def f(): return 1` encloses nothing below it
             continue
         last = body_line

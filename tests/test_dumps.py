@@ -180,6 +180,12 @@ def test_python_definitions_come_from_ast():
     assert PYTHON[put.body[0]:put.body[1]].endswith("self.items[key] = value\n")
 
 
+def test_python_decorators_belong_to_the_signature():
+    code = "class A:\n    @property\n    @cached(\n        3)\n    def size(self):\n        return 1\n"
+    inner = outline.definitions(code, "python")[1]
+    assert code[slice(*inner.signature)] == "    @property\n    @cached(\n        3)\n    def size(self):\n"
+
+
 def test_multiline_python_signatures_are_kept_whole():
     code = "def f(\n    a,\n    b,\n):\n    # body\n    return a + b\n"
     (definition,) = outline.definitions(code, "python")
