@@ -69,8 +69,12 @@ def prose(tokens: int, count) -> str:
     return "\n\n".join(chosen) + "\n"
 
 
+def _median_seconds(runs: list[tuple[float, float]]) -> float:
+    return statistics.median(seconds for seconds, _ in runs)
+
+
 def _seconds(runs: list[tuple[float, float]] | None) -> str:
-    return "—" if runs is None else f"{statistics.median(s for s, _ in runs):.2f} s"
+    return "—" if runs is None else f"{_median_seconds(runs):.2f} s"
 
 
 def _ratio(runs: list[tuple[float, float]], floor: list[tuple[float, float]] | None) -> str:
@@ -122,8 +126,7 @@ def main() -> None:
             runs = rounds(commands, env, args.rounds)
             one_pass = runs.get("one pass")
             windowed = runs.get("windowed", one_pass)
-            seconds = statistics.median(s for s, _ in runs["compress"])
-            rerun = statistics.median(s for s, _ in runs["cached"])
+            seconds, rerun = _median_seconds(runs["compress"]), _median_seconds(runs["cached"])
             memory = max(m for _, m in runs["compress"])
             print(f"| {size:,} | {draft_tokens:,} | {seconds:.2f} s | {_seconds(one_pass)} | "
                   f"{_ratio(runs['compress'], one_pass)} | {_seconds(windowed)} | "

@@ -26,14 +26,15 @@ PYTHON_DEFINITION = re.compile(r"\s*(?:async\s+def|def|class)\s")
 KEYWORD_DEFINITION = re.compile(
     r"\b(?:def|class|function|func|fun|fn|struct|impl|interface|enum|trait|module|namespace|"
     r"protocol|extension|procedure|macro_rules!)\b")
-CALL_LIKE = re.compile(r"[A-Za-z_$][\w$]*\s*\(")
+IDENTIFIER = r"[A-Za-z_$][\w$]*"
+CALL_LIKE = re.compile(IDENTIFIER + r"\s*\(")
 # The name a keyword introduces, past a Go method's receiver: `func (s *Server) Serve(`.
-KEYWORD_NAME = re.compile(KEYWORD_DEFINITION.pattern + r"\s+(?:\([^)]*\)\s*)?([A-Za-z_$][\w$]*)")
+KEYWORD_NAME = re.compile(KEYWORD_DEFINITION.pattern + rf"\s+(?:\([^)]*\)\s*)?({IDENTIFIER})")
 # A call-like name, unless a string follows it: `describe("parser", ...)`, `it("works")`
 # open test blocks, they define nothing by that name.
-CALLED_NAME = re.compile(r"([A-Za-z_$][\w$]*)\s*\((?!\s*[\"'`])")
+CALLED_NAME = re.compile(rf"({IDENTIFIER})\s*\((?!\s*[\"'`])")
 # A dotted name (`Store.put`) counts as its last part: the question is about `put`.
-QUALIFIED_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
+QUALIFIED_NAME = re.compile(rf"{IDENTIFIER}(?:\.{IDENTIFIER})*")
 CONTROL = re.compile(
     r"(?:\}\s*)?(?:if|else|elif|elsif|for|foreach|while|do|switch|case|default|try|catch|"
     r"except|finally|with|return|match|loop|select|when|unless|until|guard|defer|go|using|"

@@ -5,9 +5,10 @@ allows (units of a higher priority tier first). A unit may need others (the sign
 line of the function it sits in): it is taken together with every needed unit not yet
 kept, or not at all, so a kept unit's needs are always kept. The cost of a choice is
 the target tokens of the kept units plus one gap marker (the delimiter) for every
-maximal run of dropped units, so adding a unit can also add or remove a marker. Target-token counts are not additive (BPE merges across
-a join), so `fit_budget` re-measures the assembled text exactly and corrects the
-budget it hands to the greedy pass until the result is within budget and close to it.
+maximal run of dropped units, so adding a unit can also add or remove a marker.
+Target-token counts are not additive (BPE merges across a join), so `fit_budget`
+re-measures the assembled text exactly and corrects the budget it hands to the greedy
+pass until the result is within budget and close to it.
 
 The output is the kept spans in input order, adjacent units merged into one span,
 with a gap marker wherever something was dropped (also at the start or end). Each
