@@ -20,9 +20,10 @@ import inspect
 import json
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import typer
 
@@ -33,6 +34,7 @@ from .pipeline import (Analysis, DraftSource, Result, analyse, check_budget_opti
                        resolve_target)
 from .source import decode_input
 from .target import TargetTokenizer
+from .target_process import start_target
 
 app = typer.Typer(
     name="crossprefill",
@@ -204,9 +206,9 @@ def estimate_command(
             raise UsageError(f"--context-window must be positive, got {context_window}")
         if price_per_mtok is not None and price_per_mtok < 0:
             raise UsageError(f"--price-per-mtok must not be negative, got {price_per_mtok}")
-        text, analysis, counter = _read_and_analyse(env, input_path, reading)
-        report = estimate(analysis, counter, rates, context_window=context_window,
-                          price_per_mtok=price_per_mtok, must_keep=must_keep or [])
+        with _analysed(env, input_path, reading) as (text, analysis, counter):
+            report = estimate(analysis, counter, rates, context_window=context_window,
+                              price_per_mtok=price_per_mtok, must_keep=must_keep or [])
         _emit(env, _json(report) if json_report
               else render_estimate(report, color=env.stdout_isatty), None)
 
@@ -226,37 +228,41 @@ def _parse_rates(value: str) -> list[float]:
 def _compressed(env: Environment, input_path: str | None, reading: Reading,
                 keep_rate: float | None, target_tokens: int | None) -> tuple[str, Result]:
     check_budget_options(keep_rate, target_tokens)
-    text, analysis, counter = _read_and_analyse(env, input_path, reading)
-    return text, finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens, target=counter)
+    with _analysed(env, input_path, reading) as (text, analysis, counter):
+        return text, finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens,
+                            target=counter)
 
 
 def _json(report: dict) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
 
 
-def _read_and_analyse(env: Environment, input_path: str | None,
-                      reading: Reading) -> tuple[str, Analysis, TargetTokenizer]:
-    """Read the input, load the target (failing fast), and score it with the draft."""
-    text = _read_input(env, input_path)
-    query = _query(reading.query, reading.query_file)
+@contextmanager
+def _analysed(env: Environment, input_path: str | None,
+              reading: Reading) -> Iterator[tuple[str, Analysis, TargetTokenizer]]:
+    """Read the input and score it with the draft while the target tokenizer builds in
+    another process; yields the text, its analysis and the target, which counts until
+    the block ends."""
+    with start_target(reading.target) as pending:
+        text = _read_input(env, input_path)
+        query = _query(reading.query, reading.query_file)
 
-    def warn(message: str) -> None:
-        if not reading.quiet:
-            env.say(f"crossprefill: warning: {message}")
+        def warn(message: str) -> None:
+            if not reading.quiet:
+                env.say(f"crossprefill: warning: {message}")
 
-    source = DraftSource(reading.draft, device=reading.device, dtype=reading.dtype)
-    counter = resolve_target(reading.target, source, warn)
-    from .render import draft_progress, stderr_console
+        source = DraftSource(reading.draft, device=reading.device, dtype=reading.dtype)
+        from .render import draft_progress, stderr_console
 
-    with draft_progress(stderr_console(env.stderr),
-                        enabled=env.stderr_isatty and not reading.quiet) as on_progress:
-        analysis = analyse(text, profile=reading.profile, draft=source, query=query,
-                           chunk_size=reading.chunk_size, pool_kernel=reading.pool_kernel,
-                           lookahead=reading.lookahead, delimiter=reading.delimiter,
-                           window=reading.window,
-                           cache=None if reading.no_cache else ScoreCache(),
-                           on_progress=on_progress)
-    return text, analysis, counter
+        with draft_progress(stderr_console(env.stderr),
+                            enabled=env.stderr_isatty and not reading.quiet) as on_progress:
+            analysis = analyse(text, profile=reading.profile, draft=source, query=query,
+                               chunk_size=reading.chunk_size, pool_kernel=reading.pool_kernel,
+                               lookahead=reading.lookahead, delimiter=reading.delimiter,
+                               window=reading.window,
+                               cache=None if reading.no_cache else ScoreCache(),
+                               on_progress=on_progress)
+        yield text, analysis, resolve_target(pending, source, warn)
 
 
 def _read_input(env: Environment, input_path: str | None) -> str:

@@ -28,6 +28,7 @@ from .loading import (BUILTIN, check_device_and_dtype, draft_defaults, draft_fin
 from .profiles import AUTO, Profile, load_profile
 from .source import check_text
 from .target import DEFAULT_TARGET, TargetTokenizer, load_target, tokenizer_target
+from .target_process import PendingTarget
 
 if TYPE_CHECKING:
     from .draft import Draft
@@ -328,15 +329,20 @@ def _warner(warnings: list[str], on_warning: Callable[[str], None] | None) -> Ca
     return warn
 
 
-def resolve_target(target: str | TargetTokenizer | None, source: DraftSource,
+def resolve_target(target: "str | TargetTokenizer | PendingTarget | None", source: DraftSource,
                    warn: Callable[[str], None]) -> TargetTokenizer:
-    """The named target; for the default one, the draft's tokenizer when it is unavailable."""
+    """The named target; for the default one, the draft's tokenizer when it is unavailable.
+    A `PendingTarget` (being built in another process) is waited for."""
     if isinstance(target, TargetTokenizer):
         return target
-    if target is not None:
-        return load_target(target)
+    if isinstance(target, PendingTarget):
+        spec, load = target.spec, target.result
+    else:
+        spec, load = target, lambda: load_target(target or DEFAULT_TARGET)
+    if spec is not None:
+        return load()
     try:
-        return load_target(DEFAULT_TARGET)
+        return load()
     except ModelLoadError:
         warn(f"the default target encoding {DEFAULT_TARGET} cannot be loaded (offline?); "
              f"counting tokens with the draft's tokenizer ({source.name}) instead")

@@ -61,10 +61,15 @@ def _tiktoken_target(name: str, encoding_name: str) -> TargetTokenizer:
     return TargetTokenizer(label, count_batch)
 
 
-def hf_target(spec: str) -> TargetTokenizer:
-    """A Hugging Face tokenizer from a local directory or a hub id."""
+def check_target_path(spec: str) -> None:
+    """Fail at once on a target that is a path to nothing (before any loading)."""
     if looks_like_path(spec) and not Path(spec).expanduser().exists():
         raise ModelLoadError(f"target tokenizer {spec}: no such file or directory")
+
+
+def hf_target(spec: str) -> TargetTokenizer:
+    """A Hugging Face tokenizer from a local directory or a hub id."""
+    check_target_path(spec)
     from transformers import AutoTokenizer
 
     location = str(Path(spec).expanduser()) if looks_like_path(spec) else spec
