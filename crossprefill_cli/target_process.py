@@ -50,10 +50,21 @@ class PendingTarget:
         return self._target
 
     def close(self) -> None:
-        """End the child (it exits when its pipe closes)."""
-        if self._child is not None:
-            child, self._child = self._child, None
+        """End the child: one that has answered exits when its pipe closes; one still
+        building (this run failed early, say) is stopped rather than waited for."""
+        if self._child is None:
+            return
+        child, self._child = self._child, None
+        if self._target is None:
+            child.kill()
+        try:
             child.stdin.close()
+        except OSError:
+            pass
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
             child.wait()
 
     def __enter__(self) -> "PendingTarget":

@@ -1,13 +1,15 @@
 """The target tokenizer built in a child process counts exactly as one built here."""
 
+import subprocess
 import sys
+import time
 
 import pytest
 
 from crossprefill_cli import target_process
 from crossprefill_cli.errors import ModelLoadError
 from crossprefill_cli.target import load_target
-from crossprefill_cli.target_process import start_target
+from crossprefill_cli.target_process import PendingTarget, start_target
 
 TEXTS = ["Hello world", "Título: notas\r\nLa reunión empezó tarde.", "def f(x):\n    return x\n",
          "日本語のテキスト", ""]
@@ -71,3 +73,12 @@ def test_a_path_to_nothing_fails_before_any_child(tmp_path, monkeypatch):
     monkeypatch.setattr(target_process.subprocess, "Popen", None)  # would fail if called
     with pytest.raises(ModelLoadError, match="no such file or directory"):
         start_target(str(tmp_path / "absent"))
+
+
+def test_closing_stops_a_child_still_building():
+    busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    started = time.monotonic()
+    PendingTarget(None, busy).close()
+    assert time.monotonic() - started < 5
+    assert busy.returncode is not None
