@@ -100,10 +100,9 @@ class PendingTarget:
             if message is not None:
                 child.stdin.write(json.dumps(message, ensure_ascii=False).encode() + b"\n")
                 child.stdin.flush()
-            line = child.stdout.readline()
-        except (BrokenPipeError, OSError):
+            return json.loads(child.stdout.readline())
+        except (OSError, ValueError):  # gone (EOF reads as invalid JSON) or garbled
             return None
-        return json.loads(line) if line else None
 
 
 def start_target(spec: str | None) -> PendingTarget:
@@ -132,6 +131,7 @@ def _usable_cores() -> int:
 def serve(spec: str) -> None:
     """The child: build the target, say its name (or the error), then count on request."""
     replies = sys.stdout.buffer
+    sys.stdout = sys.stderr  # whatever a library prints must not garble the replies
     try:
         target = load_target(spec)
         first = {"name": target.name}

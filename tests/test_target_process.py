@@ -82,3 +82,11 @@ def test_closing_stops_a_child_still_building():
     PendingTarget(None, busy).close()
     assert time.monotonic() - started < 5
     assert busy.returncode is not None
+
+
+def test_a_garbled_reply_counts_as_a_dead_child(target_dir):
+    chatty = subprocess.Popen([sys.executable, "-c", "print('Downloading...')"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    pending = PendingTarget(str(target_dir), chatty)
+    assert pending.result().count_batch(TEXTS) == load_target(str(target_dir)).count_batch(TEXTS)
+    assert pending._child is None
