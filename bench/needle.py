@@ -13,6 +13,8 @@ draft's training templates (scripts/draft_facts.py).
 `--paraphrase` asks each question in other words than the fact's, sharing only the
 entity it is about: word overlap then finds the entity but not what is asked.
 
+After the table, the draft's keeps per needle shape say which kinds of fact it misses.
+
 `--window N` scores in windows of N draft tokens; on haystacks short enough for one
 window, running with and without it shows what windowing costs.
 """
@@ -73,6 +75,7 @@ class Case:
     needle: str
     query: str
     depth: float
+    shape: int  # index of the needle's template in NEEDLES
 
 
 def make_case(rng: random.Random, tokens: int, count, paraphrase: bool = False) -> Case:
@@ -85,12 +88,13 @@ def make_case(rng: random.Random, tokens: int, count, paraphrase: bool = False) 
         total += count(paragraph + "\n\n")
     fill = dict(name=rng.choice(NAMES), place=rng.choice(PLACES), thing=rng.choice(THINGS),
                 number=str(rng.randrange(11, 98)), colour=rng.choice(COLOURS))
-    fact, question, paraphrased = rng.choice(NEEDLES)
+    shape = rng.randrange(len(NEEDLES))  # draws as rng.choice did: same cases as before
+    fact, question, paraphrased = NEEDLES[shape]
     needle, query = fact.format(**fill), (paraphrased if paraphrase else question).format(**fill)
     depth = rng.uniform(0.05, 0.95)
     at = max(1, min(len(chosen) - 1, round(depth * len(chosen))))
     chosen.insert(at, needle)
-    return Case("\n\n".join(chosen) + "\n", needle, query, depth)
+    return Case("\n\n".join(chosen) + "\n", needle, query, depth, shape)
 
 
 def run(args) -> None:
@@ -99,6 +103,8 @@ def run(args) -> None:
     methods = {f"crossprefill ({args.draft})": MemoScorer(), "lexical (IDF overlap)": lexical_scorer,
                "random chunks": None}
     kept = {(m, n, r): 0 for m in methods for n in args.lengths for r in args.rates}
+    # the draft's keeps per needle shape: (shape, rate) -> [kept, cases]
+    by_shape = {(s, r): [0, 0] for s in range(len(NEEDLES)) for r in args.rates}
     seconds = {n: 0.0 for n in args.lengths}
     for length in args.lengths:
         rng = random.Random(f"needle-{length}")
@@ -113,6 +119,9 @@ def run(args) -> None:
                     if name.startswith("crossprefill"):
                         seconds[length] += time.perf_counter() - started
                     kept[name, length, rate] += case.needle in result.text
+                    if name.startswith("crossprefill"):
+                        by_shape[case.shape, rate][0] += case.needle in result.text
+                        by_shape[case.shape, rate][1] += 1
             print(f"  {length} tokens, case {index + 1}/{args.cases} done", flush=True)
     window = f"window {args.window} draft tokens" if args.window else "default window"
     lookahead = args.lookahead or draft_defaults(args.draft)["lookahead"]
@@ -126,6 +135,11 @@ def run(args) -> None:
         cells = [f"{100 * kept[name, n, r] / args.cases:.0f}%" for n in args.lengths
                  for r in args.rates]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\ncrossprefill's keeps by needle shape (all lengths), kept/cases at "
+          + " / ".join(f"{r:g}" for r in args.rates))
+    for shape, (fact, _, _) in enumerate(NEEDLES):
+        cells = [f"{by_shape[shape, r][0]}/{by_shape[shape, r][1]}" for r in args.rates]
+        print(f"  {fact[:60]}...: " + " / ".join(cells))
     for length in args.lengths:
         print(f"\nmean crossprefill time per compress at {length} tokens "
               f"(first rate scores, others reuse): "
