@@ -27,7 +27,7 @@ from .loading import (BUILTIN, check_device_and_dtype, draft_defaults, draft_fin
                       draft_location, load_pretrained)
 from .profiles import AUTO, Profile, load_profile
 from .source import check_text
-from .target import DEFAULT_TARGET, TargetTokenizer, load_target, tokenizer_target
+from .target import DEFAULT_TARGET, TargetTokenizer, tokenizer_target
 from .target_process import PendingTarget
 
 if TYPE_CHECKING:
@@ -335,14 +335,12 @@ def resolve_target(target: "str | TargetTokenizer | PendingTarget | None", sourc
     A `PendingTarget` (being built in another process) is waited for."""
     if isinstance(target, TargetTokenizer):
         return target
-    if isinstance(target, PendingTarget):
-        spec, load = target.spec, target.result
-    else:
-        spec, load = target, lambda: load_target(target or DEFAULT_TARGET)
-    if spec is not None:
-        return load()
+    # a name is a target built here, at once: a pending target without a child
+    pending = target if isinstance(target, PendingTarget) else PendingTarget(target, None)
+    if pending.spec is not None:
+        return pending.result()
     try:
-        return load()
+        return pending.result()
     except ModelLoadError:
         warn(f"the default target encoding {DEFAULT_TARGET} cannot be loaded (offline?); "
              f"counting tokens with the draft's tokenizer ({source.name}) instead")
