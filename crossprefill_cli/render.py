@@ -10,7 +10,7 @@ goes through one Rich console on stderr, which follows Rich's rules for colour
 """
 
 import contextlib
-import re
+import textwrap
 from typing import Iterator, TextIO
 
 import numpy as np
@@ -47,7 +47,7 @@ def colour(percentile: float) -> str:
     return PALETTE[min(len(PALETTE) - 1, int(percentile * len(PALETTE)))]
 
 
-def heatmap(result: Result, width: int) -> Group:
+def heatmap(result: Result, width: int, *, coloured: bool) -> Group:
     levels = percentiles([chunk.score for chunk in result.chunks])
     cells = [Text(REQUIRED if c.required else KEPT if c.kept else DROPPED, style=colour(level))
              for c, level in zip(result.chunks, levels)]
@@ -64,8 +64,10 @@ def heatmap(result: Result, width: int) -> Group:
     legend = Text.assemble(
         ("cell", "bold"), " = one chunk in reading order   ",
         (KEPT, colour(0.9)), " kept   ", (REQUIRED, colour(0.9)), " always kept   ",
-        (DROPPED, colour(0.9)), " dropped\n", ("colour", "bold"), " = score percentile  low ",
-        *[(KEPT, hue) for hue in PALETTE], " high")
+        (DROPPED, colour(0.9)), " dropped")
+    if coloured:  # without colour the scale would be a row of identical glyphs
+        legend.append_text(Text.assemble("\n", ("colour", "bold"), " = score percentile  low ",
+                                         *[(KEPT, hue) for hue in PALETTE], " high"))
     title = Text(f"Saliency of {len(result.chunks)} chunks ({result.draft} draft)", style="bold")
     return Group(title, *rows, legend)
 
@@ -111,14 +113,25 @@ def top_chunks(result: Result, source_text: str) -> Table:
     table.add_column("excerpt", overflow="ellipsis", no_wrap=True, ratio=1)
     ranked = sorted(result.chunks, key=lambda chunk: (-chunk.score, chunk.start))[:TOP_CHUNKS]
     for chunk in ranked:
-        excerpt = re.sub(r"\s+", " ", source_text[chunk.start:chunk.end]).strip()
         table.add_row(f"{chunk.score:.4f}", "yes" if chunk.kept else "no",
-                      str(source_text.count("\n", 0, chunk.start) + 1), excerpt[:EXCERPT_CHARS])
+                      str(source_text.count("\n", 0, chunk.start) + 1),
+                      _excerpt(source_text[chunk.start:chunk.end]))
     return table
 
 
+def _excerpt(text: str) -> str:
+    """The text on one line, cut after a whole word with `…` when longer than EXCERPT_CHARS.
+
+    A first word too long for that comes back whole, for the column's ellipsis to cut.
+    """
+    flat = " ".join(text.split())
+    short = textwrap.shorten(flat, EXCERPT_CHARS, placeholder="…", break_on_hyphens=False)
+    return flat if short == "…" else short
+
+
 def show_report(console: Console, result: Result, source_text: str) -> None:
-    console.print(heatmap(result, console.width))
+    coloured = console.color_system is not None and not console.no_color
+    console.print(heatmap(result, console.width, coloured=coloured))
     console.print()
     console.print(counts(result))
     console.print()

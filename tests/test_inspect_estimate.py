@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from crossprefill_cli.cli import app
 from crossprefill_cli.environment import Environment
+from crossprefill_cli.estimate import render_estimate
 from crossprefill_cli.render import draft_progress, stderr_console
 
 from conftest import long_text
@@ -48,6 +49,59 @@ def test_inspect_draws_heatmap_counts_and_top_chunks_in_80_columns(llama_dir, ta
 def test_no_color_is_respected(llama_dir, target_dir):
     result = invoke(llama_dir, target_dir, "inspect", env={"NO_COLOR": "1", "FORCE_COLOR": None})
     assert result.exit_code == 0 and "\x1b[" not in result.stderr and "Saliency" in result.stderr
+
+
+@pytest.mark.parametrize("env", [{"NO_COLOR": "1", "FORCE_COLOR": None},
+                                 {"NO_COLOR": "1", "FORCE_COLOR": "1"},  # a terminal, no colour
+                                 {"NO_COLOR": None, "FORCE_COLOR": None}])  # no terminal
+def test_heatmap_has_no_colour_legend_without_colour(llama_dir, target_dir, env):
+    result = invoke(llama_dir, target_dir, "inspect", env=env)
+    assert result.exit_code == 0, result.stderr
+    plain = ANSI.sub("", result.stderr)
+    assert "█ kept" in plain and "░ dropped" in plain
+    assert "score percentile" not in plain
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_top_chunk_excerpts_end_on_a_word_or_an_ellipsis(llama_dir, target_dir, columns):
+    result = invoke(llama_dir, target_dir, "inspect", env={"COLUMNS": str(columns), "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.stderr
+    table = result.stderr.split("Highest-scoring chunks")[1]
+    excerpts = re.findall(r"^\d\.\d{4}\s+(?:yes|no)\s+\d+\s+(.+?)\s*$", table, re.M)
+    assert excerpts
+    flat = " ".join(TEXT.split())
+    for excerpt in excerpts:
+        stem = excerpt.removesuffix("…")
+        assert stem in flat
+        # at 120 the column holds the whole word-boundary cut; at 80 Rich's ellipsis cuts it
+        if columns == 120 or stem == excerpt:
+            assert re.search(re.escape(stem) + r"(\s|$)", flat), excerpt
+    assert any(excerpt.endswith("…") for excerpt in excerpts)
+
+
+def test_estimate_table_fits_80_columns_with_every_option():
+    strings = ["The ferry to Ostwick leaves from pier 42.", "Entry 3:"]
+    before = 1_234_567
+    rows = [{"keep_rate": 0.01, "tokens_after": None, "error": "below what must be kept"}]
+    for rate in (0.1, 0.3, 0.5):
+        after = round(before * rate)
+        rows.append({"keep_rate": rate, "budget": after, "tokens_after": after, "share": rate,
+                     "prefill_tokens_saved": before - after, "attention_work_saved": 1 - rate ** 2,
+                     "fits": after <= 200_000, "cost_after": after * 2.5e-6,
+                     "money_saved": (before - after) * 2.5e-6,
+                     "survives": {strings[0]: rate > 0.2, strings[1]: True}})
+    report = {"target": "gpt-4o", "draft": "Qwen/Qwen2.5-0.5B", "profile": "prose",
+              "tokens_before": before, "context_window": 200_000, "price_per_mtok": 2.5,
+              "scores_cached": True, "rows": rows, "must_keep": strings,
+              "missing_from_input": [], "smallest_keep_rate": 0.3}
+    lines = render_estimate(report, color=False, width=80).splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    data = [line.split() for line in lines if re.match(r"\s*0\.\d+ ", line)]
+    assert [cells[0] for cells in data] == ["0.01", "0.1", "0.3", "0.5"]
+    assert data[0][1:] == ["too", "low"]
+    assert data[1] == ["0.1", "123,457", "10.0%", "1,111,110", "99%", "yes", "$0.3086",
+                       "$2.7778", "lost", "kept"]
+    assert all(len(cells) == 10 for cells in data[1:])
 
 
 def terminal_stderr() -> Environment:
