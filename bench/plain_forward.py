@@ -17,13 +17,13 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from crossprefill_cli.draft import resolve_device, resolve_dtype
-from crossprefill_cli.loading import draft_location, quiet_transformers
+from crossprefill_cli.loading import draft_location, quiet_libraries
 
 
 def load_plain(draft: str, device: torch.device, dtype: str = "auto"):
     """The draft's tokenizer and model, loaded the way transformers does by default."""
     location = draft_location(draft)
-    with quiet_transformers():
+    with quiet_libraries():
         tokenizer = AutoTokenizer.from_pretrained(location)
         model = AutoModelForCausalLM.from_pretrained(
             location, dtype=resolve_dtype(dtype, device)).to(device).eval()

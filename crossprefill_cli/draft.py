@@ -20,6 +20,7 @@ the same calls. Each window's attention is normalised over the same kind of prom
 (same length +/- one token, same query), which keeps scores comparable across windows.
 """
 
+import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,8 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from . import scoring
 from .errors import ModelLoadError, UsageError
-from .loading import check_device_and_dtype, draft_fingerprint, draft_location, load_pretrained
+from .loading import (check_device_and_dtype, draft_fingerprint, draft_location, load_pretrained,
+                      quiet_libraries)
 
 ATTENTION_NAME = "crossprefill"
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -87,6 +89,9 @@ class Draft:
     device: torch.device
     context_length: int
     fingerprint: str
+    # transformers 5.24 renamed the KV cache argument and output field
+    # `past_key_values` to `cache` (the old name warns); older releases know only the old one
+    cache_argument: str = "past_key_values"
 
     @property
     def bos_ids(self) -> list[int]:
@@ -114,7 +119,7 @@ class Draft:
             raise UsageError(f"query_rows={query_rows} needs more than that many query tokens")
         bounds = scoring.window_bounds(len(context_ids), window)
         importance = np.zeros(len(context_ids), dtype=np.float64)
-        with torch.inference_mode():
+        with torch.inference_mode(), quiet_libraries():
             start, stop = bounds[-1]
             importance[start:stop], lookahead_ids = self._score_generating(
                 context_ids[start:stop], query_ids, lookahead, pool_kernel, query_rows)
@@ -139,8 +144,9 @@ class Draft:
                 break
             generated.append(token)
             probe = self._probe(1, len(prompt), len(window_ids), pool_kernel)
-            output = self.model(self._tensor([token]), past_key_values=output.past_key_values,
-                                use_cache=True, logits_to_keep=1, crossprefill_probe=probe)
+            cache = {self.cache_argument: output[self.cache_argument]}
+            output = self.model(self._tensor([token]), use_cache=True, logits_to_keep=1,
+                                crossprefill_probe=probe, **cache)
         return scoring.token_importance(torch.cat(rows), query_rows), generated
 
     def _score_teacher_forced(self, window_ids, query_ids, lookahead_ids, pool_kernel,
@@ -244,5 +250,7 @@ def load_draft(spec: str, *, device: str = "auto", dtype: str = "auto") -> Draft
     config = model.config
     context_length = (getattr(config, "max_position_embeddings", None)
                       or getattr(config, "n_positions", None) or 2048)
+    cache_argument = ("cache" if "cache" in inspect.signature(model.forward).parameters
+                      else "past_key_values")
     return Draft(spec, model, tokenizer, torch_device, int(context_length),
-                 draft_fingerprint(spec))
+                 draft_fingerprint(spec), cache_argument)

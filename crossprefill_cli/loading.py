@@ -1,8 +1,9 @@
 """Rules shared by everything that loads a model or tokenizer by name.
 
 A name that can only be a path is never sent to a model hub (a typo in a path should
-fail at once, not after the hub client's retries), and transformers' own progress bars
-and notices are kept off our stderr while loading, then restored for the caller.
+fail at once, not after the hub client's retries), and transformers' own progress bars,
+notices and Python warnings are kept off our stderr while loading (and while the draft
+runs, `draft.py`), then restored for the caller.
 
 A hub id loads from the local Hugging Face cache first, without touching the network:
 offline or air-gapped machines then work with what they have, and quickly. Only a
@@ -21,6 +22,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
@@ -36,6 +38,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 HUB_CONNECT_TIMEOUT = 3.0
+MESSAGE_CHARS = 240  # a library's error message beyond this is cut, to stay one readable line
 DRAFT_DEFAULTS_FILE = "crossprefill.yaml"
 # What a draft that names nothing gets: the values of Upasani et al.
 PAPER_DRAFT_DEFAULTS = {"lookahead": 8}
@@ -64,6 +67,8 @@ def draft_location(spec: str) -> str:
         location = Path(spec).expanduser()
         if not location.is_dir():
             raise ModelLoadError(f"draft {spec}: no such directory")
+        if not (location / "config.json").is_file():
+            raise ModelLoadError(f"draft {spec}: not a model directory (it has no config.json)")
         return str(location)
     return spec
 
@@ -121,7 +126,7 @@ def load_pretrained(loader: Callable[..., Loaded], location: str, *, what: str,
     """`loader(location, **options)` (a `from_pretrained`), quietly, from the local cache
     when it can; any failure becomes `ModelLoadError("cannot load {what}: ...")`."""
     try:
-        with quiet_transformers():
+        with quiet_libraries():
             return _cached_or_fetched(loader, location, **options)
     except ModelLoadError as error:
         raise ModelLoadError(f"cannot load {what}: {error}") from None
@@ -160,19 +165,25 @@ def check_hub_reachable(repo_id: str) -> None:
 
 
 def first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
+    """The error's message as one line (libraries' messages run over several, and their
+    first line alone may end in a colon), shortened when it is long."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS - 1].rstrip() + "…"
 
 
 @contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
+def quiet_libraries() -> Iterator[None]:
+    """Keep transformers' log lines and progress bars and every Python warning
+    (torch's and transformers' deprecations) off stderr; the caller's settings come back."""
     from transformers.utils import logging
 
     verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         logging.set_verbosity(verbosity)
         if bars:

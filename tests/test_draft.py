@@ -127,9 +127,12 @@ def test_missing_local_draft_is_a_clear_error(tmp_path):
         load_draft(str(tmp_path / "absent"), device="cpu")
 
 
-def test_directory_without_a_model_is_a_clear_error(tmp_path):
-    with pytest.raises(ModelLoadError, match="cannot load draft"):
+def test_directory_without_a_model_is_a_clear_error(tmp_path, llama_dir):
+    with pytest.raises(ModelLoadError, match="not a model directory"):
         load_draft(str(tmp_path), device="cpu")
+    (tmp_path / "config.json").write_bytes((llama_dir / "config.json").read_bytes())
+    with pytest.raises(ModelLoadError, match="cannot load draft"):
+        load_draft(str(tmp_path), device="cpu")  # a config, but no weights or tokenizer
 
 
 def test_unknown_device_and_dtype_are_usage_errors(llama_dir):

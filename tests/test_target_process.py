@@ -11,6 +11,8 @@ from crossprefill_cli.errors import ModelLoadError
 from crossprefill_cli.target import load_target
 from crossprefill_cli.target_process import PendingTarget, start_target
 
+from conftest import fixture_path
+
 TEXTS = ["Hello world", "Título: notas\r\nLa reunión empezó tarde.", "def f(x):\n    return x\n",
          "日本語のテキスト", ""]
 
@@ -26,6 +28,7 @@ def test_child_counts_like_this_process(target_dir):
 
 
 def test_default_target_in_child():
+    fixture_path("tiktoken", "o200k_base.tiktoken")
     with start_target(None) as pending:
         assert pending.spec is None
         assert pending.result().count_batch(TEXTS) == load_target("o200k_base").count_batch(TEXTS)
@@ -61,6 +64,7 @@ def test_builds_here_with_one_core_or_no_interpreter(target_dir, monkeypatch):
 
 
 def test_child_ignores_modules_in_the_working_directory(target_dir, tmp_path, monkeypatch):
+    fixture_path("tiktoken", "o200k_base.tiktoken")
     (tmp_path / "tiktoken.py").write_text("raise SystemExit('shadowed')\n")
     (tmp_path / "json.py").write_text("raise SystemExit('shadowed')\n")
     monkeypatch.chdir(tmp_path)
