@@ -9,9 +9,10 @@ cross a segment edge, and no unit after the first is blank lines alone (they joi
 unit before them: a gap marker standing for nothing but blank lines is noise).
 
 Chunk edges start every `chunk_size` draft tokens and then move to the nearest
-boundary the segment asks for: a line start (`line`, for code: strictly, an edge with
-no line start to move to is dropped and the chunk grows; nearby line starts that
-begin top-level code or follow a blank line are preferred), a sentence or line start
+boundary the segment asks for: a line start (`line`, for code: the nearest one, even
+a few lines away, nearby line starts that begin top-level code or follow a blank line
+preferred; only a line longer than two chunks is cut inside, at a word boundary, so
+minified code still compresses), a sentence or line start
 (`sentence`, for prose: a fact stated in one sentence then sits in one chunk), a word
 boundary (`word`), or stay at the token start (`token`). Moving an edge never crosses
 a neighbouring edge, so no chunk becomes empty.
@@ -164,14 +165,25 @@ def chunk_edges(text: str, starts: np.ndarray, start: int, end: int, *, chunk_si
     edges = [start]
     for index in range(first + chunk_size, last, chunk_size):
         nominal = int(starts[index])
-        if nominal - edges[-1] < (nominal - int(starts[index - chunk_size])) // 2:
+        chunk_chars = nominal - int(starts[index - chunk_size])
+        if nominal - edges[-1] < chunk_chars // 2:
             continue  # the last edge snapped forward past most of this chunk already
-        edge = snap(text, nominal, edges[-1], end, boundary)
+        if boundary == "line" and _line_length(text, nominal) > 2 * chunk_chars:
+            # a line of several chunks (minified code, one-line data) is cut inside, at a
+            # word boundary, else at the token edge
+            edge = snap(text, nominal, edges[-1], end, "word")
+        else:
+            edge = snap(text, nominal, edges[-1], end, boundary)
         if edge is not None and edges[-1] < edge < end:
             edges.append(edge)
     while len(edges) > 1 and not text[edges[-1]:end].strip():
         edges.pop()  # trailing blank lines stay with the chunk before them
     return edges + [end]
+
+
+def _line_length(text: str, pos: int) -> int:
+    line_end = text.find("\n", pos)
+    return (len(text) if line_end == -1 else line_end) - (text.rfind("\n", 0, pos) + 1)
 
 
 def build_units(text: str, starts: np.ndarray, segments: list[Segment], *,

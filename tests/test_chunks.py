@@ -1,3 +1,5 @@
+import hashlib
+
 import numpy as np
 from hypothesis import given, strategies as st
 
@@ -101,11 +103,37 @@ def test_line_mode_chunks_start_at_line_starts():
     assert all(u.start == 0 or text[u.start - 1] == "\n" for u in units)
 
 
-def test_a_line_longer_than_a_chunk_stays_whole():
+def test_a_line_longer_than_a_chunk_is_cut_at_word_boundaries():
     text = "x = [" + ", ".join(map(str, range(200))) + "]\ny = 1\n"
     units = chunks.build_units(text, starts_every(text, 3), [chunks.Segment(0, len(text), "line")],
                                chunk_size=10)
-    assert [(u.start, u.end) for u in units] == [(0, text.index("y")), (text.index("y"), len(text))]
+    assert len(units) > 20 and units[-1].start == text.index("y")
+    assert all(chunks.is_word_boundary(text, u.start) for u in units)
+    assert max(u.end - u.start for u in units) <= 2 * 30
+
+
+def test_minified_code_is_cut_at_word_boundaries():
+    text = "".join(f"function f{i}(a){{return a*{i}}};" for i in range(300))  # no newline at all
+    units = chunks.build_units(text, starts_every(text, 4), [chunks.Segment(0, len(text), "line")],
+                               chunk_size=16)
+    assert len(units) > 100 and all(chunks.is_word_boundary(text, u.start) for u in units)
+
+
+def test_a_line_without_word_boundaries_is_cut_at_token_starts():
+    text = "".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(40))  # one "word"
+    starts = starts_every(text, 4)
+    units = chunks.build_units(text, starts, [chunks.Segment(0, len(text), "line")], chunk_size=16)
+    assert len(units) == len(text) // 64
+    assert {u.start for u in units} <= set(starts.tolist())
+    assert "".join(text[u.start:u.end] for u in units) == text
+
+
+def test_a_line_a_little_longer_than_a_chunk_stays_whole():
+    lines = [f"result_{i} = transform(alpha_{i}, beta_{i}, gamma_{i})\n" for i in range(30)]
+    text = "".join(lines)  # each line about 1.5 chunks of 10 tokens x 3 characters
+    units = chunks.build_units(text, starts_every(text, 3), [chunks.Segment(0, len(text), "line")],
+                               chunk_size=10)
+    assert all(u.start == 0 or text[u.start - 1] == "\n" for u in units)
 
 
 def test_sentence_edges_never_leave_a_sliver_of_a_chunk():
