@@ -3,21 +3,27 @@
 `describe` reads the input as parts that tile it: for a repository dump (see
 `dumps`), each file's header, body and footer plus the text around the files; for
 anything else, one anonymous part. A part is *code* when its language is a known
-programming or data language (or, for unknown parts, when the profile snaps to lines)
-and prose otherwise; code is chunked on line starts, prose on the profile's boundary.
+programming or data language (or, for an undelimited input of unknown language, when
+the profile snaps to lines) and prose otherwise (a dump's preamble and the text between
+its files are prose); code is chunked on line starts, prose on the profile's boundary.
 
 `units` then cuts the parts into units:
 
 - the head, the tail, every file header and footer and the dump's frame are required
   units, so a file with nothing kept still shows its header (and closing markup);
 - in code, every signature line(s) of a definition (see `outline`) is a unit of its
-  own (with the blank lines before it, so no gap stands for blank lines alone), and a unit that lies in a definition's body *needs* that signature unit, so
-  selection keeps "def parse(...):" above any kept line of `parse`. The needs of
-  required units are required too;
+  own (with the blank lines before it, so no gap stands for blank lines alone), and a
+  unit that lies in a definition's body *needs* that signature unit, so selection
+  keeps "def parse(...):" above any kept line of `parse`. The needs of required units
+  are required too;
+- in prose, each fence line of a fenced code block (see `markdown`) is a unit; a unit
+  inside the block needs both fences and each fence needs the other, so the output's
+  Markdown stays balanced; the block's code is chunked on lines;
 - the rest is chunked (chunks never cross a part or a signature).
 
-The delimiter of a gap is that of the part the gap starts in: the profile's
-`language_delimiters` entry for a file's language, or its plain `delimiter`.
+The delimiter of a gap is that of the part the gap starts in: in code, the profile's
+`language_delimiters` entry for a file's language, or its plain `delimiter`; in prose,
+its `prose_delimiter`.
 
 `cover_definitions` gives selection function-level coverage (the `code` profile's
 `cover_definitions`): a unit in a definition's body scores at least what the
@@ -38,7 +44,7 @@ from functools import cached_property
 
 import numpy as np
 
-from . import chunks, dumps, outline
+from . import chunks, dumps, markdown, outline
 from .profiles import Profile
 
 
@@ -69,7 +75,8 @@ class Layout:
 
     def delimiters(self, profile: Profile) -> set[str]:
         """Every delimiter a gap in this input may get."""
-        return {profile.delimiter} | {profile.delimiter_for(p.language) for p in self.parts}
+        return {profile.delimiter, profile.prose_gap_delimiter} | {
+            profile.delimiter_for(p.language) for p in self.parts}
 
 
 def is_code(language: str | None, line_mode: bool) -> bool:
@@ -91,18 +98,41 @@ def describe(text: str, *, line_mode: bool) -> Layout:
     parts, cursor = [], 0
     for piece in sorted((p for p in pieces if p.start < p.end), key=lambda p: p.start):
         if piece.start > cursor:  # text around the files: a preamble, a closing question
-            parts.append(Part(cursor, piece.start, code=line_mode))
+            parts.append(Part(cursor, piece.start))
         parts.append(piece)
         cursor = piece.end
     if cursor < len(text):
-        parts.append(Part(cursor, len(text), code=line_mode))
+        parts.append(Part(cursor, len(text)))
     return Layout(dump, tuple(parts))
 
 
-def segments(text: str, structure: Layout, *, head: int, tail: int,
-             prose_boundary: str) -> tuple[list[chunks.Segment], list[outline.Definition]]:
-    """Segments tiling the text, and the definitions found in its code parts."""
+def _prose_segments(text: str, part: Part, low: int, high: int, boundary: str,
+                    fences: list[markdown.FencedBlock]) -> list[chunks.Segment]:
+    """Prose chunked on `boundary`; each fence line of a fenced block a unit of its own
+    and the block's code chunked on lines."""
+    result, cursor = [], low
+    for block in markdown.fenced_blocks(text, part.start, part.end):
+        fences.append(block)
+        for start, end, kind in ((block.open_start, block.open_end, None),
+                                 (block.open_end, block.close_start, "line"),
+                                 (block.close_start, block.close_end, None)):
+            start, end = max(start, cursor), min(end, high)
+            if start < end:
+                if cursor < start:
+                    result.append(chunks.Segment(cursor, start, boundary))
+                result.append(chunks.Segment(start, end, kind))
+                cursor = end
+    if cursor < high:
+        result.append(chunks.Segment(cursor, high, boundary))
+    return result
+
+
+def segments(text: str, structure: Layout, *, head: int, tail: int, prose_boundary: str
+             ) -> tuple[list[chunks.Segment], list[outline.Definition], list[markdown.FencedBlock]]:
+    """Segments tiling the text, the definitions found in its code parts and the fenced
+    blocks in its prose."""
     found: list[outline.Definition] = []
+    fences: list[markdown.FencedBlock] = []
     result = [chunks.Segment(0, head, required=True)]
     for part in structure.parts:
         low, high = max(part.start, head), min(part.end, tail)
@@ -112,7 +142,7 @@ def segments(text: str, structure: Layout, *, head: int, tail: int,
             result.append(chunks.Segment(low, high, required=True))
             continue
         if not part.code:
-            result.append(chunks.Segment(low, high, prose_boundary))
+            result += _prose_segments(text, part, low, high, prose_boundary, fences)
             continue
         cursor = low
         for definition in outline.definitions(text[part.start:part.end], part.language):
@@ -126,7 +156,7 @@ def segments(text: str, structure: Layout, *, head: int, tail: int,
                 cursor = end
         result.append(chunks.Segment(cursor, high, "line"))
     result.append(chunks.Segment(tail, len(text), required=True))
-    return result, found
+    return result, found, fences
 
 
 def _shifted(definition: outline.Definition, offset: int) -> outline.Definition:
@@ -153,6 +183,21 @@ def needs(units: list[chunks.Unit], definitions: list[outline.Definition]) -> li
     return [tuple(sorted(n)) for n in needed]
 
 
+def fence_needs(units: list[chunks.Unit], blocks: list[markdown.FencedBlock]
+                ) -> list[tuple[int, ...]]:
+    """For each unit, the units holding the fences of the block it sits in; each fence
+    needs the other, so kept Markdown stays balanced."""
+    unit_at = _unit_finder(units)
+    needed: list[set[int]] = [set() for _ in units]
+    for block in blocks:
+        fence_units = {unit_at(block.open_start)} | (
+            {unit_at(block.close_start)} if block.closed else set())
+        inside = range(unit_at(block.open_start), unit_at(max(block.close_start - 1, 0)) + 1)
+        for index in set(inside) | fence_units:
+            needed[index] |= fence_units - {index}
+    return [tuple(sorted(n)) for n in needed]
+
+
 def named_units(units: list[chunks.Unit], definitions: list[outline.Definition],
                 names: set[str]) -> set[int]:
     """The units of every definition (signature and body) whose name is in `names`."""
@@ -164,10 +209,12 @@ def named_units(units: list[chunks.Unit], definitions: list[outline.Definition],
 
 @dataclass(frozen=True)
 class UnitPlan:
-    """What selection chooses from: the units, each one's needs, and the definitions."""
+    """What selection chooses from: the units, what each needs kept with it (signatures
+    and fences), the signatures alone (for `cover_definitions`), and the definitions."""
 
     units: list[chunks.Unit]
     needs: list[tuple[int, ...]]
+    signatures: list[tuple[int, ...]]
     definitions: list[outline.Definition]
 
 
@@ -175,13 +222,15 @@ def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: 
           profile: Profile) -> UnitPlan:
     """Units, their needs and the definitions they lie in; the needs of required units
     are made required."""
-    planned, definitions = segments(text, structure, head=head, tail=tail,
-                                    prose_boundary=profile.boundary)
+    planned, definitions, fences = segments(text, structure, head=head, tail=tail,
+                                            prose_boundary=profile.boundary)
     built = chunks.build_units(text, starts, planned, chunk_size=profile.chunk_size)
-    unit_needs = needs(built, definitions)
+    signatures = needs(built, definitions)
+    unit_needs = [tuple(sorted(set(a) | set(b)))
+                  for a, b in zip(signatures, fence_needs(built, fences))]
     must = {j for unit, n in zip(built, unit_needs) if unit.required for j in n}
     built = [chunks.Unit(u.start, u.end, u.required or i in must) for i, u in enumerate(built)]
-    return UnitPlan(built, unit_needs, definitions)
+    return UnitPlan(built, unit_needs, signatures, definitions)
 
 
 def cover_definitions(scores: np.ndarray, unit_needs: list[tuple[int, ...]]) -> np.ndarray:

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 # The query and lookahead must leave the draft this many context tokens per window.
 MIN_WINDOW = 64
+# An output under this share of its budget says why (units too big for the room left).
+FAR_BELOW_BUDGET = 0.5
 
 Progress = Callable[[int, int], None]
 
@@ -197,13 +199,19 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
             pool_kernel: int | None = None, lookahead: int | None = None,
             delimiter: str | None = None, window: int | None = None, device: str = "auto",
             dtype: str = "auto", scorer: Scorer = draft_scorer, cache: ScoreCache | None = None,
-            on_progress: Progress | None = None) -> Analysis:
-    """Score every draft token of `text` (from the cache when possible)."""
+            on_progress: Progress | None = None,
+            before_scoring: Callable[[np.ndarray, Profile, layout.Layout], None] | None = None
+            ) -> Analysis:
+    """Score every draft token of `text` (from the cache when possible).
+
+    `before_scoring(token_starts, settings, structure)` runs once the draft is loaded and
+    has tokenised the text, before it reads it: a check that raises there costs no scoring.
+    """
     check_text(text)
     # An explicit delimiter marks every gap, in every file's language.
     settings = (profile if isinstance(profile, Profile) else load_profile(profile)).with_overrides(
         chunk_size=chunk_size, pool_kernel=pool_kernel, lookahead=lookahead, delimiter=delimiter,
-        language_delimiters=() if delimiter is not None else None)
+        prose_delimiter=delimiter, language_delimiters=() if delimiter is not None else None)
     if query is not None and not query.strip():
         raise UsageError("the query is empty")
     if window is not None and window < 1:
@@ -222,6 +230,8 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
             return Analysis(text, settings, query, source, scores, cached=True, structure=structure)
     model = source.load()
     token_ids, starts = model.encode(text)
+    if before_scoring is not None:
+        before_scoring(starts, settings, structure)
     query_ids, query_rows = _query_prompt(model, settings, query)
     window_size = _window_size(model, window, len(query_ids), settings.lookahead)
     importance = scorer(model, ScoringRequest(text, token_ids, starts, query, query_ids,
@@ -255,63 +265,108 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
     """Choose and assemble the kept spans of an analysed text for one budget."""
     check_budget_options(keep_rate, target_tokens)
     warnings: list[str] = []
-    counter = resolve_target(target, analysis.source, _warner(warnings, on_warning))
-    text, settings = analysis.text, analysis.settings
-    starts, importance = analysis.scores.starts, analysis.scores.importance
+    warn = _warner(warnings, on_warning)
+    counter = resolve_target(target, analysis.source, warn)
+    text, settings, starts = analysis.text, analysis.settings, analysis.scores.starts
+    tokens_before, rate, budget = _budget(text, counter, settings, keep_rate, target_tokens)
+    plan = _Plan(text, starts, analysis.scores.importance, settings, analysis.structure,
+                 analysis.query, counter, budget)
+    fitted = selection.fit_budget(plan.candidates, budget, plan.gap_cost, plan.measure)
+    if fitted is None:
+        raise plan.too_small()
+    kept, tokens_after = fitted
+    if tokens_after < FAR_BELOW_BUDGET * budget:
+        smallest = min(c.cost for c, k in zip(plan.candidates, kept) if not k)
+        warn(f"the output is {tokens_after} target tokens, far below the budget of {budget}: "
+             f"the smallest unit left out costs {smallest} tokens; a smaller --chunk-size "
+             "lets the budget be used")
+    spans = selection.merge_spans(plan.bounds, kept)
+    return Result(
+        text=plan.join(spans),
+        tokens_before=tokens_before, tokens_after=tokens_after, budget=budget,
+        keep_rate=rate if target_tokens is None else keep_rate,
+        target=counter.name, draft=analysis.source.name, profile=settings.name,
+        draft_tokens=len(starts), windows=analysis.scores.windows, lookahead=settings.lookahead,
+        spans=[Span(start, end) for start, end in spans],
+        chunks=[ChunkReport(u.start, u.end, round(float(s), 6), k, u.required, i in plan.favoured)
+                for i, (u, s, k) in enumerate(zip(plan.units, plan.scores, kept))],
+        scores_cached=analysis.cached, warnings=warnings,
+        files=[FileSpan(f.path, f.start, f.end, f.language) for f in analysis.structure.dump.files],
+    )
+
+
+def check_budget_fits(text: str, starts: np.ndarray, settings: Profile, structure: layout.Layout,
+                      counter: TargetTokenizer, *, keep_rate: float | None = None,
+                      target_tokens: int | None = None) -> None:
+    """Raise the `UsageError` that `finish` would for a budget below what must be kept,
+    from the draft's tokens alone: callers check before the draft reads the text."""
+    _, _, budget = _budget(text, counter, settings, keep_rate, target_tokens)
+    plan = _Plan(text, starts, np.zeros(len(starts)), settings, structure, None, counter, budget)
+    if plan.measure([c.required for c in plan.candidates]) > budget:
+        raise plan.too_small()
+
+
+def _budget(text: str, counter: TargetTokenizer, settings: Profile, keep_rate: float | None,
+            target_tokens: int | None) -> tuple[int, float, int]:
+    """Target tokens of the input, the keep rate in force and the budget."""
+    check_budget_options(keep_rate, target_tokens)
     tokens_before = counter.count(text)
     rate = keep_rate if keep_rate is not None or target_tokens is not None else settings.keep_rate
     budget = target_tokens if target_tokens is not None else int(rate * tokens_before)
     if budget < 1:
         raise UsageError(f"a keep rate of {rate} leaves no tokens of this "
                          f"{tokens_before}-token input; raise --keep-rate")
+    return tokens_before, rate, budget
 
-    structure = analysis.structure
-    planned = _units(text, starts, settings, counter, budget, structure)
-    units, needs = planned.units, planned.needs
-    unit_of_token = chunks.token_units(starts, units)
-    scores = chunks.unit_scores(importance, unit_of_token, len(units))
-    if settings.cover_definitions:
-        scores = layout.cover_definitions(scores, needs)
-    favoured = (layout.named_units(units, planned.definitions, outline.identifiers(analysis.query))
-                if settings.favour_named_definitions and analysis.query else set())
-    bounds = [(unit.start, unit.end) for unit in units]
-    costs = counter.count_batch([text[start:end] for start, end in bounds])
-    candidates = [selection.Candidate(float(score), cost, unit.required, unit_needs,
-                                      priority=int(index in favoured))
-                  for index, (score, cost, unit, unit_needs)
-                  in enumerate(zip(scores, costs, units, needs))]
-    gap_cost = max(counter.count_batch([marker for delimiter in structure.delimiters(settings)
-                                        for marker in selection.marker_variants(delimiter)]))
 
-    def delimiter_at(position: int) -> str:
-        return settings.delimiter_for(structure.part_at(position).language)
+class _Plan:
+    """What selection chooses from for one budget: units, their scores and target costs,
+    and how a choice is assembled and measured."""
 
-    def measure(kept: list[bool]) -> int:
-        return counter.count(selection.join_spans(text, selection.merge_spans(bounds, kept),
-                                                  delimiter_at))
+    def __init__(self, text: str, starts: np.ndarray, importance: np.ndarray, settings: Profile,
+                 structure: layout.Layout, query: str | None, counter: TargetTokenizer,
+                 budget: int):
+        self.text, self.settings, self.structure, self.counter = text, settings, structure, counter
+        self.budget = budget
+        planned = _units(text, starts, settings, counter, budget, structure)
+        self.units = planned.units
+        scores = chunks.unit_scores(importance, chunks.token_units(starts, self.units),
+                                    len(self.units))
+        if settings.cover_definitions:
+            scores = layout.cover_definitions(scores, planned.signatures)
+        self.scores = scores
+        self.favoured = (layout.named_units(self.units, planned.definitions,
+                                            outline.identifiers(query))
+                         if settings.favour_named_definitions and query else set())
+        self.bounds = [(unit.start, unit.end) for unit in self.units]
+        costs = counter.count_batch([text[start:end] for start, end in self.bounds])
+        self.candidates = [selection.Candidate(float(score), cost, unit.required, unit_needs,
+                                               priority=int(index in self.favoured))
+                           for index, (score, cost, unit, unit_needs)
+                           in enumerate(zip(scores, costs, self.units, planned.needs))]
+        self.newline = selection.newline_of(text)
+        self.gap_cost = max(counter.count_batch(
+            [marker for delimiter in structure.delimiters(settings)
+             for marker in selection.marker_variants(delimiter, self.newline)]))
 
-    fitted = selection.fit_budget(candidates, budget, gap_cost, measure)
-    if fitted is None:
-        required = measure([c.required for c in candidates])
-        what = "the first line, the tail" + (" and every file header" if structure.dump.files
-                                             else "")
-        raise UsageError(f"the budget of {budget} target tokens is smaller than what must be "
-                         f"kept ({required} tokens: {what}); raise the "
-                         "budget or lower keep_head_tokens/keep_tail_tokens in a profile")
-    kept, tokens_after = fitted
-    spans = selection.merge_spans(bounds, kept)
-    return Result(
-        text=selection.join_spans(text, spans, delimiter_at),
-        tokens_before=tokens_before, tokens_after=tokens_after, budget=budget,
-        keep_rate=rate if target_tokens is None else keep_rate,
-        target=counter.name, draft=analysis.source.name, profile=settings.name,
-        draft_tokens=len(starts), windows=analysis.scores.windows, lookahead=settings.lookahead,
-        spans=[Span(start, end) for start, end in spans],
-        chunks=[ChunkReport(u.start, u.end, round(float(s), 6), k, u.required, i in favoured)
-                for i, (u, s, k) in enumerate(zip(units, scores, kept))],
-        scores_cached=analysis.cached, warnings=warnings,
-        files=[FileSpan(f.path, f.start, f.end, f.language) for f in structure.dump.files],
-    )
+    def delimiter_at(self, position: int) -> str:
+        part = self.structure.part_at(position)
+        return (self.settings.delimiter_for(part.language) if part.code
+                else self.settings.prose_gap_delimiter)
+
+    def join(self, spans: list[tuple[int, int]]) -> str:
+        return selection.join_spans(self.text, spans, self.delimiter_at, newline=self.newline)
+
+    def measure(self, kept: list[bool]) -> int:
+        return self.counter.count(self.join(selection.merge_spans(self.bounds, kept)))
+
+    def too_small(self) -> UsageError:
+        required = self.measure([c.required for c in self.candidates])
+        what = "the first line, the tail" + (" and every file header"
+                                             if self.structure.dump.files else "")
+        return UsageError(f"the budget of {self.budget} target tokens is smaller than what must "
+                          f"be kept ({required} tokens: {what}); raise the budget or lower "
+                          "keep_head_tokens/keep_tail_tokens in a profile")
 
 
 def check_budget_options(keep_rate: float | None, target_tokens: int | None) -> None:

@@ -39,6 +39,7 @@ class Profile:
     pool_kernel: int
     lookahead: int | str  # a count, or AUTO: the draft's own default
     delimiter: str
+    prose_delimiter: str | None  # gaps in prose (a dump's preamble, Markdown files); None: delimiter
     keep_rate: float
     boundary: str
     keep_head_lines: int
@@ -49,6 +50,10 @@ class Profile:
     cover_definitions: bool
     favour_named_definitions: bool
     query_rows: bool
+
+    @property
+    def prose_gap_delimiter(self) -> str:
+        return self.prose_delimiter or self.delimiter
 
     def delimiter_for(self, language: str | None) -> str:
         """The delimiter for a file in `language` (None: not a file, or unknown)."""
@@ -151,6 +156,9 @@ def _validated(profile: Profile, *, source: str) -> Profile:
             raise fail(f"{field_name} must be a string")
     if not profile.delimiter.strip():
         raise fail("delimiter must not be blank")
+    if profile.prose_delimiter is not None and (not isinstance(profile.prose_delimiter, str)
+                                                or not profile.prose_delimiter.strip()):
+        raise fail("prose_delimiter must be a non-blank string or null")
     if "{query}" not in profile.query_template:
         raise fail("query_template must contain {query}")
     return replace(profile, language_delimiters=_language_delimiters(profile.language_delimiters,

@@ -13,10 +13,12 @@ pass until the result is within budget and close to it.
 The output is the kept spans in input order, adjacent units merged into one span,
 with a gap marker wherever something was dropped (also at the start or end). Each
 gap has its own delimiter (a Python file's gap reads `# ... omitted`, a Go file's
-`// ... omitted`), chosen by the offset where the gap starts. The marker is the
-delimiter on its own line when the gap starts at a line start, and the
-delimiter between spaces otherwise; whitespace already at the edges of the spans is
-reused rather than doubled.
+`// ... omitted`, prose `[...]`), chosen by the offset where the gap starts. The marker
+is the delimiter on its own line when the gap starts at a line start, and the
+delimiter between spaces otherwise, followed by a line break when the text after the
+gap starts a line of the input (so a heading stays a heading); whitespace already at
+the edges of the spans is reused rather than doubled, and line breaks are the input's
+own (CRLF input gets CRLF markers).
 """
 
 from dataclasses import dataclass
@@ -123,30 +125,41 @@ def merge_spans(bounds: Sequence[tuple[int, int]], kept: Sequence[bool]) -> list
     return spans
 
 
-def gap_marker(before: str, after: str, delimiter: str) -> str:
-    """The text that stands for an omitted stretch between `before` and `after`."""
+def newline_of(text: str) -> str:
+    """The input's line ending, for the markers: CRLF when most of its lines end so."""
+    return "\r\n" if text.count("\r\n") * 2 > text.count("\n") else "\n"
+
+
+def gap_marker(before: str, after: str, delimiter: str, *, newline: str = "\n",
+               line_start: bool = False) -> str:
+    """The text that stands for an omitted stretch between `before` and `after`;
+    `line_start`: `after` begins a line of the input (a heading, a list item), and
+    keeps doing so."""
     if not before or before.endswith("\n"):
-        return delimiter + ("" if not after or after.startswith(("\n", "\r")) else "\n")
+        return delimiter + ("" if not after or after.startswith(("\n", "\r")) else newline)
     lead = "" if before[-1].isspace() else " "
+    if line_start and not after.startswith(("\n", "\r")):
+        return lead + delimiter + newline
     trail = "" if not after or after[0].isspace() else " "
     return lead + delimiter + trail
 
 
-def marker_variants(delimiter: str) -> list[str]:
+def marker_variants(delimiter: str, newline: str = "\n") -> list[str]:
     """Every form `gap_marker` can produce, to price a gap conservatively."""
-    return [delimiter + "\n", " " + delimiter + " ", delimiter]
+    return [delimiter + newline, " " + delimiter + newline, " " + delimiter + " ", delimiter]
 
 
 def join_spans(text: str, spans: Sequence[tuple[int, int]],
-               delimiter_at: Callable[[int], str]) -> str:
+               delimiter_at: Callable[[int], str], *, newline: str = "\n") -> str:
     """Kept spans in order, a gap marker (delimiter_at(gap start)) wherever input was omitted."""
     pieces: list[str] = []
     previous_text, previous_end = "", 0
     for start, end in spans:
         if start > previous_end:
-            pieces.append(gap_marker(previous_text, text[start:end], delimiter_at(previous_end)))
+            pieces.append(gap_marker(previous_text, text[start:end], delimiter_at(previous_end),
+                                     newline=newline, line_start=text[start - 1] == "\n"))
         previous_text, previous_end = text[start:end], end
         pieces.append(previous_text)
     if previous_end < len(text):
-        pieces.append(gap_marker(previous_text, "", delimiter_at(previous_end)))
+        pieces.append(gap_marker(previous_text, "", delimiter_at(previous_end), newline=newline))
     return "".join(pieces)

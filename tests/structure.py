@@ -2,6 +2,8 @@
 
 import re
 
+SEPARATOR = re.compile(r" |\r?\n")  # what a marker may add between itself and a span
+
 
 def assert_verbatim_structure(text: str, result, delimiter: str | tuple[str, ...]) -> None:
     """Output = the reported spans, verbatim and in order, with one delimiter per gap.
@@ -9,7 +11,7 @@ def assert_verbatim_structure(text: str, result, delimiter: str | tuple[str, ...
     `delimiter` may be several: each gap must then be marked by one of them.
     """
     delimiters = (delimiter,) if isinstance(delimiter, str) else delimiter
-    marker = re.compile(r"[ \n]?(?:" + "|".join(map(re.escape, delimiters)) + ")")
+    marker = re.compile(r"(?: |\r?\n)?(?:" + "|".join(map(re.escape, delimiters)) + ")")
     output, position, previous_end = result.text, 0, 0
     spans = [(span.start, span.end) for span in result.spans]
     assert spans, "something must be kept"
@@ -20,9 +22,10 @@ def assert_verbatim_structure(text: str, result, delimiter: str | tuple[str, ...
             position = _skip_marker(output, position, marker)
         piece = text[start:end]
         if not output.startswith(piece, position):
-            assert output[position] in " \n" and output.startswith(piece, position + 1), \
+            separator = SEPARATOR.match(output, position)
+            assert separator and output.startswith(piece, separator.end()), \
                 f"span {start}:{end} is not verbatim at output offset {position}"
-            position += 1
+            position = separator.end()
         position += len(piece)
         previous_end = end
     if previous_end < len(text):

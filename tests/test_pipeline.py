@@ -217,3 +217,49 @@ def test_property_verbatim_ordered_spans_within_budget(llama_draft, target, text
     # an input that parses as Python gets Python's comment delimiter
     assert_verbatim_structure(text, result, "[...]" if profile == "text"
                               else ("// omitted", "# ... omitted"))
+
+
+def test_crlf_input_gets_crlf_markers(llama_draft, target):
+    text = TEXT.replace("\n", "\r\n")
+    result = run(llama_draft, target, text, keep_rate=0.2)
+    assert "[...]" in result.text
+    assert result.text.count("\n") == result.text.count("\r\n")
+    assert_verbatim_structure(text, result, "[...]")
+
+
+MARKDOWN = "\n".join(
+    ["# Release notes", ""]
+    + [f"## Version {v}\n\nThe {v} release changed the {w} handling.\n\n```python\n"
+       + "\n".join(f"configure_{w}(level={i})" for i in range(12)) + "\n```\n- fixed {w}\n"
+       for v, w in zip(range(1, 13), "parser lexer cache index queue codec socket timer "
+                                      "logger shell config router".split())]) + "\nThe end.\n"
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.2, 0.35, 0.5])
+def test_markdown_output_keeps_fences_paired_and_blocks_on_their_lines(llama_draft, target, rate):
+    result = run(llama_draft, target, MARKDOWN, keep_rate=rate)
+    fences = [line for line in result.text.splitlines() if line.startswith("```")]
+    assert len(fences) % 2 == 0
+    assert all(opening == "```python" and closing == "```"
+               for opening, closing in zip(fences[::2], fences[1::2]))
+    for line in result.text.splitlines():  # a heading or list item after a gap starts its line
+        assert "[...] #" not in line and "[...] - " not in line
+    assert_verbatim_structure(MARKDOWN, result, "[...]")
+
+
+def test_one_long_line_of_code_is_still_compressed_to_its_budget(llama_draft, target):
+    minified = ";".join(f"function f{i}(a,b){{return a*{i}+b}}" for i in range(400))
+    result = run(llama_draft, target, minified, profile="code", keep_rate=0.2)
+    assert 0.8 * result.budget <= result.tokens_after <= result.budget
+    assert result.warnings == [] and len(result.spans) > 1
+
+
+def test_an_output_far_below_its_budget_says_why(llama_draft, target):
+    result = run(llama_draft, target, profile="code", keep_rate=0.3, chunk_size=4000)
+    assert result.tokens_after < 0.5 * result.budget
+    assert len(result.warnings) == 1 and "far below the budget" in result.warnings[0]
+
+
+def test_the_library_prints_nothing(llama_dir, target, capfd):
+    compress(TEXT, draft=str(llama_dir), target=target, keep_rate=0.3, device="cpu")
+    assert capfd.readouterr() == ("", "")

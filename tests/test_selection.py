@@ -96,3 +96,18 @@ def test_greedy_honours_needs_within_budget(raw, budget, gap_cost):
     if kept is not None:
         assert selection.estimated_cost(candidates, kept, gap_cost) <= budget
         assert all(kept[j] for c, k in zip(candidates, kept) if k for j in c.needs)
+
+
+def test_markers_use_the_inputs_line_ending():
+    text = "keep one\r\ndrop this\r\nkeep two\r\n"
+    assert selection.newline_of(text) == "\r\n" and selection.newline_of("a\nb\r\n") == "\n"
+    joined = selection.join_spans(text, [(0, 10), (21, 31)], lambda _: "[...]", newline="\r\n")
+    assert joined == "keep one\r\n[...]\r\nkeep two\r\n"
+    assert all(variant in selection.marker_variants("[...]", "\r\n")
+               for variant in ("[...]\r\n", " [...]\r\n"))
+
+
+def test_text_that_starts_a_line_after_a_gap_still_starts_one():
+    text = "Intro sentence one. Dropped sentence.\n### Heading\n- item\n"
+    joined = selection.join_spans(text, [(0, 19), (38, len(text))], lambda _: "[...]")
+    assert joined == "Intro sentence one. [...]\n### Heading\n- item\n"
