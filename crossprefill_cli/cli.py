@@ -16,10 +16,12 @@ each command's signature and hands the command one `Reading` object.
 """
 
 import functools
+import importlib
 import inspect
 import json
 import os
 import sys
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -30,8 +32,8 @@ import typer
 from .cache import ScoreCache
 from .environment import Environment, write_atomically
 from .errors import CrossprefillError, InputError, UsageError
-from .pipeline import (Analysis, DraftSource, Result, analyse, check_budget_options, finish,
-                       resolve_target)
+from .pipeline import (Analysis, DraftSource, Result, analyse, check_budget_fits,
+                       check_budget_options, finish, resolve_target)
 from .source import decode_input
 from .target import TargetTokenizer
 from .target_process import start_target
@@ -46,6 +48,9 @@ app = typer.Typer(
 )
 
 DEFAULT_ESTIMATE_RATES = "0.1,0.2,0.3,0.5"
+# Click's exceptions where this Typer takes Click from: click itself (older releases)
+# or its own vendored copy (0.24 and later)
+CLICK_ERRORS = importlib.import_module(typer.BadParameter.__module__)
 
 InputArgument = Annotated[Optional[str], typer.Argument(
     metavar="INPUT", help="File to read, or - for stdin (the default).", show_default=False)]
@@ -206,11 +211,13 @@ def estimate_command(
             raise UsageError(f"--context-window must be positive, got {context_window}")
         if price_per_mtok is not None and price_per_mtok < 0:
             raise UsageError(f"--price-per-mtok must not be negative, got {price_per_mtok}")
-        with _analysed(env, input_path, reading) as (text, analysis, counter):
+        with _analysed(env, input_path, reading) as (text, analysis, counter, warnings):
             report = estimate(analysis, counter, rates, context_window=context_window,
                               price_per_mtok=price_per_mtok, must_keep=must_keep or [])
+        report["warnings"] = warnings
         _emit(env, _json(report) if json_report
-              else render_estimate(report, color=env.stdout_isatty), None)
+              else render_estimate(report, color=env.stdout_isatty, width=env.terminal_width),
+              None)
 
 
 def _parse_rates(value: str) -> list[float]:
@@ -228,9 +235,19 @@ def _parse_rates(value: str) -> list[float]:
 def _compressed(env: Environment, input_path: str | None, reading: Reading,
                 keep_rate: float | None, target_tokens: int | None) -> tuple[str, Result]:
     check_budget_options(keep_rate, target_tokens)
-    with _analysed(env, input_path, reading) as (text, analysis, counter):
-        return text, finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens,
-                            target=counter)
+    budget = {"keep_rate": keep_rate, "target_tokens": target_tokens}
+    with _analysed(env, input_path, reading, budget) as (text, analysis, counter, warnings):
+        result = finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens,
+                        target=counter, on_warning=_warner(env, reading))
+        result.warnings[:0] = warnings
+        return text, result
+
+
+def _warner(env: Environment, reading: Reading):
+    def warn(message: str) -> None:
+        if not reading.quiet:
+            env.say(f"crossprefill: warning: {message}")
+    return warn
 
 
 def _json(report: dict) -> str:
@@ -238,20 +255,40 @@ def _json(report: dict) -> str:
 
 
 @contextmanager
-def _analysed(env: Environment, input_path: str | None,
-              reading: Reading) -> Iterator[tuple[str, Analysis, TargetTokenizer]]:
+def _analysed(env: Environment, input_path: str | None, reading: Reading,
+              budget: dict | None = None
+              ) -> Iterator[tuple[str, Analysis, TargetTokenizer, list[str]]]:
     """Read the input and score it with the draft while the target tokenizer builds in
-    another process; yields the text, its analysis and the target, which counts until
-    the block ends."""
+    another process; yields the text, its analysis, the target (which counts until the
+    block ends) and the warnings so far.
+
+    What can fail without the draft's scores fails before the draft reads the text:
+    the target is waited for once the draft is loaded, and `budget` (the keep rate and
+    target tokens of one compression) is checked against what must be kept."""
     with start_target(reading.target) as pending:
         text = _read_input(env, input_path)
         query = _query(reading.query, reading.query_file)
+        warnings: list[str] = []
+        say = _warner(env, reading)
 
         def warn(message: str) -> None:
-            if not reading.quiet:
-                env.say(f"crossprefill: warning: {message}")
+            warnings.append(message)
+            say(message)
 
         source = DraftSource(reading.draft, device=reading.device, dtype=reading.dtype)
+        targets: list[TargetTokenizer] = []
+
+        def target() -> TargetTokenizer:
+            if not targets:
+                targets.append(resolve_target(pending, source, warn))
+            return targets[0]
+
+        def before_scoring(starts, settings, structure) -> None:
+            if budget is not None:
+                check_budget_fits(text, starts, settings, structure, target(), **budget)
+            else:
+                target()
+
         from .render import draft_progress, stderr_console
 
         with draft_progress(stderr_console(env.stderr),
@@ -261,8 +298,8 @@ def _analysed(env: Environment, input_path: str | None,
                                lookahead=reading.lookahead, delimiter=reading.delimiter,
                                window=reading.window,
                                cache=None if reading.no_cache else ScoreCache(),
-                               on_progress=on_progress)
-        yield text, analysis, resolve_target(pending, source, warn)
+                               on_progress=on_progress, before_scoring=before_scoring)
+        yield text, analysis, target(), warnings
 
 
 def _read_input(env: Environment, input_path: str | None) -> str:
@@ -338,6 +375,23 @@ def _silence_stdout() -> None:
 
 
 def main() -> None:
-    # Help and usage errors in Rich panels on a terminal, plain lines in pipes and logs.
+    # Help in Rich panels on a terminal, plain text in pipes and logs.
     app.rich_markup_mode = "rich" if sys.stdout.isatty() and sys.stderr.isatty() else None
-    app(prog_name="crossprefill")
+    # Python warnings in this process are libraries' (deprecations and the like), never
+    # ours: they are not for the user of a command line.
+    warnings.simplefilter("ignore")
+    try:
+        status = app(prog_name="crossprefill", standalone_mode=False)
+    except CLICK_ERRORS.UsageError as error:
+        if type(error).__name__ == "NoArgsIsHelpError":  # the help, as Click would show it
+            error.show()
+            status = error.exit_code
+        else:  # one line, like every other error, with where to look
+            command = error.ctx.command_path if error.ctx is not None else "crossprefill"
+            print(f"crossprefill: error: {error.format_message()} (see '{command} --help')",
+                  file=sys.stderr)
+            status = error.exit_code
+    except typer.Abort:
+        print("crossprefill: interrupted", file=sys.stderr)
+        status = 130
+    sys.exit(status or 0)

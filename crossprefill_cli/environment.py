@@ -7,6 +7,7 @@ as its spans appear in the input (no newline translation, no encoding surprises)
 """
 
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -25,12 +26,14 @@ class Environment:
     stdin_isatty: bool
     stderr_isatty: bool
     stdout_isatty: bool = False
+    terminal_width: int = 80  # what tables on stdout must fit
 
     @classmethod
     def from_sys(cls) -> "Environment":
         return cls(stdin=sys.stdin.buffer, stdout=sys.stdout.buffer, stderr=sys.stderr,
                    stdin_isatty=sys.stdin.isatty(), stderr_isatty=sys.stderr.isatty(),
-                   stdout_isatty=sys.stdout.isatty())
+                   stdout_isatty=sys.stdout.isatty(),
+                   terminal_width=shutil.get_terminal_size().columns)
 
     def write_stdout(self, text: str) -> None:
         # In pieces, flushing each: when the reader goes away mid-write the kernel

@@ -11,6 +11,7 @@ slower here than a plain loop over its Rust encoder.
 Counting never adds special tokens (no BOS): the budget is about the text itself.
 """
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,6 +22,11 @@ from .errors import ModelLoadError
 from .loading import load_pretrained, looks_like_path
 
 DEFAULT_TARGET = "o200k_base"
+# the rank file each tiktoken encoding reads (gpt2 reads two others), and from where
+TIKTOKEN_RANK_FILES = {"o200k_base": "o200k_base", "o200k_harmony": "o200k_base",
+                       "cl100k_base": "cl100k_base", "p50k_base": "p50k_base",
+                       "p50k_edit": "p50k_base", "r50k_base": "r50k_base"}
+TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 
 
 @dataclass(frozen=True)
@@ -51,14 +57,23 @@ def _tiktoken_target(name: str, encoding_name: str) -> TargetTokenizer:
     except Exception as error:  # tiktoken raises requests/OS/value errors alike
         raise ModelLoadError(
             f"cannot load tiktoken encoding {encoding_name} for target {name} "
-            f"({type(error).__name__}); offline, put its file in $TIKTOKEN_CACHE_DIR"
-        ) from None
+            f"({type(error).__name__}); {_offline_hint(encoding_name)}") from None
     label = name if name == encoding_name else f"{name} ({encoding_name})"
 
     def count_batch(texts: Sequence[str]) -> list[int]:
         return [len(encoding.encode_ordinary(text)) for text in texts]
 
     return TargetTokenizer(label, count_batch)
+
+
+def _offline_hint(encoding_name: str) -> str:
+    """Where tiktoken looks for an encoding's file: $TIKTOKEN_CACHE_DIR, under the sha1
+    of the file's download address."""
+    if encoding_name not in TIKTOKEN_RANK_FILES:
+        return "offline, put its files in $TIKTOKEN_CACHE_DIR"
+    url = TIKTOKEN_URL.format(TIKTOKEN_RANK_FILES[encoding_name])
+    return (f"offline, download {url} elsewhere and put it in $TIKTOKEN_CACHE_DIR "
+            f"named {hashlib.sha1(url.encode()).hexdigest()}")
 
 
 def check_target_path(spec: str) -> None:

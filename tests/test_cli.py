@@ -111,7 +111,16 @@ def test_unloadable_models_are_errors(target_dir, input_file, tmp_path, llama_di
     assert (missing.exit_code, missing.stdout) == (1, "")
     assert missing.stderr == f"crossprefill: error: draft {tmp_path / 'nope'}: no such directory\n"
     empty = runner.invoke(app, ["compress", str(input_file), "-d", str(tmp_path), "-t", str(target_dir)])
-    assert empty.exit_code == 1 and empty.stderr.startswith("crossprefill: error: cannot load draft")
+    assert (empty.exit_code, empty.stderr) == (
+        1, f"crossprefill: error: draft {tmp_path}: not a model directory (it has no config.json)\n")
+    broken = tmp_path / "broken"  # a model's config, but no tokenizer beside it
+    broken.mkdir()
+    (broken / "config.json").write_bytes((llama_dir / "config.json").read_bytes())
+    no_tokenizer = runner.invoke(app, ["compress", str(input_file), "-d", str(broken),
+                                       "-t", str(target_dir)])
+    assert no_tokenizer.exit_code == 1
+    assert no_tokenizer.stderr.startswith(f"crossprefill: error: cannot load draft {broken}: ")
+    assert no_tokenizer.stderr.count("\n") == 1 and not no_tokenizer.stderr.rstrip().endswith(":")
     bad_target = runner.invoke(app, ["compress", str(input_file), "-d", str(llama_dir),
                                      "-t", str(tmp_path / "tok")])
     assert bad_target.exit_code == 1 and "target tokenizer" in bad_target.stderr
@@ -191,3 +200,54 @@ def test_broken_pipe_ends_quietly(llama_dir, target_dir, tmp_path):
     done = subprocess.run(["bash", "-c", command], capture_output=True, timeout=300,
                           env={**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9"})
     assert done.stderr.decode().strip() == "status=141"
+
+
+def test_every_warning_is_in_the_json_report(llama_dir, tmp_path):
+    done = cli_process(["compress", "-d", str(llama_dir), "--json"], TEXT.encode(),
+                       TIKTOKEN_CACHE_DIR=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    warnings = json.loads(done.stdout)["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("the default target encoding o200k_base")
+    assert done.stderr.decode() == f"crossprefill: warning: {warnings[0]}\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compress", "--no-such-option"],
+     "crossprefill: error: No such option: --no-such-option (see 'crossprefill compress --help')\n"),
+    (["inspect", "-r", "abc"], "crossprefill: error: Invalid value for '--keep-rate' / '-r': "
+     "'abc' is not a valid float. (see 'crossprefill inspect --help')\n"),
+    (["no-such-command"], "crossprefill: error: No such command 'no-such-command'. "
+     "(see 'crossprefill --help')\n"),
+])
+def test_usage_errors_are_one_line(args, message):
+    done = cli_process(args, b"text")
+    assert (done.returncode, done.stdout, done.stderr.decode()) == (2, b"", message)
+
+
+@pytest.fixture
+def scoring_forbidden(monkeypatch):
+    from crossprefill_cli.draft import Draft
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the draft read the input before the error was found")
+
+    monkeypatch.setattr(Draft, "score", refuse)
+
+
+def test_a_budget_below_what_must_be_kept_fails_before_the_draft_reads(
+        llama_dir, target_dir, input_file, scoring_forbidden):
+    result = runner.invoke(app, ["compress", str(input_file), "--no-cache",
+                                 *options(llama_dir, target_dir, "-n", "3")])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("crossprefill: error: the budget of 3 target tokens is smaller "
+                                    "than what must be kept")
+
+
+def test_a_target_that_cannot_load_fails_before_the_draft_reads(
+        llama_dir, input_file, unreachable_hub, scoring_forbidden):
+    for command in ("compress", "estimate"):
+        result = runner.invoke(app, [command, str(input_file), "--no-cache", "-d", str(llama_dir),
+                                     "-t", "nobody/no-such-tokenizer"])
+        assert result.exit_code == 1 and result.stdout == ""
+        assert result.stderr.startswith("crossprefill: error: cannot load target tokenizer "
+                                        "nobody/no-such-tokenizer: ")

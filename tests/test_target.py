@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import pytest
@@ -62,3 +63,11 @@ def test_only_path_like_names_are_treated_as_local():
     assert looks_like_path("./model") and looks_like_path("/abs/model")
     assert looks_like_path("~/models/x")
     assert not looks_like_path("Qwen/Qwen3-0.6B")
+
+
+def test_the_offline_hint_names_the_file_tiktoken_looks_for(monkeypatch, tmp_path):
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))  # empty: p50k_base is not there
+    url = "https://openaipublic.blob.core.windows.net/encodings/p50k_base.tiktoken"
+    with pytest.raises(ModelLoadError) as error:
+        load_target("p50k_edit")  # reads p50k_base's rank file
+    assert url in str(error.value) and hashlib.sha1(url.encode()).hexdigest() in str(error.value)
