@@ -3,22 +3,31 @@
 Tools that pack a repository into one prompt write each file as a header line (or
 a few), the file's text, and sometimes closing markup:
 
-    repomix xml        <file path="P">  ...  </file>        inside <files> ... </files>
-    repomix markdown   ## File: P  + a fence  ...  the fence
-    repomix plain      ====  File: P  ====  ...
-    files-to-prompt    P  ---  ...  ---
-    files-to-prompt    <document index="N"><source>P</source><document_content> ...
-      --cxml             </document_content></document>      inside <documents> ... </documents>
-    gitingest          ====(48)  FILE: P  ====(48)  ...
-    code2prompt        `P`:  + a fence  ...  the fence
+    repomix xml          <file path="P">  ...  </file>        inside <files> ... </files>
+    repomix markdown     ## File: P  + a fence  ...  the fence
+    repomix plain        ====  File: P  ====  ...  blank lines
+                           inside ====(64) Files ====(64) ... the next such row (End of Codebase)
+    files-to-prompt      P  ---  ...  blank line  ---
+    files-to-prompt      <document index="N"><source>P</source><document_content> ...
+      --cxml               </document_content></document>    inside <documents> ... </documents>
+    files-to-prompt      P  + a fence  ...  the fence
+      --markdown
+    gitingest            blank line  ====(48)  FILE: P  ====(48)  ...  two newlines
+    code2prompt (Rust)   `P`:  + a fence  ...  the fence
+    code2prompt (PyPI)   ## File: P  "- Key: value" lines  ### Code  + a fence  ...  the fence
 
 `detect` tries every format and takes the one that finds the most files (at least
 one); an input no format recognises is one anonymous file. A file's region runs from
 its header to the next file's header; its footer is the *last* closing markup in that
 region (file contents may themselves contain such markup), and blank lines after the
-footer belong to it, so nothing droppable sits between two files. Container tags
-(`<files>`, `<documents>`) are reported as frame spans. Headers, footers and frames are
-what compression must always keep.
+footer belong to it, so nothing droppable sits between two files. Tools print a newline
+after a file's text: when the text ends with one already, the tool's makes a blank line
+that opens the footer, so a body is exactly the file's text (a text without a final
+newline keeps the tool's: bodies are whole lines). Containers (`<files>`, `<documents>`,
+repomix plain's rows) are reported as frame spans. Headers, footers and frames are what
+compression must always keep (but for blank lines at their start, which are no unit of
+their own: see `chunks`). A header that is a path alone on its line (files-to-prompt)
+needs a path that looks like one, so prose before a fence or a `---` opens no file.
 
 The language of a file comes from its path (extension or well-known file name).
 """
@@ -76,7 +85,7 @@ class Dump:
 class DumpFormat:
     name: str
     header: re.Pattern        # group "path"; group "fence" when the footer repeats it
-    footer: str | None        # regex of the closing markup ("{fence}" filled in)
+    footer: str               # regex of the closing markup ("{fence}" filled in)
     frame: tuple[str, str] | None = None  # container open and close lines
 
 
@@ -104,28 +113,55 @@ def _line(pattern: str) -> str:
     return _crlf(r"(?m:^)" + pattern + r"(?:\n|\Z)")
 
 
+def _closing(pattern: str) -> str:
+    """Closing markup on its own line, and the blank line before it that the tool's
+    newline after a file's text makes (see the module docstring)."""
+    return _crlf(r"(?m:^)(?:\n)?" + pattern + r"(?:\n|\Z)")
+
+
+def _after(*line_ends: str) -> str:
+    r"""The input's start, or right after a line ending in one of `line_ends` (lookbehinds
+    are fixed-width, so `\r\n` gets its own)."""
+    return "(?:\\A|" + "|".join(f"(?<={re.escape(end + newline)})" for end in line_ends
+                               for newline in ("\n", "\r\n")) + ")"
+
+
 FENCE = r"(?P<fence>`{3,}|~{3,})[^\n]*\n"
-PATH_LIKE = r"(?P<path>[^\s<>`]*[./][^\s<>`]*)"
+FENCE_FOOTER = _closing(r"{fence}[ \t]*")
+# A path alone on its line: no spaces, no URL, a name after a slash or an extension with
+# a letter ("src/LICENSE", "a.py", "C:\x.py"; not "e.g.", "v1.0" or "https://x.org/").
+PATH = r"(?P<path>(?:[A-Za-z]:)?[^\s<>`:]*(?:[/\\][^\s<>`:/\\]+|\.\w*[A-Za-z]\w*))"
 FORMATS = (
     DumpFormat("repomix-xml", re.compile(_line(r'<file path="(?P<path>[^"\n]+)">')),
                _line(r"</file>"), (_line(r"<files>"), _line(r"</files>"))),
     DumpFormat("files-to-prompt-cxml", re.compile(_line(
         r'<document index="\d+">\n<source>(?P<path>[^<\n]+)</source>\n<document_content>')),
-        _line(r"</document_content>\n</document>"),
+        _closing(r"</document_content>\n</document>"),
         (_line(r"<documents>"), _line(r"</documents>"))),
     DumpFormat("repomix-markdown", re.compile(_crlf(
-        r"(?m:^)## File: (?P<path>[^\n]+)\n(?:[ \t]*\n)*" + FENCE)), _line(r"{fence}[ \t]*")),
+        r"(?m:^)## File: (?P<path>[^\n]+)\n(?:[ \t]*\n)*" + FENCE)), FENCE_FOOTER),
     DumpFormat("code2prompt", re.compile(_crlf(
-        r"(?m:^)`(?P<path>[^`\n]+)`:[ \t]*\n(?:[ \t]*\n)*" + FENCE)), _line(r"{fence}[ \t]*")),
-    DumpFormat("gitingest", re.compile(_line(r"={48}\nFILE: (?P<path>[^\n]+)\n={48}")), None),
+        r"(?m:^)`(?P<path>[^`\n]+)`:[ \t]*\n(?:[ \t]*\n)*" + FENCE)), FENCE_FOOTER),
+    # The PyPI code2prompt does not lengthen its fence for files holding fences: the
+    # last fence before the next header is the closing one.
+    DumpFormat("code2prompt-pypi", re.compile(_crlf(
+        r"(?m:^)## File: (?P<path>[^\n]+)\n\n(?:- [^\n]*\n)*\n### Code\n\n" + FENCE)),
+        FENCE_FOOTER),
+    # gitingest writes a file's text and two newlines, and a newline between files: that
+    # one opens the next header, so the footer is exactly the two newlines.
+    DumpFormat("gitingest", re.compile(_line(
+        r"(?:\n)?={48}\nFILE: (?P<path>[^\n]+)\n={48}")), _crlf(r"(?m:^)\n(?:\n)?\Z")),
+    # repomix trims every file's text: the blank lines after it are all the tool's.
     DumpFormat("repomix-plain", re.compile(_line(r"={3,}\nFile: (?P<path>[^\n]+)\n={3,}")),
-               None),
-    # files-to-prompt writes "path, ---, text, blank, ---" back to back: a header sits
-    # at the start of the input, after a blank line or right after the previous file's
-    # closing "---" (lookbehinds are fixed-width, so CRLF gets its own).
+               _crlf(r"(?m:^)(?:\n)+\Z"),
+               (_line(r"={64}\nFiles\n={64}"),
+                _line(r"={64}\n(?:Git Diffs|Git Logs|Instruction|End of Codebase)\n={64}"))),
+    # files-to-prompt writes files back to back: a header sits at the start of the input,
+    # after a blank line or right after the previous file's closing "---" or fence.
     DumpFormat("files-to-prompt", re.compile(
-        r"(?:\A|(?<=---\n)|(?<=\n\n)|(?<=---\r\n)|(?<=\n\r\n))" + _crlf(PATH_LIKE + r"\n---\n")),
-               _line(r"---")),
+        _after("---", "\n") + _crlf(PATH + r"\n---\n")), _closing(r"\n---")),
+    DumpFormat("files-to-prompt-markdown", re.compile(
+        _after("```", "~~~", "\n") + _crlf(PATH + r"\n" + FENCE)), FENCE_FOOTER),
 )
 ANONYMOUS = Dump(None, ())
 
@@ -159,12 +195,11 @@ def parse(text: str, dump_format: DumpFormat) -> Dump:
     for index, header in enumerate(headers):
         region_end = headers[index + 1].start() if index + 1 < len(headers) else limit
         body_end = end = region_end
-        if dump_format.footer is not None:
-            footer = _last_footer(text, dump_format, header, region_end)
-            if footer is not None:
-                body_end = footer.start()
-                end = footer.end() + len(text[footer.end():region_end]) - len(
-                    text[footer.end():region_end].lstrip())
+        footer = _last_footer(text, dump_format, header, region_end)
+        if footer is not None:
+            body_end = footer.start()
+            end = footer.end() + len(text[footer.end():region_end]) - len(
+                text[footer.end():region_end].lstrip())
         path = header.group("path").strip()
         files.append(FileRegion(path, header.start(), header.end(), body_end, end,
                                 language_of(path)))

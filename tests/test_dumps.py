@@ -1,6 +1,7 @@
 """Repository dumps and code: formats, structure, and what compression keeps of them."""
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,6 +57,8 @@ func main() {
 SQL = "SELECT id, name\nFROM users\nWHERE active = 1;\n"
 
 
+# The writers print what the tools print (see the real dumps in data/dumps/): a file's
+# text (these end with a newline) and, but for repomix, which trims it, one more newline.
 def repomix_xml(files):
     body = "".join(f'<file path="{p}">\n{c}</file>\n\n' for p, c in files)
     return ("This file is a merged representation of the entire codebase.\n\n"
@@ -75,39 +78,57 @@ def repomix_plain(files):
 
 
 def files_to_prompt(files):
-    return "".join(f"{p}\n---\n{c}\n---\n" for p, c in files)
+    return "".join(f"{p}\n---\n{c}\n\n---\n" for p, c in files)
 
 
 def files_to_prompt_cxml(files):
     return ("<documents>\n" + "".join(
-        f'<document index="{i}">\n<source>{p}</source>\n<document_content>\n{c}'
+        f'<document index="{i}">\n<source>{p}</source>\n<document_content>\n{c}\n'
         "</document_content>\n</document>\n" for i, (p, c) in enumerate(files, 1))
         + "</documents>\n")
 
 
 def gitingest(files):
     return ("Directory structure:\n└── repo/\n    ├── store.py\n\n"
-            + "".join(f"{'=' * 48}\nFILE: {p}\n{'=' * 48}\n{c}\n\n" for p, c in files))
+            + "\n".join(f"{'=' * 48}\nFILE: {p}\n{'=' * 48}\n{c}\n\n" for p, c in files))
 
 
 def code2prompt(files):
     return ("Project Path: repo\n\nSource Tree:\n\n```\nrepo\n```\n\n"
-            + "".join(f"`{p}`:\n\n```{p.rsplit('.', 1)[-1]}\n{c}```\n\n" for p, c in files))
+            + "".join(f"`{p}`:\n\n```{p.rsplit('.', 1)[-1]}\n{c}\n```\n\n" for p, c in files))
+
+
+def code2prompt_pypi(files):
+    stamp = "2024-05-01 10:00:00"
+    return ("# Table of Contents\n" + "".join(f"- {p}\n" for p, _ in files) + "\n" + "".join(
+        f"## File: {p}\n\n- Extension: .{p.rsplit('.', 1)[-1]}\n"
+        f"- Language: {p.rsplit('.', 1)[-1]}\n- Size: {len(c)} bytes\n- Created: {stamp}\n"
+        f"- Modified: {stamp}\n\n### Code\n\n```{p.rsplit('.', 1)[-1]}\n{c}\n```\n\n"
+        for p, c in files))
+
+
+def files_to_prompt_markdown(files):
+    return "".join(f"{p}\n```{p.rsplit('.', 1)[-1]}\n{c}\n```\n" for p, c in files)
 
 
 FILES = [("src/store.py", PYTHON), ("cmd/main.go", GO), ("db/users.sql", SQL)]
 WRITERS = {"repomix-xml": repomix_xml, "repomix-markdown": repomix_markdown,
            "repomix-plain": repomix_plain, "files-to-prompt": files_to_prompt,
            "files-to-prompt-cxml": files_to_prompt_cxml, "gitingest": gitingest,
-           "code2prompt": code2prompt}
+           "code2prompt": code2prompt, "code2prompt-pypi": code2prompt_pypi,
+           "files-to-prompt-markdown": files_to_prompt_markdown}
 HEADERS = {  # each format's header of src/store.py, written out by hand
     "repomix-xml": '<file path="src/store.py">\n',
     "repomix-markdown": "## File: src/store.py\n```py\n",
     "repomix-plain": f"{'=' * 16}\nFile: src/store.py\n{'=' * 16}\n",
     "files-to-prompt": "src/store.py\n---\n",
     "files-to-prompt-cxml": '<document index="1">\n<source>src/store.py</source>\n<document_content>\n',
-    "gitingest": f"{'=' * 48}\nFILE: src/store.py\n{'=' * 48}\n",
+    "gitingest": f"\n{'=' * 48}\nFILE: src/store.py\n{'=' * 48}\n",
     "code2prompt": "`src/store.py`:\n\n```py\n",
+    "code2prompt-pypi": (f"## File: src/store.py\n\n- Extension: .py\n- Language: py\n"
+                         f"- Size: {len(PYTHON)} bytes\n- Created: 2024-05-01 10:00:00\n"
+                         "- Modified: 2024-05-01 10:00:00\n\n### Code\n\n```py\n"),
+    "files-to-prompt-markdown": "src/store.py\n```py\n",
 }
 
 
@@ -120,14 +141,16 @@ def test_every_format_is_detected_with_its_files(name):
         ("src/store.py", "python"), ("cmd/main.go", "go"), ("db/users.sql", "sql")]
     store = dump.files[0]
     assert text[store.start:store.body_start] == HEADERS[name]
-    assert PYTHON in text[store.body_start:store.body_end]
+    assert text[store.body_start:store.body_end] == PYTHON
     assert all(a.end <= b.start for a, b in zip(dump.files, dump.files[1:]))
 
 
 @pytest.mark.parametrize("name, footer", [
-    ("repomix-xml", "</file>\n\n"), ("repomix-markdown", "```\n\n"),
-    ("files-to-prompt", "---\n"), ("files-to-prompt-cxml", "</document_content>\n</document>\n"),
-    ("code2prompt", "```\n\n")])
+    ("repomix-xml", "</file>\n\n"), ("repomix-markdown", "```\n\n"), ("repomix-plain", "\n"),
+    ("files-to-prompt", "\n\n---\n"),
+    ("files-to-prompt-cxml", "\n</document_content>\n</document>\n"),
+    ("files-to-prompt-markdown", "\n```\n"), ("gitingest", "\n\n"),
+    ("code2prompt", "\n```\n\n"), ("code2prompt-pypi", "\n```\n\n")])
 def test_footers_are_the_closing_markup_and_the_blank_lines_after_it(name, footer):
     text = WRITERS[name](FILES)
     store = dumps.detect(text).files[0]
@@ -160,6 +183,109 @@ def test_unrecognised_input_is_one_anonymous_file():
     assert dumps.detect("Just some notes.\nNothing else here.\n") == dumps.ANONYMOUS
     assert dumps.anonymous_language(PYTHON) == "python"
     assert dumps.anonymous_language("Just some notes.\n") is None
+
+
+# --- real dumps of data/dumps/sample/, written by the tools themselves (see its README) ---
+
+REAL = Path(__file__).parent / "data" / "dumps"
+SAMPLE = {path.relative_to(REAL / "sample").as_posix(): path.read_text("utf-8")
+          for path in sorted((REAL / "sample").rglob("*")) if path.is_file()}
+FENCE_TAGS = {"README.md": "markdown", "src/cli.js": "javascript", "src/store.py": "python"}
+REPOMIX_ORDER = ["src/cli.js", "src/store.py", "README.md"]  # the order repomix chose
+SORTED = ["sample/README.md", "sample/src/cli.js", "sample/src/store.py"]
+STAMP = "2026-12-01 08:59:17"  # code2prompt prints the sample's file times
+
+
+def code2prompt_pypi_header(path):
+    name = path.removeprefix("sample/")
+    return (f"## File: {path}\n\n- Extension: .{name.rsplit('.', 1)[-1]}\n"
+            f"- Language: {FENCE_TAGS[name]}\n- Size: {len(SAMPLE[name])} bytes\n"
+            f"- Created: {STAMP}\n- Modified: {STAMP}\n\n### Code\n\n```{FENCE_TAGS[name]}\n")
+
+
+REAL_DUMPS = {  # fixture: format, paths, header and footer of a path, frame
+    "repomix.xml": ("repomix-xml", REPOMIX_ORDER, lambda p: f'<file path="{p}">\n',
+                    lambda p: "</file>\n\n", ["<files>\n", "</files>\n"]),
+    "repomix.md": ("repomix-markdown", REPOMIX_ORDER,
+                   lambda p: f"## File: {p}\n````{FENCE_TAGS[p]}\n",
+                   lambda p: "````\n" if p == "README.md" else "````\n\n", []),
+    "repomix.txt": ("repomix-plain", REPOMIX_ORDER,
+                    lambda p: f"{'=' * 16}\nFile: {p}\n{'=' * 16}\n",
+                    lambda p: "\n\n\n\n\n" if p == "README.md" else "\n",
+                    [f"{'=' * 64}\nFiles\n{'=' * 64}\n",
+                     f"{'=' * 64}\nEnd of Codebase\n{'=' * 64}\n"]),
+    "files-to-prompt.txt": ("files-to-prompt", SORTED, lambda p: f"{p}\n---\n",
+                            lambda p: "\n\n---\n", []),
+    "files-to-prompt-cxml.xml": (
+        "files-to-prompt-cxml", SORTED,
+        lambda p: (f'<document index="{SORTED.index(p) + 1}">\n<source>{p}</source>\n'
+                   "<document_content>\n"),
+        lambda p: "\n</document_content>\n</document>\n", ["<documents>\n", "</documents>\n"]),
+    # README.md holds a ``` fence: files-to-prompt fences it with four backticks
+    "files-to-prompt-markdown.md": (
+        "files-to-prompt-markdown", SORTED,
+        lambda p: (f"{p}\n````\n" if p.endswith(".md")
+                   else f"{p}\n```{FENCE_TAGS[p.removeprefix('sample/')]}\n"),
+        lambda p: "\n````\n" if p.endswith(".md") else "\n```\n", []),
+    "gitingest.txt": ("gitingest", ["README.md", "src/cli.js", "src/store.py"],
+                      lambda p: f"\n{'=' * 48}\nFILE: {p}\n{'=' * 48}\n", lambda p: "\n\n", []),
+    # code2prompt from PyPI does not lengthen its fence around README.md's own fence
+    "code2prompt-pypi.md": ("code2prompt-pypi",
+                            ["sample/README.md", "sample/src/store.py", "sample/src/cli.js"],
+                            code2prompt_pypi_header, lambda p: "\n```\n\n", []),
+}
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("fixture", REAL_DUMPS)
+def test_real_dumps_are_read_exactly(fixture, newline):
+    name, paths, header, footer, frame = REAL_DUMPS[fixture]
+    text = (REAL / fixture).read_text("utf-8").replace("\n", newline)
+
+    def lf(start, end):
+        return text[start:end].replace(newline, "\n")
+
+    dump = dumps.detect(text)
+    assert dump.format == name
+    assert [f.path for f in dump.files] == paths
+    assert [f.language for f in dump.files] == [
+        {"md": "markdown", "js": "javascript", "py": "python"}[p.rsplit(".", 1)[-1]] for p in paths]
+    for file in dump.files:
+        assert lf(file.start, file.body_start) == header(file.path)
+        assert lf(file.body_start, file.body_end) == SAMPLE[file.path.removeprefix("sample/")]
+        assert lf(file.body_end, file.end) == footer(file.path)
+    assert [lf(start, end) for start, end in dump.frame] == frame
+
+
+@pytest.mark.parametrize("name", ["files-to-prompt", "files-to-prompt-cxml",
+                                  "files-to-prompt-markdown", "gitingest", "code2prompt",
+                                  "code2prompt-pypi"])
+def test_a_text_without_a_final_newline_keeps_the_tools_newline(name):
+    text = WRITERS[name]([("a.py", "x = 1"), ("b.py", "y = 2\n")])
+    first, second = dumps.detect(text).files
+    assert text[first.body_start:first.body_end] == "x = 1\n"  # bodies are whole lines
+    assert text[second.body_start:second.body_end] == "y = 2\n"
+
+
+@pytest.mark.parametrize("text", [
+    "Here is the fix.\n```python\nx = 1\n```\n",
+    "Install it:\n\nhttps://example.org/install.sh\n```sh\ncurl -O x\n```\n",
+    "Notes, e.g.\n\ne.g.\n```\nx\n```\n",
+    "Release\n\nv1.0\n---\nFirst version.\n\n---\n",
+    "Compare the two:\n\nand so\n```\na\n```\n",
+    "The table\n---\nname | value\n",
+    "def f():\n    return 1\n\n\nx = f()\n",
+])
+def test_prose_or_code_before_a_fence_or_rule_is_no_dump(text):
+    assert dumps.detect(text) == dumps.ANONYMOUS
+    assert dumps.detect(text.replace("\n", "\r\n")) == dumps.ANONYMOUS
+
+
+@pytest.mark.parametrize("line", ["src/LICENSE", "app.py", ".gitignore", "pkg\\mod.rs",
+                                  "C:\\work\\main.go"])
+def test_a_path_alone_on_its_line_opens_a_file(line):
+    dump = dumps.detect(f"{line}\n```\nx = 1\n```\n")
+    assert dump.format == "files-to-prompt-markdown" and [f.path for f in dump.files] == [line]
 
 
 @pytest.mark.parametrize("path, language", [
@@ -279,7 +405,15 @@ def dump_of(name: str) -> str:
                           ("db/users.sql", SQL * 8), ("pkg/store.py", PYTHON)])
 
 
-CODE_DELIMITERS = ("# ... omitted", "// ... omitted", "-- ... omitted", "// omitted")
+CODE_DELIMITERS = ("# ... omitted", "// ... omitted", "-- ... omitted", "// omitted",
+                   "[...]")  # the last: a gap in a dump's prose (the preamble)
+
+
+def markup(text, start, end):
+    """A header or footer without its leading blank lines: blank lines alone are no unit
+    (chunks joins them to the unit before), so they go with the text before them when the
+    tail's cut leaves them alone or a footer is nothing else."""
+    return end - len(text[start:end].lstrip("\r\n")), end
 
 
 @pytest.mark.parametrize("name, newline", [(name, "\n") for name in WRITERS]
@@ -293,8 +427,9 @@ def test_every_header_and_footer_survives_and_the_budget_holds(llama_draft, targ
     assert_verbatim_structure(text, result, CODE_DELIMITERS)
     kept = [(span.start, span.end) for span in result.spans]
     for file in dumps.detect(text).files:
-        for start, end in ((file.start, file.body_start), (file.body_end, file.end)):
-            assert any(a <= start and end <= b for a, b in kept), text[start:end]
+        for part in ((file.start, file.body_start), (file.body_end, file.end)):
+            start, end = markup(text, *part)
+            assert start == end or any(a <= start and end <= b for a, b in kept), text[start:end]
     assert [(f.path, f.language) for f in result.files] == [
         ("pkg/handlers.py", "python"), ("cmd/main.go", "go"), ("db/users.sql", "sql"),
         ("pkg/store.py", "python")]
@@ -382,8 +517,8 @@ def test_a_file_with_nothing_kept_collapses_to_header_delimiter_footer(llama_dra
     def prefer_small(draft, request):  # only the Go file matters
         return (request.token_starts >= small).astype(float)
 
-    expected = ("This file is a merged representation of the entire codebase.\n// omitted\n"
-                '<files>\n// omitted\n<file path="big.py">\n# ... omitted\n</file>\n\n'
+    expected = ("This file is a merged representation of the entire codebase.\n[...]\n"
+                '<files>\n[...]\n<file path="big.py">\n# ... omitted\n</file>\n\n'
                 f'<file path="small.go">\n{GO}</file>\n\n</files>\n')
     result = compress(text, draft=llama_draft, target=target, profile="code",
                       target_tokens=target.count(expected), scorer=prefer_small)
@@ -465,14 +600,15 @@ def test_property_dumps_keep_headers_lines_and_signatures(llama_draft, target, s
     assert_verbatim_structure(text, result, CODE_DELIMITERS)
     kept = [(span.start, span.end) for span in result.spans]
 
-    def is_kept(start, end):  # an empty range (a format without footers) is trivially kept
+    def is_kept(start, end):  # an empty range (a footer of blank lines) is trivially kept
         return start == end or any(a <= start and end <= b for a, b in kept)
 
     for span in result.spans:  # every part of this dump is code: whole lines only
         assert span.start == 0 or text[span.start - 1] == "\n"
         assert span.end == len(text) or text[span.end - 1] == "\n"
     for file in dumps.detect(text).files:
-        assert is_kept(file.start, file.body_start) and is_kept(file.body_end, file.end)
+        assert is_kept(*markup(text, file.start, file.body_start))
+        assert is_kept(*markup(text, file.body_end, file.end))
         for definition in outline.definitions(text[file.body_start:file.body_end], file.language):
             body_start, body_end = (file.body_start + p for p in definition.body)
             if any(a < body_end and body_start < b for a, b in kept):

@@ -1,0 +1,6 @@
+// Prints its arguments.
+function main(args) {
+  console.log(args.join(" "));
+}
+
+main(process.argv.slice(2));
