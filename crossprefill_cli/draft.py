@@ -27,10 +27,14 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
-from transformers import AttentionInterface
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+from .threads import prefer_passive_waiting, usable_cores
+
+prefer_passive_waiting()  # before torch loads OpenMP, which reads the policy then
+import torch  # noqa: E402
+from transformers import AttentionInterface  # noqa: E402
+from transformers.integrations.sdpa_attention import sdpa_attention_forward  # noqa: E402
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask  # noqa: E402
 
 from . import scoring
 from .errors import ModelLoadError, UsageError
@@ -241,8 +245,8 @@ def load_draft(spec: str, *, device: str = "auto", dtype: str = "auto") -> Draft
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(f"draft {spec}: its tokenizer has no fast (Rust) version, "
                              "which is needed for character offsets")
-    if "OMP_NUM_THREADS" not in os.environ and hasattr(os, "sched_getaffinity"):
-        torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores we may use, not all
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(usable_cores())  # the cores we may use, not all
     model.to(torch_device).eval()
     # Long inputs are scored window by window, so the tokenizer's length warning
     # ("longer than the specified maximum sequence length") does not apply.

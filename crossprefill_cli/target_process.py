@@ -16,13 +16,13 @@ process. The child reads only its pipe and ends when the pipe closes.
 """
 
 import json
-import os
 import subprocess
 import sys
 from typing import Sequence
 
 from .errors import ModelLoadError
 from .target import DEFAULT_TARGET, TargetTokenizer, check_target_path, load_target
+from .threads import usable_cores
 
 
 # The child imports exactly what this process would: it takes over this process's
@@ -110,7 +110,7 @@ def start_target(spec: str | None) -> PendingTarget:
     to nothing fails here and now."""
     if spec is not None:
         check_target_path(spec)
-    if _usable_cores() < 2:
+    if usable_cores() < 2:
         return PendingTarget(spec, None)
     try:
         child = subprocess.Popen(
@@ -119,13 +119,6 @@ def start_target(spec: str | None) -> PendingTarget:
     except OSError:
         return PendingTarget(spec, None)
     return PendingTarget(spec, child)
-
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def serve(spec: str) -> None:

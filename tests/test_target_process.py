@@ -52,7 +52,7 @@ def test_builds_here_when_the_child_dies(target_dir):
 
 def test_builds_here_with_one_core_or_no_interpreter(target_dir, monkeypatch):
     expected = load_target(str(target_dir)).count_batch(TEXTS)
-    monkeypatch.setattr(target_process, "_usable_cores", lambda: 1)
+    monkeypatch.setattr(target_process, "usable_cores", lambda: 1)
     with start_target(str(target_dir)) as pending:
         assert pending._child is None
         assert pending.result().count_batch(TEXTS) == expected
