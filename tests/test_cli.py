@@ -211,17 +211,17 @@ def test_every_warning_is_in_the_json_report(llama_dir, tmp_path):
     assert done.stderr.decode() == f"crossprefill: warning: {warnings[0]}\n"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["compress", "--no-such-option"],
-     "crossprefill: error: No such option: --no-such-option (see 'crossprefill compress --help')\n"),
-    (["inspect", "-r", "abc"], "crossprefill: error: Invalid value for '--keep-rate' / '-r': "
-     "'abc' is not a valid float. (see 'crossprefill inspect --help')\n"),
-    (["no-such-command"], "crossprefill: error: No such command 'no-such-command'. "
-     "(see 'crossprefill --help')\n"),
+@pytest.mark.parametrize("args, start, command", [
+    (["compress", "--no-such-option"], "No such option", "crossprefill compress"),
+    (["inspect", "-r", "abc"], "Invalid value for '--keep-rate' / '-r'", "crossprefill inspect"),
+    (["no-such-command"], "No such command", "crossprefill"),
 ])
-def test_usage_errors_are_one_line(args, message):
+def test_usage_errors_are_one_line(args, start, command):
     done = cli_process(args, b"text")
-    assert (done.returncode, done.stdout, done.stderr.decode()) == (2, b"", message)
+    assert (done.returncode, done.stdout) == (2, b"")
+    message = done.stderr.decode()  # Click's own wording varies between its releases
+    assert message.startswith(f"crossprefill: error: {start}") and message.count("\n") == 1
+    assert message.endswith(f" (see '{command} --help')\n")
 
 
 @pytest.fixture
