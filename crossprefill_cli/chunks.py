@@ -174,7 +174,8 @@ def chunk_edges(text: str, starts: np.ndarray, start: int, end: int, *, chunk_si
             edge = snap(text, nominal, edges[-1], end, "word")
         else:
             edge = snap(text, nominal, edges[-1], end, boundary)
-        if edge is not None and edges[-1] < edge < end:
+        # an edge after nothing but blanks (a long line's indentation) makes no chunk
+        if edge is not None and edges[-1] < edge < end and text[edges[-1]:edge].strip():
             edges.append(edge)
     while len(edges) > 1 and not text[edges[-1]:end].strip():
         edges.pop()  # trailing blank lines stay with the chunk before them

@@ -352,7 +352,7 @@ def test_signatures_are_units_that_body_units_need():
     starts = np.arange(0, len(PYTHON), 3)
     structure = layout.describe(PYTHON, line_mode=True)
     planned = layout.units(PYTHON, starts, structure, head=0, tail=len(PYTHON),
-                           profile=load_profile("code").with_overrides(chunk_size=4))
+                           profile=load_profile("code").with_overrides(chunk_size=10))
     units, needs = planned.units, planned.needs
     text_of = [PYTHON[u.start:u.end] for u in units]
     put = text_of.index("    def put(self, key, value):\n")
