@@ -82,6 +82,9 @@ class Reading:
         "not printed).", show_default=False)] = None
     query_file: Annotated[Optional[Path], typer.Option(
         "--query-file", help="Read the query from a file.", show_default=False)] = None
+    detect_query: Annotated[bool, typer.Option(
+        "--detect-query/--no-detect-query", help="Without --query, steer by the question "
+        "found in the text (a final question, an instruction, a chat's last user turn).")] = True
     chunk_size: Annotated[Optional[int], typer.Option(
         "--chunk-size", help="Draft tokens per chunk (overrides the profile).", show_default=False)] = None
     pool_kernel: Annotated[Optional[int], typer.Option(
@@ -294,8 +297,8 @@ def _analysed(env: Environment, input_path: str | None, reading: Reading,
         with draft_progress(stderr_console(env.stderr),
                             enabled=env.stderr_isatty and not reading.quiet) as on_progress:
             analysis = analyse(text, profile=reading.profile, draft=source, query=query,
-                               chunk_size=reading.chunk_size, pool_kernel=reading.pool_kernel,
-                               lookahead=reading.lookahead, delimiter=reading.delimiter,
+                               detect_query=reading.detect_query, chunk_size=reading.chunk_size,
+                               pool_kernel=reading.pool_kernel, lookahead=reading.lookahead, delimiter=reading.delimiter,
                                window=reading.window,
                                cache=None if reading.no_cache else ScoreCache(),
                                on_progress=on_progress, before_scoring=before_scoring)

@@ -1,7 +1,10 @@
 """The input's structure, turned into units that selection can choose from.
 
 `describe` reads the input as parts that tile it: for a repository dump (see
-`dumps`), each file's header, body and footer plus the text around the files; for
+`dumps`), each file's header, body and footer plus the text around the files; for a
+chat transcript (see `query`), each turn's header, content and footer, where the
+markers, system turns and the last user turn are required (a long last turn: only its
+question, which `carve` makes required like any span the caller must keep); for
 anything else, one anonymous part. A part is *code* when its language is a known
 programming or data language (or, for an undelimited input of unknown language, when
 the profile snaps to lines) and prose otherwise (a dump's preamble and the text between
@@ -44,7 +47,7 @@ from functools import cached_property
 
 import numpy as np
 
-from . import chunks, dumps, markdown, outline
+from . import chunks, dumps, markdown, outline, query
 from .profiles import Profile
 
 
@@ -87,6 +90,9 @@ def describe(text: str, *, line_mode: bool) -> Layout:
     """Parts tiling `text` (see the module docstring); `line_mode`: the profile snaps to lines."""
     dump = dumps.detect(text)
     if not dump.files:
+        chat = query.transcript(text)
+        if chat is not None:
+            return Layout(dump, _chat_parts(text, chat))
         language = dumps.anonymous_language(text)
         return Layout(dump, (Part(0, len(text), language, is_code(language, line_mode)),))
     pieces = [Part(start, end, required=True) for start, end in dump.frame]
@@ -104,6 +110,35 @@ def describe(text: str, *, line_mode: bool) -> Layout:
     if cursor < len(text):
         parts.append(Part(cursor, len(text)))
     return Layout(dump, tuple(parts))
+
+
+def _chat_parts(text: str, chat: query.Transcript) -> tuple[Part, ...]:
+    """A transcript's turns: markers, system turns and the last user turn required
+    (that turn's question alone when it is long), every other turn's content prose."""
+    last = chat.last_user
+    parts = [Part(0, chat.turns[0].start)]
+    for turn in chat.turns:
+        required = turn.kind == "system" or (
+            turn == last and turn.content_end - turn.content_start <= query.LONG_TURN_CHARS)
+        parts += [Part(turn.start, turn.content_start, required=True),
+                  Part(turn.content_start, turn.content_end, required=required),
+                  Part(turn.content_end, turn.end, required=True)]
+    return tuple(part for part in parts if part.start < part.end)
+
+
+def carve(parts: tuple[Part, ...], spans: tuple[tuple[int, int], ...]) -> tuple[Part, ...]:
+    """`parts` with every stretch inside one of `spans` made a required part of its own."""
+    for start, end in spans:
+        carved = []
+        for part in parts:
+            low, high = max(part.start, start), min(part.end, end)
+            if part.required or low >= high:
+                carved.append(part)
+                continue
+            pieces = ((part.start, low, False), (low, high, True), (high, part.end, False))
+            carved += [replace(part, start=a, end=b, required=r) for a, b, r in pieces if a < b]
+        parts = tuple(carved)
+    return parts
 
 
 def _prose_segments(text: str, part: Part, low: int, high: int, boundary: str,
@@ -127,14 +162,15 @@ def _prose_segments(text: str, part: Part, low: int, high: int, boundary: str,
     return result
 
 
-def segments(text: str, structure: Layout, *, head: int, tail: int, prose_boundary: str
+def segments(text: str, structure: Layout, *, head: int, tail: int, prose_boundary: str,
+             keep: tuple[tuple[int, int], ...] = ()
              ) -> tuple[list[chunks.Segment], list[outline.Definition], list[markdown.FencedBlock]]:
     """Segments tiling the text, the definitions found in its code parts and the fenced
-    blocks in its prose."""
+    blocks in its prose; the stretches in `keep` are required."""
     found: list[outline.Definition] = []
     fences: list[markdown.FencedBlock] = []
     result = [chunks.Segment(0, head, required=True)]
-    for part in structure.parts:
+    for part in carve(structure.parts, keep):
         low, high = max(part.start, head), min(part.end, tail)
         if low >= high:
             continue
@@ -219,11 +255,11 @@ class UnitPlan:
 
 
 def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: int,
-          profile: Profile) -> UnitPlan:
-    """Units, their needs and the definitions they lie in; the needs of required units
-    are made required."""
+          profile: Profile, keep: tuple[tuple[int, int], ...] = ()) -> UnitPlan:
+    """Units, their needs and the definitions they lie in; the stretches in `keep` and
+    the needs of required units are required."""
     planned, definitions, fences = segments(text, structure, head=head, tail=tail,
-                                            prose_boundary=profile.boundary)
+                                            prose_boundary=profile.boundary, keep=keep)
     built = chunks.build_units(text, starts, planned, chunk_size=profile.chunk_size)
     signatures = needs(built, definitions)
     unit_needs = [tuple(sorted(set(a) | set(b)))

@@ -1,6 +1,7 @@
 """The library entry points; the one place that orders the steps.
 
-    analyse:  text -> profile -> draft token importances   (cached, the costly part)
+    analyse:  text -> profile -> the query (given, or detected in the text) -> draft
+              token importances   (cached, the costly part)
     finish:   importances -> units (head, chunks, tail) -> unit scores -> greedy
               choice under the target-token budget, re-measured exactly -> spans
               joined with gap markers -> Result
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from . import chunks, layout, outline, selection
+from . import query as query_module
 from .cache import ScoreCache, TokenScores, cache_key
 from .errors import ModelLoadError, UsageError
 from .loading import (BUILTIN, check_device_and_dtype, draft_defaults, draft_fingerprint,
@@ -133,11 +135,13 @@ class Analysis:
 
     text: str
     settings: Profile
-    query: str | None
+    query: str | None  # the query that steered scoring, given or detected
     source: DraftSource
     scores: TokenScores
     cached: bool
     structure: layout.Layout  # files, parts, languages: they do not depend on the budget
+    query_source: str = "none"  # "given", "detected" or "none"
+    query_span: tuple[int, int] | None = None  # where a detected query sits in the text
 
 
 @dataclass
@@ -153,6 +157,8 @@ class Result:
     draft_tokens: int
     windows: int
     lookahead: int  # lookahead queries the draft scored with
+    query: str | None  # the query that steered scoring
+    query_source: str  # "given" (--query), "detected" (found in the text) or "none"
     spans: list[Span]
     chunks: list[ChunkReport]
     scores_cached: bool = False
@@ -168,6 +174,7 @@ class Result:
 def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | None = None,
              profile: str | Profile = "text", draft: "str | Draft" = BUILTIN,
              target: str | TargetTokenizer | None = None, query: str | None = None,
+             detect_query: bool = True,
              chunk_size: int | None = None, pool_kernel: int | None = None,
              lookahead: int | None = None, delimiter: str | None = None,
              window: int | None = None, device: str = "auto", dtype: str = "auto",
@@ -179,14 +186,16 @@ def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | 
     `scorer` gives every draft token an importance; the default is the draft's
     lookahead attention. Other scorers (baselines) plug in here and go through exactly
     the same chunking, budget and assembly. With a `cache`, the draft's scores are
-    reused across calls that differ only in budget or chunking.
+    reused across calls that differ only in budget or chunking. Without a `query`, the
+    question inside the text steers (see `query.detect`) unless `detect_query` is False.
     """
     check_text(text)
     check_budget_options(keep_rate, target_tokens)
     source = DraftSource(draft, device=device, dtype=dtype)
     warnings: list[str] = []
     counter = resolve_target(target, source, _warner(warnings, on_warning))
-    analysis = analyse(text, profile=profile, draft=source, query=query, chunk_size=chunk_size,
+    analysis = analyse(text, profile=profile, draft=source, query=query,
+                       detect_query=detect_query, chunk_size=chunk_size,
                        pool_kernel=pool_kernel, lookahead=lookahead, delimiter=delimiter,
                        window=window, scorer=scorer, cache=cache, on_progress=on_progress)
     result = finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens, target=counter)
@@ -195,7 +204,7 @@ def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | 
 
 
 def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft | DraftSource" = BUILTIN,
-            query: str | None = None, chunk_size: int | None = None,
+            query: str | None = None, detect_query: bool = True, chunk_size: int | None = None,
             pool_kernel: int | None = None, lookahead: int | None = None,
             delimiter: str | None = None, window: int | None = None, device: str = "auto",
             dtype: str = "auto", scorer: Scorer = draft_scorer, cache: ScoreCache | None = None,
@@ -214,6 +223,11 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
         prose_delimiter=delimiter, language_delimiters=() if delimiter is not None else None)
     if query is not None and not query.strip():
         raise UsageError("the query is empty")
+    detected = query_module.detect(text) if query is None and detect_query else None
+    found = dict(query_source="given" if query is not None else "none")
+    if detected is not None:
+        query = detected.text
+        found = dict(query_source="detected", query_span=(detected.start, detected.end))
     if window is not None and window < 1:
         raise UsageError(f"--window must be a positive number of draft tokens, got {window}")
     source = draft if isinstance(draft, DraftSource) else DraftSource(draft, device=device, dtype=dtype)
@@ -227,7 +241,8 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
                         dtype=source.dtype)
         scores = cache.get(key, len(text))
         if scores is not None:
-            return Analysis(text, settings, query, source, scores, cached=True, structure=structure)
+            return Analysis(text, settings, query, source, scores, cached=True,
+                            structure=structure, **found)
     model = source.load()
     token_ids, starts = model.encode(text)
     if before_scoring is not None:
@@ -242,7 +257,8 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
                          windows=-(-len(token_ids) // window_size))
     if key is not None:
         cache.put(key, scores)
-    return Analysis(text, settings, query, source, scores, cached=False, structure=structure)
+    return Analysis(text, settings, query, source, scores, cached=False, structure=structure,
+                    **found)
 
 
 def _query_prompt(model: "Draft", settings: Profile, query: str | None) -> tuple[list[int], int]:
@@ -270,7 +286,7 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
     text, settings, starts = analysis.text, analysis.settings, analysis.scores.starts
     tokens_before, rate, budget = _budget(text, counter, settings, keep_rate, target_tokens)
     plan = _Plan(text, starts, analysis.scores.importance, settings, analysis.structure,
-                 analysis.query, counter, budget)
+                 analysis.query, counter, budget, analysis.query_span)
     fitted = selection.fit_budget(plan.candidates, budget, plan.gap_cost, plan.measure)
     if fitted is None:
         raise plan.too_small()
@@ -287,6 +303,7 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
         keep_rate=rate if target_tokens is None else keep_rate,
         target=counter.name, draft=analysis.source.name, profile=settings.name,
         draft_tokens=len(starts), windows=analysis.scores.windows, lookahead=settings.lookahead,
+        query=analysis.query, query_source=analysis.query_source,
         spans=[Span(start, end) for start, end in spans],
         chunks=[ChunkReport(u.start, u.end, round(float(s), 6), k, u.required, i in plan.favoured)
                 for i, (u, s, k) in enumerate(zip(plan.units, plan.scores, kept))],
@@ -325,10 +342,10 @@ class _Plan:
 
     def __init__(self, text: str, starts: np.ndarray, importance: np.ndarray, settings: Profile,
                  structure: layout.Layout, query: str | None, counter: TargetTokenizer,
-                 budget: int):
+                 budget: int, query_span: tuple[int, int] | None = None):
         self.text, self.settings, self.structure, self.counter = text, settings, structure, counter
         self.budget = budget
-        planned = _units(text, starts, settings, counter, budget, structure)
+        planned = _units(text, starts, settings, counter, budget, structure, query_span)
         self.units = planned.units
         scores = chunks.unit_scores(importance, chunks.token_units(starts, self.units),
                                     len(self.units))
@@ -416,7 +433,8 @@ def _window_size(draft_model: "Draft", window: int | None, query_tokens: int, lo
 
 
 def _units(text: str, starts: np.ndarray, settings: Profile, counter: TargetTokenizer,
-           budget: int, structure: layout.Layout) -> layout.UnitPlan:
+           budget: int, structure: layout.Layout,
+           query_span: tuple[int, int] | None = None) -> layout.UnitPlan:
     head = chunks.head_end(text, starts, lines=settings.keep_head_lines,
                            max_tokens=settings.keep_head_tokens,
                            boundary=structure.boundary_at(0, settings.boundary))
@@ -428,4 +446,8 @@ def _units(text: str, starts: np.ndarray, settings: Profile, counter: TargetToke
         if tail_tokens == 0 or counter.count(text[tail:]) <= budget // 4:
             break
         tail_tokens //= 2
-    return layout.units(text, starts, structure, head=head, tail=tail, profile=settings)
+    # a detected question is kept verbatim where it stands, unless it would take more
+    # than the tail may (then it only steers)
+    keep = () if query_span is None or counter.count(text[slice(*query_span)]) > budget // 4 \
+        else (query_span,)
+    return layout.units(text, starts, structure, head=head, tail=tail, profile=settings, keep=keep)

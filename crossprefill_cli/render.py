@@ -101,6 +101,9 @@ def counts(result: Result) -> Table:
                   f"window{'s' if result.windows != 1 else ''}"
                   f"{' (scores from cache)' if result.scores_cached else ''}")
     table.add_row("chunks kept", f"{kept} of {len(result.chunks)}")
+    query = ("none" if result.query is None
+             else f"{result.query_source}: {' '.join(result.query.split())}")
+    table.add_row("query", Text(query, overflow="ellipsis", no_wrap=True))
     return table
 
 

@@ -263,3 +263,42 @@ def test_an_output_far_below_its_budget_says_why(llama_draft, target):
 def test_the_library_prints_nothing(llama_dir, target, capfd):
     compress(TEXT, draft=str(llama_dir), target=target, keep_rate=0.3, device="cpu")
     assert capfd.readouterr() == ("", "")
+
+
+QUESTION = "Which entry mentions the falcon and the quarry?"
+ASKING = long_text(120).replace("Please summarise the notes above in three sentences.\n",
+                                f"Question: {QUESTION}\nAnswer:")
+
+
+def test_the_question_inside_the_text_steers_like_the_query_option(llama_draft, target):
+    detected = run(llama_draft, target, ASKING, keep_rate=0.2)
+    given = run(llama_draft, target, ASKING, keep_rate=0.2, query=f"{QUESTION}\nAnswer:")
+    assert (detected.query_source, given.query_source) == ("detected", "given")
+    assert detected.query == f"{QUESTION}\nAnswer:"
+    assert [c.score for c in detected.chunks] == [c.score for c in given.chunks]
+    off = run(llama_draft, target, ASKING, keep_rate=0.2, detect_query=False)
+    assert (off.query, off.query_source) == (None, "none")
+    assert [c.score for c in off.chunks] != [c.score for c in detected.chunks]
+
+
+def test_a_detected_question_is_kept_verbatim_where_it_stands(llama_draft, target):
+    leading = f"Question: {QUESTION}\n\n" + long_text(120)
+    result = run(llama_draft, target, leading, keep_rate=0.1)
+    assert result.query == QUESTION and result.text.startswith(f"Question: {QUESTION}\n")
+
+
+CHAT = ("<|im_start|>system\nAnswer from the notes.<|im_end|>\n<|im_start|>user\n"
+        + long_text(120) + "<|im_end|>\n<|im_start|>assistant\nI have read them.<|im_end|>\n"
+        f"<|im_start|>user\n{QUESTION}<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_a_chat_keeps_its_markers_system_and_last_turn_and_compresses_the_rest(llama_draft,
+                                                                               target):
+    result = run(llama_draft, target, CHAT, keep_rate=0.15)
+    assert (result.query, result.query_source) == (QUESTION, "detected")
+    for marker in ("<|im_start|>system\nAnswer from the notes.<|im_end|>\n",
+                   "<|im_start|>user\n", "<|im_start|>assistant\n",
+                   f"<|im_start|>user\n{QUESTION}<|im_end|>\n<|im_start|>assistant\n"):
+        assert marker in result.text
+    assert result.text.count("<|im_end|>") == CHAT.count("<|im_end|>")
+    assert result.tokens_after <= result.budget and "[...]" in result.text

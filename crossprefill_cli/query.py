@@ -1,0 +1,245 @@
+"""The question inside a prompt, and the turns of a chat transcript.
+
+Real prompts carry their question inside them: benchmark templates end with "What is
+the special magic number for X mentioned in the provided text?" or "Question: ...
+Answer:", a repository dump is followed by "Which function has the bug?", a chat's
+last user turn asks. `detect` finds that question so that it can steer the draft the
+way `--query` does, while it stays where it is in the text, kept verbatim (its span is
+returned for that).
+
+Chat transcripts (`transcript`) are read in the layouts chat templates write: ChatML
+(`<|im_start|>user`...`<|im_end|>`), Llama 3 (`<|start_header_id|>user<|end_header_id|>`
+...`<|eot_id|>`), Gemma (`<start_of_turn>user`...`<end_of_turn>`), Mistral (`[INST]`
+...`[/INST]`, the answer after it), DeepSeek (`<｜User｜>`, `<｜Assistant｜>`) and plain
+`User:` / `Assistant:` / `Human:` lines (at least one user and one other turn). A turn
+is its header (the role marker), its content and its footer (the end-of-turn marker);
+the query is the last user turn with any text, or the question at the end of it when
+the turn is long (a document pasted with a question below it).
+
+Anything else is read as prose: the question is the last line near the end (within
+the last `NEAR_END_CHARS`) that asks: it starts with a label (`Question:`, `Q:`,
+`Query:`, `Task:`, `Instruction:`, `Key:`), or it ends with `?`, or a `?` is followed
+only by a short answer prefix ("...in the provided text? The numbers are"); the
+question starts at that line (at its last sentence, for a long line). Else it is a
+closing instruction: a short last paragraph that starts with an imperative such as
+"Answer", "Summarize", "Find", or "Based on". From there to the end of the text is the
+question (answer prefixes and options after a question belong to it), up to
+`MAX_QUERY_CHARS`. When nothing near the end asks, the first asking line near the start
+counts (templates that ask before the context). Nothing found: None, and the text is
+compressed as if no query had been given.
+"""
+
+import re
+from dataclasses import dataclass
+
+NEAR_END_CHARS = 2000
+NEAR_START_CHARS = 1500
+MAX_QUERY_CHARS = 1000
+# What may follow a question's `?` on its line: an answer prefix, not more text.
+ANSWER_PREFIX_CHARS = 200
+# A last user turn longer than this is a document with a question, not a question.
+LONG_TURN_CHARS = 2000
+
+LABEL = re.compile(r"(?i)^\s*(?:question|q|query|task|instructions?|key)\s*:")
+STRIPPED_LABEL = re.compile(r"(?i)^\s*(?:question|q|query)\s*:\s*")
+INSTRUCTION = re.compile(
+    r"(?i)^\s*(?:please\s+)?(?:answer|summari[sz]e|find|extract|identify|list|explain|"
+    r"describe|determine|tell|give|write|read|return|output|classify|translate|"
+    r"based on|using|according to|what|which|who|whom|whose|where|when|why|how)\b")
+PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\r?\n")
+
+USER_ROLES = frozenset({"user", "human"})
+SYSTEM_ROLES = frozenset({"system", "developer"})
+
+
+@dataclass(frozen=True)
+class DetectedQuery:
+    """The question: the text that steers scoring, and the span of the input it
+    comes from (kept verbatim). `layout` says where it was found."""
+
+    text: str
+    start: int
+    end: int
+    layout: str  # "chat", "end" (after the context) or "start" (before it)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One turn of a transcript: header [start, content_start), content, footer
+    [content_end, end)."""
+
+    role: str
+    start: int
+    content_start: int
+    content_end: int
+    end: int
+
+    @property
+    def kind(self) -> str:
+        role = self.role.lower()
+        return "user" if role in USER_ROLES else "system" if role in SYSTEM_ROLES else role
+
+
+@dataclass(frozen=True)
+class ChatFormat:
+    name: str
+    header: re.Pattern  # group "role", or a fixed role per alternative (see `_role`)
+    footer: re.Pattern | None  # the end-of-turn marker, at the end of a turn's region
+
+
+def _role(match: re.Match) -> str:
+    role = match.groupdict().get("role")
+    if role:
+        return role
+    return "user" if match.group(0).strip() == "[INST]" else "assistant"
+
+
+CHAT_FORMATS = (
+    ChatFormat("chatml", re.compile(r"<\|im_start\|>(?P<role>[\w-]+)[^\S\n]*\r?\n"),
+               re.compile(r"<\|im_end\|>[^\S\n]*(?:\r?\n)?")),
+    ChatFormat("llama3", re.compile(
+        r"<\|start_header_id\|>(?P<role>[\w-]+)<\|end_header_id\|>(?:\r?\n){0,2}"),
+        re.compile(r"<\|eot_id\|>")),
+    ChatFormat("gemma", re.compile(r"<start_of_turn>(?P<role>\w+)[^\S\n]*\r?\n"),
+               re.compile(r"<end_of_turn>[^\S\n]*(?:\r?\n)?")),
+    ChatFormat("deepseek", re.compile(r"<｜(?P<role>User|Assistant)｜>"),
+               re.compile(r"<｜end▁of▁sentence｜>")),
+    ChatFormat("mistral", re.compile(r"\[INST\][ \t]?|[ \t]?\[/INST\][ \t]?"),
+               re.compile(r"</s>")),
+    ChatFormat("plain", re.compile(
+        r"(?im)^(?P<role>user|assistant|human|system|ai)[ \t]*:[ \t]*(?:\r?\n)?"), None),
+)
+
+
+@dataclass(frozen=True)
+class Transcript:
+    format: str
+    turns: tuple[Turn, ...]
+
+    @property
+    def last_user(self) -> Turn | None:
+        asking = [t for t in self.turns if t.kind == "user" and t.content_end > t.content_start]
+        return asking[-1] if asking else None
+
+
+def transcript(text: str) -> Transcript | None:
+    """The turns of `text` when it is a chat transcript (a user turn and another one)."""
+    for chat_format in CHAT_FORMATS:
+        turns = _turns(text, chat_format)
+        kinds = {turn.kind for turn in turns}
+        if "user" in kinds and len(turns) >= 2:
+            return Transcript(chat_format.name, turns)
+    return None
+
+
+def _turns(text: str, chat_format: ChatFormat) -> tuple[Turn, ...]:
+    headers = list(chat_format.header.finditer(text))
+    turns = []
+    for index, header in enumerate(headers):
+        region_end = headers[index + 1].start() if index + 1 < len(headers) else len(text)
+        footer_start = region_end
+        if chat_format.footer is not None:
+            footers = list(chat_format.footer.finditer(text, header.end(), region_end))
+            if footers and not text[footers[-1].end():region_end].strip():
+                footer_start = footers[-1].start()
+        content_start, content_end = _trimmed(text, header.end(), footer_start)
+        turns.append(Turn(_role(header), header.start(), content_start, content_end,
+                          region_end))
+    return tuple(turns)
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    """[start, end) without surrounding whitespace (empty: start == end)."""
+    piece = text[start:end]
+    stripped = piece.strip()
+    if not stripped:
+        return start, start
+    first = start + piece.index(stripped)
+    return first, first + len(stripped)
+
+
+def detect(text: str) -> DetectedQuery | None:
+    """The question inside `text` (see the module docstring), or None."""
+    chat = transcript(text)
+    if chat is not None:
+        return _from_chat(text, chat)
+    return _near_end(text, 0, len(text)) or _near_start(text)
+
+
+def _from_chat(text: str, chat: Transcript) -> DetectedQuery | None:
+    turn = chat.last_user
+    if turn is None:
+        return None
+    start, end = turn.content_start, turn.content_end
+    if end - start > LONG_TURN_CHARS:
+        found = _near_end(text, start, end)
+        return None if found is None else DetectedQuery(found.text, found.start, found.end, "chat")
+    return _query(text, start, end, "chat")
+
+
+def _paragraphs(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Blank-line separated paragraphs of text[start:end], trimmed, in order."""
+    spans, cursor = [], start
+    for match in PARAGRAPH_BREAK.finditer(text, start, end):
+        spans.append(_trimmed(text, cursor, match.start()))
+        cursor = match.end()
+    spans.append(_trimmed(text, cursor, end))
+    return [(a, b) for a, b in spans if a < b]
+
+
+def _asking_start(line: str) -> int | None:
+    """Where the question in `line` starts, or None when the line does not ask: a label
+    starts it; a `?` at its end or before a short answer prefix ("...text? The numbers
+    are") ends it, and it starts at its sentence (the line start, for a short line)."""
+    if LABEL.match(line):
+        return 0
+    body = line.rstrip()
+    mark = body.rfind("?")
+    if mark == -1 or len(body) - mark - 1 > ANSWER_PREFIX_CHARS:
+        return None
+    if mark < MAX_QUERY_CHARS:
+        return len(line) - len(line.lstrip())
+    return max(body.rfind(". ", 0, mark), body.rfind("! ", 0, mark), body.rfind("? ", 0, mark)) + 2
+
+
+def _lines(text: str, start: int, end: int) -> list[tuple[int, str]]:
+    offsets, cursor = [], start
+    for line in text[start:end].splitlines(keepends=True):
+        offsets.append((cursor, line))
+        cursor += len(line)
+    return offsets
+
+
+def _near_end(text: str, start: int, end: int) -> DetectedQuery | None:
+    window = max(start, end - NEAR_END_CHARS)
+    if window > start:  # from a line start
+        window = text.find("\n", window, end) + 1 or window
+    for offset, line in reversed(_lines(text, window, end)):
+        asking = _asking_start(line)
+        if asking is not None:
+            return _query(text, offset + asking, end, "end")
+    paragraphs = _paragraphs(text, window, end)
+    if paragraphs:
+        a, b = paragraphs[-1]
+        if b - a <= MAX_QUERY_CHARS and a > start and INSTRUCTION.match(text[a:b]):
+            return _query(text, a, end, "end")
+    return None
+
+
+def _near_start(text: str) -> DetectedQuery | None:
+    for offset, line in _lines(text, 0, min(len(text), NEAR_START_CHARS)):
+        asking = _asking_start(line)
+        if asking is not None and offset + len(line) < len(text):
+            return _query(text, offset + asking, offset + len(line), "start")
+    return None
+
+
+def _query(text: str, start: int, end: int, layout: str) -> DetectedQuery | None:
+    start, end = _trimmed(text, start, end)
+    if start == end:
+        return None
+    if end - start > MAX_QUERY_CHARS:  # keep the asking end of it, from a word start
+        space = text.find(" ", end - MAX_QUERY_CHARS, end)
+        start = _trimmed(text, end - MAX_QUERY_CHARS if space == -1 else space, end)[0]
+    question = STRIPPED_LABEL.sub("", text[start:end], count=1).strip()
+    return DetectedQuery(question or text[start:end], start, end, layout)

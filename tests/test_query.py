@@ -1,0 +1,122 @@
+"""Finding the question inside a prompt, and the turns of chat transcripts."""
+
+import pytest
+
+from crossprefill_cli import query
+
+HAYSTACK = " ".join(f"The grass is green and the sky is blue on day {i}." for i in range(200))
+RULER_NIAH = ("Some special magic numbers are hidden within the following text. Make sure to "
+              "memorize it. I will quiz you about the numbers afterwards.\n" + HAYSTACK +
+              " One of the special magic numbers for cautious-lobster is: 4829310. " + HAYSTACK +
+              "\nWhat are all the special magic numbers for cautious-lobster mentioned in the "
+              "provided text? The special magic numbers for cautious-lobster mentioned in the "
+              "provided text are")
+RULER_VT = ("Memorize and track the chain(s) of variable assignment hidden in the following "
+            "text.\n\n" + HAYSTACK + " VAR QPE = 64523 " + HAYSTACK + "\nQuestion: Find all "
+            "variables that are assigned the value 64523 in the text above. Answer: According "
+            "to the chain(s) of variable assignment in the text above, 5 variables are assgined "
+            "the value 64523, they are: ")
+LONGBENCH = ("Answer the question based on the given passages. Only give me the answer and do "
+             "not output any other words.\n\nThe following are given passages.\n" + HAYSTACK +
+             "\n\nAnswer the question based on the given passages. Only give me the answer and "
+             "do not output any other words.\n\nQuestion: Who founded the harbour guild?\nAnswer:")
+INFINITEBENCH_KV = ("Extract the value corresponding to the specified key in the JSON object "
+                    "below.\n\n" + HAYSTACK + "\n\nKey: \"9f1c-22ab\"\nThe value associated with "
+                    "the specified key is: ")
+INSTRUCTION_AFTER = HAYSTACK + "\n\nSummarize the text above in two sentences."
+LEADING = "Question: In which year did the bridge open?\n\n" + HAYSTACK + "\n"
+
+
+@pytest.mark.parametrize("text, expected", [
+    (RULER_NIAH, "What are all the special magic numbers for cautious-lobster mentioned in the "
+                 "provided text? The special magic numbers for cautious-lobster mentioned in "
+                 "the provided text are"),
+    (RULER_VT, "Find all variables that are assigned the value 64523 in the text above. Answer: "
+               "According to the chain(s) of variable assignment in the text above, 5 variables "
+               "are assgined the value 64523, they are:"),
+    (LONGBENCH, "Who founded the harbour guild?\nAnswer:"),
+    (INFINITEBENCH_KV, "Key: \"9f1c-22ab\"\nThe value associated with the specified key is:"),
+    (INSTRUCTION_AFTER, "Summarize the text above in two sentences."),
+])
+def test_a_question_after_the_context_is_found_with_what_follows_it(text, expected):
+    found = query.detect(text)
+    assert found is not None and found.layout == "end"
+    assert found.text == expected
+    assert found.end == len(text.rstrip()) and expected.endswith(found.text[-10:])
+
+
+def test_the_span_is_where_the_question_stands():
+    found = query.detect(LONGBENCH)
+    assert LONGBENCH[found.start:found.end] == "Question: Who founded the harbour guild?\nAnswer:"
+
+
+def test_a_question_before_the_context_counts_when_none_follows_it():
+    found = query.detect(LEADING)
+    assert (found.text, found.layout) == ("In which year did the bridge open?", "start")
+    assert LEADING[found.start:found.end] == "Question: In which year did the bridge open?"
+
+
+def test_text_that_asks_nothing_has_no_query():
+    assert query.detect(HAYSTACK) is None
+    assert query.detect("Field notes.\n\n" + HAYSTACK + "\n\nThe survey ended in May.\n") is None
+
+
+def test_a_long_last_line_keeps_only_its_question_sentence():
+    text = HAYSTACK + " So which day had the bluest sky?"
+    found = query.detect(text)
+    assert found.text == "So which day had the bluest sky?"
+
+
+CHATML = ("<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHere is a report:\n"
+          + HAYSTACK + "<|im_end|>\n<|im_start|>assistant\nNoted.<|im_end|>\n"
+          "<|im_start|>user\nWhat colour is the grass?<|im_end|>\n<|im_start|>assistant\n")
+LLAMA3 = ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+          "<|start_header_id|>user<|end_header_id|>\n\n" + HAYSTACK + "\n\nWhat colour is the "
+          "grass?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+GEMMA = ("<start_of_turn>user\n" + HAYSTACK + "<end_of_turn>\n<start_of_turn>model\nOk."
+         "<end_of_turn>\n<start_of_turn>user\nWhat colour is the grass?<end_of_turn>\n"
+         "<start_of_turn>model\n")
+MISTRAL = ("<s>[INST] " + HAYSTACK + " [/INST] Ok.</s>[INST] What colour is the grass? [/INST]")
+DEEPSEEK = ("<｜begin▁of▁sentence｜>Be brief.<｜User｜>" + HAYSTACK + "<｜Assistant｜>Ok."
+            "<｜end▁of▁sentence｜><｜User｜>What colour is the grass?<｜Assistant｜>")
+PLAIN = "User: " + HAYSTACK + "\nAssistant: Ok.\nUser: What colour is the grass?\nAssistant:"
+
+
+@pytest.mark.parametrize("text, name", [(CHATML, "chatml"), (LLAMA3, "llama3"), (GEMMA, "gemma"),
+                                        (MISTRAL, "mistral"), (DEEPSEEK, "deepseek"),
+                                        (PLAIN, "plain")])
+def test_the_last_user_turn_of_a_transcript_is_the_query(text, name):
+    chat = query.transcript(text)
+    assert chat is not None and chat.format == name
+    found = query.detect(text)
+    assert (found.text, found.layout) == ("What colour is the grass?", "chat")
+    last = chat.last_user
+    assert text[last.content_start:last.content_end].endswith("What colour is the grass?")
+
+
+def test_turns_tile_the_transcript_from_the_first_marker():
+    chat = query.transcript(CHATML)
+    assert [t.kind for t in chat.turns] == ["system", "user", "assistant", "user", "assistant"]
+    assert all(a.end == b.start for a, b in zip(chat.turns, chat.turns[1:]))
+    assert chat.turns[-1].end == len(CHATML)
+    system = chat.turns[0]
+    assert CHATML[system.start:system.content_start] == "<|im_start|>system\n"
+    assert CHATML[system.content_start:system.content_end] == "You are terse."
+    assert CHATML[system.content_end:system.end] == "<|im_end|>\n"
+
+
+def test_a_long_last_user_turn_asks_with_its_closing_question():
+    text = LLAMA3  # the last user turn is the haystack with the question under it
+    found = query.detect(text)
+    assert text[found.start:found.end] == "What colour is the grass?"
+
+
+def test_a_transcript_without_a_user_turn_is_plain_text():
+    assert query.transcript("Assistant: hello\nAssistant: again\n") is None
+    only_system = "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>assistant\nHi<|im_end|>\n"
+    assert query.transcript(only_system) is None
+
+
+def test_an_empty_last_user_turn_asks_with_the_one_before():
+    text = CHATML + "Sure.<|im_end|>\n<|im_start|>user\n<|im_end|>\n"
+    assert query.detect(text).text == "What colour is the grass?"
