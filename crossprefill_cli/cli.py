@@ -32,8 +32,10 @@ import typer
 from .cache import ScoreCache
 from .environment import Environment, write_atomically
 from .errors import CrossprefillError, InputError, UsageError
-from .pipeline import (Analysis, DraftSource, Result, analyse, check_budget_fits,
-                       check_budget_options, finish, resolve_target)
+from . import messages
+from .pipeline import (Analysis, DraftSource, Result, analyse, analyse_messages,
+                       check_budget_fits, check_budget_options, finish, resolve_target,
+                       restore_messages)
 from .source import decode_input
 from .target import TargetTokenizer
 from .target_process import start_target
@@ -48,6 +50,7 @@ app = typer.Typer(
 )
 
 DEFAULT_ESTIMATE_RATES = "0.1,0.2,0.3,0.5"
+INPUT_FORMATS = ("text", "messages", "auto")
 # Click's exceptions where this Typer takes Click from: click itself (older releases)
 # or its own vendored copy (0.24 and later)
 CLICK_ERRORS = importlib.import_module(typer.BadParameter.__module__)
@@ -82,6 +85,10 @@ class Reading:
         "not printed).", show_default=False)] = None
     query_file: Annotated[Optional[Path], typer.Option(
         "--query-file", help="Read the query from a file.", show_default=False)] = None
+    format: Annotated[str, typer.Option(
+        "--format", help="text, messages (OpenAI-style chat JSON: the same JSON comes out, "
+        "long contents compressed) or auto (messages when the input parses as such).")
+        ] = "text"
     detect_query: Annotated[bool, typer.Option(
         "--detect-query/--no-detect-query", help="Without --query, steer by the question "
         "found in the text (a final question, an instruction, a chat's last user turn).")] = True
@@ -156,11 +163,12 @@ def compress_command(
     """Compress INPUT to a target-token budget; the result goes to stdout."""
     env: Environment = ctx.obj or Environment.from_sys()
     with _reporting_errors(env):
-        text, result = _compressed(env, input_path, reading, keep_rate, target_tokens)
-        _emit(env, _json(result.to_json()) if json_report else result.text, output)
+        analysed, result, product = _compressed(env, input_path, reading, keep_rate,
+                                                target_tokens)
+        _emit(env, _json(_report(result, analysed, product)) if json_report else product, output)
         if heatmap or (heatmap is None and env.stderr_isatty):
             from .render import show_report, stderr_console
-            show_report(stderr_console(env.stderr), result, text)
+            show_report(stderr_console(env.stderr), result, analysed.text)
 
 
 @app.command("inspect")
@@ -177,11 +185,12 @@ def inspect_command(
     """Show which parts of INPUT the draft finds salient, and what a budget keeps (stderr)."""
     env: Environment = ctx.obj or Environment.from_sys()
     with _reporting_errors(env):
-        text, result = _compressed(env, input_path, reading, keep_rate, target_tokens)
+        analysed, result, product = _compressed(env, input_path, reading, keep_rate,
+                                                target_tokens)
         from .render import show_report, stderr_console
-        show_report(stderr_console(env.stderr), result, text)
+        show_report(stderr_console(env.stderr), result, analysed.text)
         if json_report:
-            _emit(env, _json(result.to_json()), None)
+            _emit(env, _json(_report(result, analysed, product)), None)
 
 
 @app.command("estimate")
@@ -214,10 +223,11 @@ def estimate_command(
             raise UsageError(f"--context-window must be positive, got {context_window}")
         if price_per_mtok is not None and price_per_mtok < 0:
             raise UsageError(f"--price-per-mtok must not be negative, got {price_per_mtok}")
-        with _analysed(env, input_path, reading) as (text, analysis, counter, warnings):
-            report = estimate(analysis, counter, rates, context_window=context_window,
-                              price_per_mtok=price_per_mtok, must_keep=must_keep or [])
-        report["warnings"] = warnings
+        with _analysed(env, input_path, reading) as analysed:
+            report = estimate(analysed.analysis, analysed.target, rates,
+                              context_window=context_window, price_per_mtok=price_per_mtok,
+                              must_keep=must_keep or [])
+        report["warnings"] = analysed.warnings
         _emit(env, _json(report) if json_report
               else render_estimate(report, color=env.stdout_isatty, width=env.terminal_width),
               None)
@@ -235,15 +245,44 @@ def _parse_rates(value: str) -> list[float]:
     return rates
 
 
+@dataclass
+class Analysed:
+    """What `_analysed` yields: the text the draft read (for messages, their joined
+    texts), its analysis, the target, the warnings so far, and the messages if any."""
+
+    text: str
+    analysis: Analysis
+    target: TargetTokenizer
+    warnings: list[str]
+    conversation: messages.Conversation | None
+
+
 def _compressed(env: Environment, input_path: str | None, reading: Reading,
-                keep_rate: float | None, target_tokens: int | None) -> tuple[str, Result]:
+                keep_rate: float | None, target_tokens: int | None
+                ) -> tuple[Analysed, Result, str]:
+    """The analysed input, its result, and what stdout gets without --json (the
+    compressed text, or the messages' JSON with their texts compressed)."""
     check_budget_options(keep_rate, target_tokens)
     budget = {"keep_rate": keep_rate, "target_tokens": target_tokens}
-    with _analysed(env, input_path, reading, budget) as (text, analysis, counter, warnings):
-        result = finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens,
-                        target=counter, on_warning=_warner(env, reading))
-        result.warnings[:0] = warnings
-        return text, result
+    with _analysed(env, input_path, reading, budget) as analysed:
+        result = finish(analysed.analysis, keep_rate=keep_rate, target_tokens=target_tokens,
+                        target=analysed.target, on_warning=_warner(env, reading))
+        result.warnings[:0] = analysed.warnings
+        if analysed.conversation is None:
+            return analysed, result, result.text
+        restored = restore_messages(analysed.conversation, analysed.analysis, result)
+        compact = "\n" not in analysed.conversation.source.strip()
+        return analysed, result, (json.dumps(restored, ensure_ascii=False,
+                                             separators=(",", ":") if compact else None,
+                                             indent=None if compact else 2) + "\n")
+
+
+def _report(result: Result, analysed: Analysed, product: str) -> dict:
+    """The JSON report; for messages, with the compressed messages as well."""
+    report = result.to_json()
+    if analysed.conversation is not None:
+        report["messages"] = json.loads(product)
+    return report
 
 
 def _warner(env: Environment, reading: Reading):
@@ -257,19 +296,29 @@ def _json(report: dict) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
 
 
+def _conversation(text: str, input_format: str) -> messages.Conversation | None:
+    if input_format not in INPUT_FORMATS:
+        raise UsageError(f"unknown --format {input_format!r}; choose one of "
+                         f"{', '.join(INPUT_FORMATS)}")
+    if input_format == "messages" or (input_format == "auto"
+                                      and messages.looks_like_messages(text)):
+        return messages.parse(text)
+    return None
+
+
 @contextmanager
 def _analysed(env: Environment, input_path: str | None, reading: Reading,
-              budget: dict | None = None
-              ) -> Iterator[tuple[str, Analysis, TargetTokenizer, list[str]]]:
+              budget: dict | None = None) -> Iterator[Analysed]:
     """Read the input and score it with the draft while the target tokenizer builds in
-    another process; yields the text, its analysis, the target (which counts until the
-    block ends) and the warnings so far.
+    another process; the target counts until the block ends.
 
     What can fail without the draft's scores fails before the draft reads the text:
     the target is waited for once the draft is loaded, and `budget` (the keep rate and
     target tokens of one compression) is checked against what must be kept."""
     with start_target(reading.target) as pending:
-        text = _read_input(env, input_path)
+        source_text = _read_input(env, input_path)
+        conversation = _conversation(source_text, reading.format)
+        text = source_text if conversation is None else conversation.text
         query = _query(reading.query, reading.query_file)
         warnings: list[str] = []
         say = _warner(env, reading)
@@ -294,15 +343,17 @@ def _analysed(env: Environment, input_path: str | None, reading: Reading,
 
         from .render import draft_progress, stderr_console
 
+        options = dict(profile=reading.profile, draft=source, query=query,
+                       detect_query=reading.detect_query, chunk_size=reading.chunk_size,
+                       pool_kernel=reading.pool_kernel, lookahead=reading.lookahead,
+                       delimiter=reading.delimiter, window=reading.window,
+                       cache=None if reading.no_cache else ScoreCache(),
+                       before_scoring=before_scoring)
         with draft_progress(stderr_console(env.stderr),
                             enabled=env.stderr_isatty and not reading.quiet) as on_progress:
-            analysis = analyse(text, profile=reading.profile, draft=source, query=query,
-                               detect_query=reading.detect_query, chunk_size=reading.chunk_size,
-                               pool_kernel=reading.pool_kernel, lookahead=reading.lookahead, delimiter=reading.delimiter,
-                               window=reading.window,
-                               cache=None if reading.no_cache else ScoreCache(),
-                               on_progress=on_progress, before_scoring=before_scoring)
-        yield text, analysis, target(), warnings
+            analysis = (analyse(text, on_progress=on_progress, **options) if conversation is None
+                        else analyse_messages(conversation, on_progress=on_progress, **options))
+        yield Analysed(text, analysis, target(), warnings, conversation)
 
 
 def _read_input(env: Environment, input_path: str | None) -> str:

@@ -16,12 +16,13 @@ The draft is loaded only when its scores are not in the cache, and `draft.py` (w
 imports torch and transformers) is imported only then: a cache hit stays cheap.
 """
 
+import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from . import chunks, layout, outline, selection
+from . import chunks, layout, messages, outline, selection
 from . import query as query_module
 from .cache import ScoreCache, TokenScores, cache_key
 from .errors import ModelLoadError, UsageError
@@ -142,6 +143,13 @@ class Analysis:
     structure: layout.Layout  # files, parts, languages: they do not depend on the budget
     query_source: str = "none"  # "given", "detected" or "none"
     query_span: tuple[int, int] | None = None  # where a detected query sits in the text
+    keep: tuple[tuple[int, int], ...] = ()  # spans the caller wants kept whole
+
+    def delimiter_at(self, position: int) -> str:
+        """The delimiter of a gap that starts at `position` (see `layout`)."""
+        part = self.structure.part_at(position)
+        return (self.settings.delimiter_for(part.language) if part.code
+                else self.settings.prose_gap_delimiter)
 
 
 @dataclass
@@ -174,7 +182,7 @@ class Result:
 def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | None = None,
              profile: str | Profile = "text", draft: "str | Draft" = BUILTIN,
              target: str | TargetTokenizer | None = None, query: str | None = None,
-             detect_query: bool = True,
+             detect_query: bool = True, keep: tuple[tuple[int, int], ...] = (),
              chunk_size: int | None = None, pool_kernel: int | None = None,
              lookahead: int | None = None, delimiter: str | None = None,
              window: int | None = None, device: str = "auto", dtype: str = "auto",
@@ -188,6 +196,7 @@ def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | 
     the same chunking, budget and assembly. With a `cache`, the draft's scores are
     reused across calls that differ only in budget or chunking. Without a `query`, the
     question inside the text steers (see `query.detect`) unless `detect_query` is False.
+    The character spans in `keep` are kept whole, like the head and tail.
     """
     check_text(text)
     check_budget_options(keep_rate, target_tokens)
@@ -195,7 +204,7 @@ def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | 
     warnings: list[str] = []
     counter = resolve_target(target, source, _warner(warnings, on_warning))
     analysis = analyse(text, profile=profile, draft=source, query=query,
-                       detect_query=detect_query, chunk_size=chunk_size,
+                       detect_query=detect_query, keep=keep, chunk_size=chunk_size,
                        pool_kernel=pool_kernel, lookahead=lookahead, delimiter=delimiter,
                        window=window, scorer=scorer, cache=cache, on_progress=on_progress)
     result = finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens, target=counter)
@@ -204,7 +213,8 @@ def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | 
 
 
 def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft | DraftSource" = BUILTIN,
-            query: str | None = None, detect_query: bool = True, chunk_size: int | None = None,
+            query: str | None = None, detect_query: bool = True,
+            keep: tuple[tuple[int, int], ...] = (), chunk_size: int | None = None,
             pool_kernel: int | None = None, lookahead: int | None = None,
             delimiter: str | None = None, window: int | None = None, device: str = "auto",
             dtype: str = "auto", scorer: Scorer = draft_scorer, cache: ScoreCache | None = None,
@@ -224,10 +234,10 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
     if query is not None and not query.strip():
         raise UsageError("the query is empty")
     detected = query_module.detect(text) if query is None and detect_query else None
-    found = dict(query_source="given" if query is not None else "none")
+    found = dict(query_source="given" if query is not None else "none", keep=tuple(keep))
     if detected is not None:
         query = detected.text
-        found = dict(query_source="detected", query_span=(detected.start, detected.end))
+        found.update(query_source="detected", query_span=(detected.start, detected.end))
     if window is not None and window < 1:
         raise UsageError(f"--window must be a positive number of draft tokens, got {window}")
     source = draft if isinstance(draft, DraftSource) else DraftSource(draft, device=device, dtype=dtype)
@@ -285,8 +295,7 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
     counter = resolve_target(target, analysis.source, warn)
     text, settings, starts = analysis.text, analysis.settings, analysis.scores.starts
     tokens_before, rate, budget = _budget(text, counter, settings, keep_rate, target_tokens)
-    plan = _Plan(text, starts, analysis.scores.importance, settings, analysis.structure,
-                 analysis.query, counter, budget, analysis.query_span)
+    plan = _Plan(text, starts, analysis, counter, budget)
     fitted = selection.fit_budget(plan.candidates, budget, plan.gap_cost, plan.measure)
     if fitted is None:
         raise plan.too_small()
@@ -318,7 +327,9 @@ def check_budget_fits(text: str, starts: np.ndarray, settings: Profile, structur
     """Raise the `UsageError` that `finish` would for a budget below what must be kept,
     from the draft's tokens alone: callers check before the draft reads the text."""
     _, _, budget = _budget(text, counter, settings, keep_rate, target_tokens)
-    plan = _Plan(text, starts, np.zeros(len(starts)), settings, structure, None, counter, budget)
+    plan = _Plan(text, starts, Analysis(text, settings, None, None, TokenScores(
+        starts, np.zeros(len(starts)), windows=0), cached=False, structure=structure),
+        counter, budget)
     if plan.measure([c.required for c in plan.candidates]) > budget:
         raise plan.too_small()
 
@@ -340,12 +351,14 @@ class _Plan:
     """What selection chooses from for one budget: units, their scores and target costs,
     and how a choice is assembled and measured."""
 
-    def __init__(self, text: str, starts: np.ndarray, importance: np.ndarray, settings: Profile,
-                 structure: layout.Layout, query: str | None, counter: TargetTokenizer,
-                 budget: int, query_span: tuple[int, int] | None = None):
-        self.text, self.settings, self.structure, self.counter = text, settings, structure, counter
+    def __init__(self, text: str, starts: np.ndarray, analysis: Analysis,
+                 counter: TargetTokenizer, budget: int):
+        settings, structure, query = analysis.settings, analysis.structure, analysis.query
+        importance = analysis.scores.importance
+        self.text, self.analysis, self.structure, self.counter = text, analysis, structure, counter
         self.budget = budget
-        planned = _units(text, starts, settings, counter, budget, structure, query_span)
+        planned = _units(text, starts, settings, counter, budget, structure, analysis.query_span,
+                         analysis.keep)
         self.units = planned.units
         scores = chunks.unit_scores(importance, chunks.token_units(starts, self.units),
                                     len(self.units))
@@ -366,13 +379,9 @@ class _Plan:
             [marker for delimiter in structure.delimiters(settings)
              for marker in selection.marker_variants(delimiter, self.newline)]))
 
-    def delimiter_at(self, position: int) -> str:
-        part = self.structure.part_at(position)
-        return (self.settings.delimiter_for(part.language) if part.code
-                else self.settings.prose_gap_delimiter)
-
     def join(self, spans: list[tuple[int, int]]) -> str:
-        return selection.join_spans(self.text, spans, self.delimiter_at, newline=self.newline)
+        return selection.join_spans(self.text, spans, self.analysis.delimiter_at,
+                                    newline=self.newline)
 
     def measure(self, kept: list[bool]) -> int:
         return self.counter.count(self.join(selection.merge_spans(self.bounds, kept)))
@@ -384,6 +393,42 @@ class _Plan:
         return UsageError(f"the budget of {self.budget} target tokens is smaller than what must "
                           f"be kept ({required} tokens: {what}); raise the budget or lower "
                           "keep_head_tokens/keep_tail_tokens in a profile")
+
+
+def analyse_messages(conversation: messages.Conversation, *, query: str | None = None,
+                     detect_query: bool = True, **options) -> Analysis:
+    """`analyse` for chat messages (see `messages`): their joined text, with the system
+    messages and the last user message kept whole and, without a `query`, the last user
+    message steering."""
+    asked = query if query is not None or not detect_query else conversation.query()
+    analysis = analyse(conversation.text, query=asked, detect_query=False,
+                       keep=conversation.keep(), **options)
+    if query is None and asked is not None:
+        analysis.query_source = "detected"
+    return analysis
+
+
+def restore_messages(conversation: messages.Conversation, analysis: Analysis,
+                     result: Result) -> object:
+    """The messages' JSON with each text replaced by what `result` kept of it."""
+    def join(piece: str, spans: list[tuple[int, int]], offset: int) -> str:
+        return selection.join_spans(piece, spans, lambda at: analysis.delimiter_at(offset + at),
+                                    newline=selection.newline_of(piece))
+
+    return conversation.rebuilt(conversation.compressed([(s.start, s.end) for s in result.spans],
+                                                        join))
+
+
+def compress_messages(data: "str | list | dict", *, keep_rate: float | None = None,
+                      target_tokens: int | None = None,
+                      target: str | TargetTokenizer | None = None, query: str | None = None,
+                      detect_query: bool = True, **options) -> tuple[object, Result]:
+    """Compress chat messages (a JSON text, a list of messages or an object holding one
+    under `messages`): the same JSON with long contents compressed, and the report."""
+    conversation = messages.parse(data if isinstance(data, str) else json.dumps(data))
+    analysis = analyse_messages(conversation, query=query, detect_query=detect_query, **options)
+    result = finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens, target=target)
+    return restore_messages(conversation, analysis, result), result
 
 
 def check_budget_options(keep_rate: float | None, target_tokens: int | None) -> None:
@@ -433,8 +478,8 @@ def _window_size(draft_model: "Draft", window: int | None, query_tokens: int, lo
 
 
 def _units(text: str, starts: np.ndarray, settings: Profile, counter: TargetTokenizer,
-           budget: int, structure: layout.Layout,
-           query_span: tuple[int, int] | None = None) -> layout.UnitPlan:
+           budget: int, structure: layout.Layout, query_span: tuple[int, int] | None = None,
+           keep: tuple[tuple[int, int], ...] = ()) -> layout.UnitPlan:
     head = chunks.head_end(text, starts, lines=settings.keep_head_lines,
                            max_tokens=settings.keep_head_tokens,
                            boundary=structure.boundary_at(0, settings.boundary))
@@ -448,6 +493,6 @@ def _units(text: str, starts: np.ndarray, settings: Profile, counter: TargetToke
         tail_tokens //= 2
     # a detected question is kept verbatim where it stands, unless it would take more
     # than the tail may (then it only steers)
-    keep = () if query_span is None or counter.count(text[slice(*query_span)]) > budget // 4 \
-        else (query_span,)
+    if query_span is not None and counter.count(text[slice(*query_span)]) <= budget // 4:
+        keep = (*keep, query_span)
     return layout.units(text, starts, structure, head=head, tail=tail, profile=settings, keep=keep)

@@ -1,0 +1,86 @@
+"""Chat messages in, the same messages out with long contents compressed."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from crossprefill_cli import messages
+from crossprefill_cli.cli import app
+from crossprefill_cli.errors import UsageError
+from crossprefill_cli.pipeline import compress_messages
+
+from conftest import long_text
+
+NOTES = long_text(100)
+QUESTION = "Which entry mentions a falcon?"
+REQUEST = {"model": "gpt-4o", "temperature": 0, "messages": [
+    {"role": "system", "content": "Answer from the notes."},
+    {"role": "user", "content": [{"type": "text", "text": NOTES},
+                                 {"type": "image_url", "image_url": {"url": "data:,"}}]},
+    {"role": "assistant", "content": "I have read them."},
+    {"role": "tool", "content": long_text(40)},
+    {"role": "user", "content": QUESTION}]}
+
+
+def test_pieces_are_every_text_joined_by_blank_lines():
+    conversation = messages.parse(json.dumps(REQUEST))
+    texts = [conversation.text[p.start:p.end] for p in conversation.pieces]
+    assert texts == ["Answer from the notes.", NOTES, "I have read them.", long_text(40), QUESTION]
+    assert conversation.text == messages.SEPARATOR.join(texts)
+    assert conversation.query() == QUESTION
+
+
+def test_long_contents_are_compressed_and_everything_else_is_as_it_was(llama_draft, target):
+    data, result = compress_messages(REQUEST, keep_rate=0.2, draft=llama_draft, target=target)
+    assert (result.query, result.query_source) == (QUESTION, "detected")
+    assert result.tokens_after <= result.budget == int(0.2 * target.count(
+        messages.parse(json.dumps(REQUEST)).text))
+    assert {k: v for k, v in data.items() if k != "messages"} == {"model": "gpt-4o",
+                                                                 "temperature": 0}
+    sent, got = REQUEST["messages"], data["messages"]
+    assert got[0] == sent[0] and got[4] == sent[4] and got[1]["content"][1] == sent[1]["content"][1]
+    compressed = got[1]["content"][0]["text"]
+    assert len(compressed) < len(NOTES) and "[...]" in compressed
+    for piece in compressed.split("[...]"):
+        assert piece.strip("\n") in NOTES
+
+
+def test_a_given_query_wins(llama_draft, target):
+    _, result = compress_messages(REQUEST, keep_rate=0.3, draft=llama_draft, target=target,
+                                  query="falcon")
+    assert (result.query, result.query_source) == ("falcon", "given")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{\"messages\": ", "the input is not JSON"),
+    ("[1, 2]", "message 0 is not an object with a role"),
+    ("{\"prompt\": \"hi\"}", "expected a list of {role, content} messages"),
+    ("[{\"role\": \"user\", \"content\": 3}]", "content is neither text nor a list of parts"),
+    ("[{\"role\": \"user\", \"content\": [{\"text\": \"x\"}]}]", "content part 0 has no type"),
+    ("[{\"role\": \"user\", \"content\": \"  \"}]", "no message has any text"),
+])
+def test_bad_messages_are_one_clear_usage_error(text, message):
+    with pytest.raises(UsageError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        messages.parse(text)
+    assert not messages.looks_like_messages(text)
+
+
+def test_the_command_line_prints_the_same_json(llama_dir, target_dir, llama_draft, target, tmp_path):
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(REQUEST))
+    expected, _ = compress_messages(REQUEST, keep_rate=0.2, draft=llama_draft, target=target)
+    runner = CliRunner()
+    for form in ("messages", "auto"):
+        done = runner.invoke(app, ["compress", str(path), "--format", form, "-r", "0.2",
+                                   "-d", str(llama_dir), "-t", str(target_dir)])
+        assert done.exit_code == 0, done.stderr
+        assert done.stdout == json.dumps(expected, ensure_ascii=False, separators=(",", ":")) + "\n"
+    report = json.loads(runner.invoke(app, ["compress", str(path), "--format", "messages",
+                                            "--json", "-r", "0.2", "-d", str(llama_dir),
+                                            "-t", str(target_dir)]).stdout)
+    assert report["messages"] == expected and report["query_source"] == "detected"
+    bad = runner.invoke(app, ["compress", "--format", "messages", "-d", str(llama_dir),
+                              "-t", str(target_dir)], input="not json")
+    assert (bad.exit_code, bad.stdout) == (2, "")
+    assert bad.stderr.startswith("crossprefill: error: --format messages: the input is not JSON")
