@@ -30,13 +30,14 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from .cache import ScoreCache
+from .loading import BUILTIN
 from .environment import Environment, write_atomically
 from .errors import CrossprefillError, InputError, UsageError
 from . import messages
 from .pipeline import (Analysis, DraftSource, Result, analyse, analyse_messages,
-                       check_budget_fits, check_budget_options, finish, resolve_target,
-                       restore_messages)
-from .source import decode_input
+                       check_budget_fits, check_budget_options, finish, product, read_format,
+                       report, resolve_target)
+from .source import MAX_INPUT_BYTES, decode_input
 from .target import TargetTokenizer
 from .target_process import start_target
 
@@ -50,7 +51,6 @@ app = typer.Typer(
 )
 
 DEFAULT_ESTIMATE_RATES = "0.1,0.2,0.3,0.5"
-INPUT_FORMATS = ("text", "messages", "auto")
 # Click's exceptions where this Typer takes Click from: click itself (older releases)
 # or its own vendored copy (0.24 and later)
 CLICK_ERRORS = importlib.import_module(typer.BadParameter.__module__)
@@ -72,10 +72,13 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON report in
 class Reading:
     """How to read the input: the options every command shares."""
 
-    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile: text, code, or a YAML file.")] = "text"
-    draft: Annotated[str, typer.Option(
+    profile: Annotated[Optional[str], typer.Option(
+        "--profile", "-p", help="Profile: text, code, or a YAML file.  [default: text; with "
+        "--server, the server's]", show_default=False)] = None
+    draft: Annotated[Optional[str], typer.Option(
         "--draft", "-d", help="Draft model: builtin, a Hugging Face causal LM id, or a local "
-        "directory.")] = "builtin"
+        "directory.  [default: builtin; with --server, the server's first]",
+        show_default=False)] = None
     target: Annotated[Optional[str], typer.Option(
         "--target", "-t", help="Target tokenizer: a tiktoken encoding (o200k_base), an OpenAI "
         "model (gpt-4o), or a Hugging Face tokenizer id or directory.  [default: o200k_base]",
@@ -110,6 +113,10 @@ class Reading:
     no_cache: Annotated[bool, typer.Option(
         "--no-cache", help="Neither read nor write the draft-score cache.")] = False
     quiet: Annotated[bool, typer.Option("--quiet", help="No warnings or progress on stderr.")] = False
+    server: Annotated[Optional[str], typer.Option(
+        "--server", envvar="CROSSPREFILL_SERVER", help="Send the work to a `crossprefill serve` "
+        "at this URL (its drafts and targets; the key from CROSSPREFILL_API_KEY).",
+        show_default=False)] = None
 
 
 def reading_options(command):
@@ -163,12 +170,12 @@ def compress_command(
     """Compress INPUT to a target-token budget; the result goes to stdout."""
     env: Environment = ctx.obj or Environment.from_sys()
     with _reporting_errors(env):
-        analysed, result, product = _compressed(env, input_path, reading, keep_rate,
-                                                target_tokens)
-        _emit(env, _json(_report(result, analysed, product)) if json_report else product, output)
+        done = _compressed(env, input_path, reading, keep_rate, target_tokens)
+        _emit(env, _json(report(done.result, done.conversation, done.printed)) if json_report
+              else done.printed, output)
         if heatmap or (heatmap is None and env.stderr_isatty):
             from .render import show_report, stderr_console
-            show_report(stderr_console(env.stderr), result, analysed.text)
+            show_report(stderr_console(env.stderr), done.result, done.text)
 
 
 @app.command("inspect")
@@ -185,12 +192,11 @@ def inspect_command(
     """Show which parts of INPUT the draft finds salient, and what a budget keeps (stderr)."""
     env: Environment = ctx.obj or Environment.from_sys()
     with _reporting_errors(env):
-        analysed, result, product = _compressed(env, input_path, reading, keep_rate,
-                                                target_tokens)
+        done = _compressed(env, input_path, reading, keep_rate, target_tokens)
         from .render import show_report, stderr_console
-        show_report(stderr_console(env.stderr), result, analysed.text)
+        show_report(stderr_console(env.stderr), done.result, done.text)
         if json_report:
-            _emit(env, _json(_report(result, analysed, product)), None)
+            _emit(env, _json(report(done.result, done.conversation, done.printed)), None)
 
 
 @app.command("estimate")
@@ -223,14 +229,65 @@ def estimate_command(
             raise UsageError(f"--context-window must be positive, got {context_window}")
         if price_per_mtok is not None and price_per_mtok < 0:
             raise UsageError(f"--price-per-mtok must not be negative, got {price_per_mtok}")
-        with _analysed(env, input_path, reading) as analysed:
-            report = estimate(analysed.analysis, analysed.target, rates,
-                              context_window=context_window, price_per_mtok=price_per_mtok,
-                              must_keep=must_keep or [])
-        report["warnings"] = analysed.warnings
+        if reading.server:
+            from .client import request
+
+            extra = {"keep_rates": rates, "context_window": context_window,
+                     "price_per_mtok": price_per_mtok, "must_keep": must_keep or []}
+            report = request(reading.server, "/v1/estimate",
+                             _server_request(env, input_path, reading, extra)[2])
+            for warning in report["warnings"]:
+                _warner(env, reading)(warning)
+        else:
+            with _analysed(env, input_path, reading) as analysed:
+                report = estimate(analysed.analysis, analysed.target, rates,
+                                  context_window=context_window, price_per_mtok=price_per_mtok,
+                                  must_keep=must_keep or [])
+            report["warnings"] = analysed.warnings
         _emit(env, _json(report) if json_report
               else render_estimate(report, color=env.stdout_isatty, width=env.terminal_width),
               None)
+
+
+@app.command("serve")
+def serve_command(
+    *,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (anything but loopback "
+                                      "needs an API key).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8765,
+    draft: Annotated[Optional[list[str]], typer.Option(
+        "--draft", "-d", help="A draft to load and serve (repeatable; the first is the "
+        "default).  [default: builtin]", show_default=False)] = None,
+    target: Annotated[Optional[list[str]], typer.Option(
+        "--target", "-t", help="A target tokenizer to serve (repeatable; the first is the "
+        "default).  [default: o200k_base]", show_default=False)] = None,
+    profile: Annotated[str, typer.Option(
+        "--profile", "-p", help="Default profile (built-in ones stay available).")] = "text",
+    api_key: Annotated[Optional[str], typer.Option(
+        "--api-key", envvar="CROSSPREFILL_API_KEY", help="Require this key "
+        "(Authorization: Bearer KEY).", show_default=False)] = None,
+    max_queue: Annotated[int, typer.Option(
+        "--max-queue", help="Requests that may wait for a draft; more get 503.")] = 4,
+    max_bytes: Annotated[int, typer.Option(
+        "--max-bytes", help="Largest request body.")] = MAX_INPUT_BYTES,
+    allow_any_draft: Annotated[bool, typer.Option(
+        "--allow-any-draft", help="Let requests name drafts and targets the server was not "
+        "started with.")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
+    dtype: Annotated[str, typer.Option("--dtype", help="auto, float32, bfloat16 or float16.")] = "auto",
+) -> None:
+    """Serve compression over HTTP with the drafts loaded once (see README, serve)."""
+    env = Environment.from_sys()
+    with _reporting_errors(env):
+        try:
+            from .serve import ServerOptions, run
+        except ImportError as error:
+            raise UsageError(f"crossprefill serve needs {error.name}: pip install "
+                             "'crossprefill[serve]'") from None
+        run(ServerOptions(drafts=draft or [BUILTIN], targets=target or [], profile=profile,
+                          api_key=api_key, max_queue=max_queue, max_bytes=max_bytes,
+                          allow_any_draft=allow_any_draft, device=device, dtype=dtype),
+            host=host, port=port)
 
 
 def _parse_rates(value: str) -> list[float]:
@@ -257,32 +314,60 @@ class Analysed:
     conversation: messages.Conversation | None
 
 
+@dataclass
+class Compressed:
+    """A compression as the commands print it: the text the draft read (for messages,
+    their joined texts), the messages if any, the result and what stdout gets without
+    --json (the compressed text, or the messages' JSON)."""
+
+    text: str
+    conversation: messages.Conversation | None
+    result: Result
+    printed: str
+
+
 def _compressed(env: Environment, input_path: str | None, reading: Reading,
-                keep_rate: float | None, target_tokens: int | None
-                ) -> tuple[Analysed, Result, str]:
-    """The analysed input, its result, and what stdout gets without --json (the
-    compressed text, or the messages' JSON with their texts compressed)."""
+                keep_rate: float | None, target_tokens: int | None) -> Compressed:
     check_budget_options(keep_rate, target_tokens)
     budget = {"keep_rate": keep_rate, "target_tokens": target_tokens}
+    if reading.server:
+        return _compressed_by_server(env, input_path, reading, budget)
     with _analysed(env, input_path, reading, budget) as analysed:
         result = finish(analysed.analysis, keep_rate=keep_rate, target_tokens=target_tokens,
                         target=analysed.target, on_warning=_warner(env, reading))
         result.warnings[:0] = analysed.warnings
-        if analysed.conversation is None:
-            return analysed, result, result.text
-        restored = restore_messages(analysed.conversation, analysed.analysis, result)
-        compact = "\n" not in analysed.conversation.source.strip()
-        return analysed, result, (json.dumps(restored, ensure_ascii=False,
-                                             separators=(",", ":") if compact else None,
-                                             indent=None if compact else 2) + "\n")
+        return Compressed(analysed.text, analysed.conversation, result,
+                          product(result, analysed.analysis, analysed.conversation))
 
 
-def _report(result: Result, analysed: Analysed, product: str) -> dict:
-    """The JSON report; for messages, with the compressed messages as well."""
-    report = result.to_json()
-    if analysed.conversation is not None:
-        report["messages"] = json.loads(product)
-    return report
+def _server_request(env: Environment, input_path: str | None, reading: Reading,
+                    extra: dict) -> tuple[str, messages.Conversation | None, dict]:
+    """The input, its messages if any, and the request for a server."""
+    source_text = _read_input(env, input_path)
+    conversation = read_format(source_text, reading.format)
+    body = {"text": source_text, "format": reading.format, "query":
+            _query(reading.query, reading.query_file), "detect_query": reading.detect_query,
+            "no_cache": reading.no_cache, **extra}
+    for name in ("profile", "draft", "target", "chunk_size", "pool_kernel", "lookahead",
+                 "delimiter", "window"):
+        if getattr(reading, name) is not None:
+            body[name] = getattr(reading, name)
+    return source_text, conversation, body
+
+
+def _compressed_by_server(env: Environment, input_path: str | None, reading: Reading,
+                          budget: dict) -> Compressed:
+    from .client import request
+
+    source_text, conversation, body = _server_request(env, input_path, reading, budget)
+    answer = request(reading.server, "/v1/compress", body)
+    result = Result.from_json(answer)
+    for warning in result.warnings:
+        _warner(env, reading)(warning)
+    printed = (result.text if conversation is None
+               else messages.dumps_like(source_text, answer["messages"]))
+    return Compressed(source_text if conversation is None else conversation.text,
+                      conversation, result, printed)
 
 
 def _warner(env: Environment, reading: Reading):
@@ -296,16 +381,6 @@ def _json(report: dict) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
 
 
-def _conversation(text: str, input_format: str) -> messages.Conversation | None:
-    if input_format not in INPUT_FORMATS:
-        raise UsageError(f"unknown --format {input_format!r}; choose one of "
-                         f"{', '.join(INPUT_FORMATS)}")
-    if input_format == "messages" or (input_format == "auto"
-                                      and messages.looks_like_messages(text)):
-        return messages.parse(text)
-    return None
-
-
 @contextmanager
 def _analysed(env: Environment, input_path: str | None, reading: Reading,
               budget: dict | None = None) -> Iterator[Analysed]:
@@ -317,7 +392,7 @@ def _analysed(env: Environment, input_path: str | None, reading: Reading,
     target tokens of one compression) is checked against what must be kept."""
     with start_target(reading.target) as pending:
         source_text = _read_input(env, input_path)
-        conversation = _conversation(source_text, reading.format)
+        conversation = read_format(source_text, reading.format)
         text = source_text if conversation is None else conversation.text
         query = _query(reading.query, reading.query_file)
         warnings: list[str] = []
@@ -327,7 +402,7 @@ def _analysed(env: Environment, input_path: str | None, reading: Reading,
             warnings.append(message)
             say(message)
 
-        source = DraftSource(reading.draft, device=reading.device, dtype=reading.dtype)
+        source = DraftSource(reading.draft or BUILTIN, device=reading.device, dtype=reading.dtype)
         targets: list[TargetTokenizer] = []
 
         def target() -> TargetTokenizer:
@@ -343,7 +418,7 @@ def _analysed(env: Environment, input_path: str | None, reading: Reading,
 
         from .render import draft_progress, stderr_console
 
-        options = dict(profile=reading.profile, draft=source, query=query,
+        options = dict(profile=reading.profile or "text", draft=source, query=query,
                        detect_query=reading.detect_query, chunk_size=reading.chunk_size,
                        pool_kernel=reading.pool_kernel, lookahead=reading.lookahead,
                        delimiter=reading.delimiter, window=reading.window,

@@ -19,6 +19,10 @@ class UsageError(CrossprefillError):
     exit_code = 2
 
 
+class BudgetError(UsageError):
+    """The budget is smaller than what must be kept (or leaves nothing at all)."""
+
+
 class InputError(CrossprefillError):
     """The input text cannot be compressed (empty, binary, too long)."""
 

@@ -131,6 +131,13 @@ def parse(text: str) -> Conversation:
     return Conversation(text, data, joined, tuple(pieces))
 
 
+def dumps_like(source: str, data: Any) -> str:
+    """`data` as JSON in the style of `source`: one line if it was one line, else indented."""
+    if "\n" not in source.strip():
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+
 def looks_like_messages(text: str) -> bool:
     """For `--format auto`: JSON that parses as a message list."""
     if not text.lstrip().startswith(("[", "{")):

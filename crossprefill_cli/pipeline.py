@@ -25,7 +25,7 @@ import numpy as np
 from . import chunks, layout, messages, outline, selection
 from . import query as query_module
 from .cache import ScoreCache, TokenScores, cache_key
-from .errors import ModelLoadError, UsageError
+from .errors import BudgetError, ModelLoadError, UsageError
 from .loading import (BUILTIN, check_device_and_dtype, draft_defaults, draft_fingerprint,
                       draft_location, load_pretrained)
 from .profiles import AUTO, Profile, load_profile
@@ -177,6 +177,15 @@ class Result:
         report = asdict(self)
         report["achieved_rate"] = round(self.tokens_after / self.tokens_before, 4)
         return report
+
+    @classmethod
+    def from_json(cls, report: dict) -> "Result":
+        """The result a `to_json` report (a server's answer) describes."""
+        known = {name: value for name, value in report.items()
+                 if name in cls.__dataclass_fields__}
+        return cls(**{**known, "spans": [Span(**s) for s in report["spans"]],
+                      "chunks": [ChunkReport(**c) for c in report["chunks"]],
+                      "files": [FileSpan(**f) for f in report["files"]]})
 
 
 def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | None = None,
@@ -342,7 +351,7 @@ def _budget(text: str, counter: TargetTokenizer, settings: Profile, keep_rate: f
     rate = keep_rate if keep_rate is not None or target_tokens is not None else settings.keep_rate
     budget = target_tokens if target_tokens is not None else int(rate * tokens_before)
     if budget < 1:
-        raise UsageError(f"a keep rate of {rate} leaves no tokens of this "
+        raise BudgetError(f"a keep rate of {rate} leaves no tokens of this "
                          f"{tokens_before}-token input; raise --keep-rate")
     return tokens_before, rate, budget
 
@@ -386,11 +395,11 @@ class _Plan:
     def measure(self, kept: list[bool]) -> int:
         return self.counter.count(self.join(selection.merge_spans(self.bounds, kept)))
 
-    def too_small(self) -> UsageError:
+    def too_small(self) -> BudgetError:
         required = self.measure([c.required for c in self.candidates])
         what = "the first line, the tail" + (" and every file header"
                                              if self.structure.dump.files else "")
-        return UsageError(f"the budget of {self.budget} target tokens is smaller than what must "
+        return BudgetError(f"the budget of {self.budget} target tokens is smaller than what must "
                           f"be kept ({required} tokens: {what}); raise the budget or lower "
                           "keep_head_tokens/keep_tail_tokens in a profile")
 
@@ -417,6 +426,38 @@ def restore_messages(conversation: messages.Conversation, analysis: Analysis,
 
     return conversation.rebuilt(conversation.compressed([(s.start, s.end) for s in result.spans],
                                                         join))
+
+
+INPUT_FORMATS = ("text", "messages", "auto")
+
+
+def read_format(text: str, input_format: str) -> messages.Conversation | None:
+    """The conversation `text` holds under `input_format` (None: plain text)."""
+    if input_format not in INPUT_FORMATS:
+        raise UsageError(f"unknown --format {input_format!r}; choose one of "
+                         f"{', '.join(INPUT_FORMATS)}")
+    if input_format == "messages" or (input_format == "auto"
+                                      and messages.looks_like_messages(text)):
+        return messages.parse(text)
+    return None
+
+
+def product(result: Result, analysis: Analysis,
+            conversation: messages.Conversation | None) -> str:
+    """What a compression prints: the compressed text, or the messages' JSON (in the
+    input's style) with their texts compressed."""
+    if conversation is None:
+        return result.text
+    return messages.dumps_like(conversation.source,
+                               restore_messages(conversation, analysis, result))
+
+
+def report(result: Result, conversation: messages.Conversation | None, printed: str) -> dict:
+    """The JSON report; for messages, with the compressed messages as well."""
+    body = result.to_json()
+    if conversation is not None:
+        body["messages"] = json.loads(printed)
+    return body
 
 
 def compress_messages(data: "str | list | dict", *, keep_rate: float | None = None,

@@ -221,6 +221,8 @@ def _near_end(text: str, start: int, end: int) -> DetectedQuery | None:
     paragraphs = _paragraphs(text, window, end)
     if paragraphs:
         a, b = paragraphs[-1]
+        if b - a > MAX_QUERY_CHARS:  # no paragraph of its own: the last line may still be
+            a = text.rfind("\n", a, b) + 1 or a
         if b - a <= MAX_QUERY_CHARS and a > start and INSTRUCTION.match(text[a:b]):
             return _query(text, a, end, "end")
     return None

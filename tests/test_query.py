@@ -24,6 +24,7 @@ INFINITEBENCH_KV = ("Extract the value corresponding to the specified key in the
                     "below.\n\n" + HAYSTACK + "\n\nKey: \"9f1c-22ab\"\nThe value associated with "
                     "the specified key is: ")
 INSTRUCTION_AFTER = HAYSTACK + "\n\nSummarize the text above in two sentences."
+INSTRUCTION_LINE = HAYSTACK + "\nPlease list every colour the text names."
 LEADING = "Question: In which year did the bridge open?\n\n" + HAYSTACK + "\n"
 
 
@@ -37,6 +38,7 @@ LEADING = "Question: In which year did the bridge open?\n\n" + HAYSTACK + "\n"
     (LONGBENCH, "Who founded the harbour guild?\nAnswer:"),
     (INFINITEBENCH_KV, "Key: \"9f1c-22ab\"\nThe value associated with the specified key is:"),
     (INSTRUCTION_AFTER, "Summarize the text above in two sentences."),
+    (INSTRUCTION_LINE, "Please list every colour the text names."),
 ])
 def test_a_question_after_the_context_is_found_with_what_follows_it(text, expected):
     found = query.detect(text)

@@ -1,0 +1,393 @@
+"""`crossprefill serve`: the warm engine over HTTP, so repeated compression costs the
+work and not the start-up.
+
+The server loads its drafts and targets once (in the background: `/healthz` answers
+503 until they are ready) and serves
+
+    POST /v1/compress   the library's compression; the answer is the CLI's --json report
+    POST /v1/estimate   the `estimate` report for a list of keep rates
+    GET  /healthz       200 once the drafts are loaded
+    GET  /metrics       Prometheus text: requests by status, tokens, latency, queue length
+
+through the same library calls the command line makes (`pipeline.read_format`,
+`analyse`, `finish`, `product`, `report`), so a client prints byte for byte what local
+mode prints. Errors are `{"error": {"type", "message"}}`: 400 a malformed request, 401 a
+missing or wrong key, 404 a draft, target or profile the server was not started with,
+413 a body over `max_bytes`, 422 unusable input or a budget below what must be kept, 503
+busy (with Retry-After) or not ready, 500 (one line) when the model code itself fails;
+the server keeps serving.
+
+One draft runs one request at a time, in a worker thread; the others wait in a bounded
+queue (`max_queue`): a full queue answers 503 at once, and a client that disconnects
+while it waits is dropped. A request may name only what the server was started with
+(drafts, targets, built-in profiles and the started one), unless `allow_any_draft`.
+Binding anything but loopback needs an API key, compared in constant time and never
+logged. SIGTERM and SIGINT stop accepting, let running requests finish, and exit 0
+(uvicorn's own shutdown).
+
+Starlette, uvicorn and prometheus_client are imported by this module only, so the
+local command line never pays for them.
+"""
+
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import json
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import generate_latest
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .cache import ScoreCache
+from .errors import BudgetError, CrossprefillError, InputError, ModelLoadError, UsageError
+from .loading import BUILTIN, first_line
+from .pipeline import (DraftSource, analyse, analyse_messages, check_budget_options, finish,
+                       product, read_format, report, resolve_target)
+from .profiles import builtin_names, load_profile
+from .source import MAX_INPUT_BYTES, check_text
+from .target import DEFAULT_TARGET, TargetTokenizer
+
+RETRY_AFTER_SECONDS = 1
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+DISCONNECT_POLL_SECONDS = 0.1
+# request fields and the JSON types each may have (None: may be null)
+FIELDS: dict[str, tuple[type, ...]] = {
+    "text": (str,), "messages": (list, dict), "format": (str,), "query": (str, type(None)),
+    "detect_query": (bool,), "keep_rate": (int, float, type(None)),
+    "target_tokens": (int, type(None)), "profile": (str,), "draft": (str,), "target": (str,),
+    "chunk_size": (int, type(None)), "pool_kernel": (int, type(None)),
+    "lookahead": (int, type(None)), "delimiter": (str, type(None)),
+    "window": (int, type(None)), "no_cache": (bool,),
+    # /v1/estimate only
+    "keep_rates": (list,), "context_window": (int, type(None)),
+    "price_per_mtok": (int, float, type(None)), "must_keep": (list,),
+}
+ESTIMATE_FIELDS = {"keep_rates", "context_window", "price_per_mtok", "must_keep"}
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, kind: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.kind, self.headers = status, kind, headers or {}
+
+
+def error_response(error: HTTPError) -> JSONResponse:
+    return JSONResponse({"error": {"type": error.kind, "message": str(error)}},
+                        status_code=error.status, headers=error.headers)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class ServerOptions:
+    drafts: list[str] = field(default_factory=lambda: [BUILTIN])
+    targets: list[str] = field(default_factory=list)  # empty: the default target
+    profile: str = "text"
+    api_key: str | None = None
+    max_queue: int = 4
+    max_bytes: int = MAX_INPUT_BYTES
+    allow_any_draft: bool = False
+    device: str = "auto"
+    dtype: str = "auto"
+
+
+class Lane:
+    """One draft's turn-taking: a lock, and how many requests wait for it."""
+
+    def __init__(self):
+        self.lock = asyncio.Lock()
+        self.waiting = 0
+
+
+class Engine:
+    """The loaded drafts and targets, and the work one request asks for."""
+
+    def __init__(self, options: ServerOptions):
+        self.options = options
+        self.sources: dict[str, DraftSource] = {}
+        self.targets: dict[str, tuple[TargetTokenizer, list[str]]] = {}
+        self.lanes: dict[str, Lane] = {}
+        self.ready = threading.Event()
+        self.failure: str | None = None
+        self.cache = ScoreCache()
+        self.profile = load_profile(options.profile)  # the one named at start, maybe a file
+        self.profiles = set(builtin_names()) | {self.profile.name}
+
+    def load(self) -> None:
+        """Load every draft and target (run in a thread at start-up)."""
+        try:
+            for name in self.options.drafts:
+                self._load_draft(name)
+            default = self.sources[self.options.drafts[0]]
+            for name in self.options.targets or [None]:
+                self._load_target(name, default)
+            self.ready.set()
+        except CrossprefillError as error:
+            self.failure = str(error)
+
+    def _load_draft(self, name: str) -> DraftSource:
+        source = DraftSource(name, device=self.options.device, dtype=self.options.dtype)
+        source.load()
+        self.sources[name] = source
+        return source
+
+    def _load_target(self, name: str | None, source: DraftSource) -> None:
+        warnings: list[str] = []
+        counter = resolve_target(name, source, warnings.append)
+        self.targets[name or DEFAULT_TARGET] = (counter, warnings)
+
+    def lane(self, draft: str) -> Lane:
+        return self.lanes.setdefault(draft, Lane())
+
+    def resolve(self, body: dict) -> tuple[DraftSource, TargetTokenizer, list[str]]:
+        draft = body.get("draft", self.options.drafts[0])
+        target = body.get("target", (self.options.targets or [DEFAULT_TARGET])[0])
+        if draft not in self.sources:
+            if not self.options.allow_any_draft:
+                raise HTTPError(404, "not_found", f"this server has no draft {draft!r}; it "
+                                f"serves {', '.join(self.options.drafts)}")
+            self._load_draft(draft)
+        if target not in self.targets:
+            if not self.options.allow_any_draft:
+                raise HTTPError(404, "not_found", f"this server has no target {target!r}; it "
+                                f"serves {', '.join(self.targets)}")
+            self._load_target(target, self.sources[draft])
+        profile = body.get("profile", self.profile.name)
+        if profile not in self.profiles:
+            raise HTTPError(404, "not_found", f"this server has no profile {profile!r}; it "
+                            f"serves {', '.join(sorted(self.profiles))}")
+        counter, warnings = self.targets[target]
+        return self.sources[draft], counter, warnings
+
+    def run(self, body: dict, estimate_rates: list[float] | None) -> dict:
+        """The report one request asks for (runs in the draft's worker thread)."""
+        source, counter, target_warnings = self.resolve(body)
+        text = body.get("text")
+        if text is None:
+            text = json.dumps(body["messages"], ensure_ascii=False)
+            input_format = "messages"
+        else:
+            input_format = body.get("format", "text")
+        check_text(text)
+        conversation = read_format(text, input_format)
+        profile = body.get("profile", self.profile.name)
+        options = dict(profile=self.profile if profile == self.profile.name else profile,
+                       draft=source, query=body.get("query"),
+                       detect_query=body.get("detect_query", True),
+                       chunk_size=body.get("chunk_size"), pool_kernel=body.get("pool_kernel"),
+                       lookahead=body.get("lookahead"), delimiter=body.get("delimiter"),
+                       window=body.get("window"),
+                       cache=None if body.get("no_cache") else self.cache)
+        analysis = (analyse(text, **options) if conversation is None
+                    else analyse_messages(conversation, **options))
+        if estimate_rates is not None:
+            from .estimate import estimate
+
+            for rate in estimate_rates:
+                check_budget_options(rate, None)
+            answer = estimate(analysis, counter, estimate_rates,
+                              context_window=body.get("context_window"),
+                              price_per_mtok=body.get("price_per_mtok"),
+                              must_keep=body.get("must_keep", []))
+            answer["warnings"] = list(target_warnings)
+            return answer
+        result = finish(analysis, keep_rate=body.get("keep_rate"),
+                        target_tokens=body.get("target_tokens"), target=counter)
+        result.warnings[:0] = target_warnings
+        return report(result, conversation, product(result, analysis, conversation))
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("crossprefill_requests", "Requests by path and status",
+                                ["path", "status"], registry=self.registry)
+        self.tokens_before = Counter("crossprefill_tokens_before", "Target tokens received",
+                                     registry=self.registry)
+        self.tokens_after = Counter("crossprefill_tokens_after", "Target tokens returned",
+                                    registry=self.registry)
+        self.latency = Histogram("crossprefill_request_seconds", "Time to answer a request",
+                                 ["path"], registry=self.registry)
+        self.queue = Gauge("crossprefill_queue_length", "Requests waiting for a draft",
+                           registry=self.registry)
+
+
+def create_app(options: ServerOptions) -> Starlette:
+    engine = Engine(options)
+    metrics = Metrics()
+
+    def authorised(request: Request) -> bool:
+        if options.api_key is None:
+            return True
+        given = request.headers.get("authorization", "")
+        token = given[7:] if given.lower().startswith("bearer ") else ""
+        return hmac.compare_digest(token.encode(), options.api_key.encode())
+
+    async def body_of(request: Request) -> dict:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > options.max_bytes:
+            raise HTTPError(413, "too_large", f"the request body is over the limit of "
+                            f"{options.max_bytes:,} bytes")
+        data = bytearray()
+        async for piece in request.stream():
+            data += piece
+            if len(data) > options.max_bytes:
+                raise HTTPError(413, "too_large", f"the request body is over the limit of "
+                                f"{options.max_bytes:,} bytes")
+        try:
+            body = json.loads(data)
+        except (ValueError, RecursionError):
+            raise HTTPError(400, "bad_request", "the request body is not JSON") from None
+        return validated(body, estimate=request.url.path.endswith("/estimate"))
+
+    async def take_turn(request: Request, lane: Lane) -> bool:
+        """Wait for the draft's lock; False when the client went away meanwhile."""
+        if lane.lock.locked() and lane.waiting >= options.max_queue:
+            raise HTTPError(503, "busy", "the server is busy; try again shortly",
+                            {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        lane.waiting += 1
+        metrics.queue.inc()
+        acquiring = asyncio.ensure_future(lane.lock.acquire())
+        try:
+            while True:
+                done, _ = await asyncio.wait({acquiring}, timeout=DISCONNECT_POLL_SECONDS)
+                if done:
+                    return True
+                if await request.is_disconnected():
+                    acquiring.cancel()
+                    await asyncio.gather(acquiring, return_exceptions=True)
+                    if acquiring.done() and not acquiring.cancelled():
+                        lane.lock.release()
+                    return False
+        finally:
+            lane.waiting -= 1
+            metrics.queue.dec()
+
+    async def work(request: Request) -> Response:
+        started = time.perf_counter()
+        path = request.url.path
+        try:
+            if not authorised(request):
+                raise HTTPError(401, "unauthorized", "a valid API key is needed "
+                                "(Authorization: Bearer KEY)")
+            if not engine.ready.is_set():
+                raise HTTPError(503, "not_ready", engine.failure or "the drafts are loading",
+                                {"Retry-After": str(RETRY_AFTER_SECONDS)})
+            body = await body_of(request)
+            rates = body.get("keep_rates") if path.endswith("/estimate") else None
+            lane = engine.lane(body.get("draft", options.drafts[0]))
+            if not await take_turn(request, lane):
+                metrics.requests.labels(path, "499").inc()
+                return Response(status_code=499)
+            try:
+                answer = await asyncio.to_thread(engine.run, body, rates)
+            finally:
+                lane.lock.release()
+            if rates is None:
+                metrics.tokens_before.inc(answer["tokens_before"])
+                metrics.tokens_after.inc(answer["tokens_after"])
+            response: Response = JSONResponse(answer)
+        except HTTPError as error:
+            response = error_response(error)
+        except ClientDisconnect:
+            response = Response(status_code=499)
+        except CrossprefillError as error:
+            response = error_response(_http_error(error))
+        except Exception as error:  # the model code failed: say so, keep serving
+            response = error_response(HTTPError(500, "internal", first_line(error)))
+        metrics.requests.labels(path, str(response.status_code)).inc()
+        metrics.latency.labels(path).observe(time.perf_counter() - started)
+        return response
+
+    async def healthz(request: Request) -> Response:
+        if engine.ready.is_set():
+            return JSONResponse({"status": "ready", "drafts": options.drafts,
+                                 "targets": list(engine.targets)})
+        return JSONResponse({"status": "failed" if engine.failure else "loading",
+                             "error": engine.failure}, status_code=503)
+
+    async def metrics_text(request: Request) -> Response:
+        if not authorised(request):
+            return error_response(HTTPError(401, "unauthorized", "a valid API key is needed"))
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        threading.Thread(target=engine.load, daemon=True).start()
+        yield
+
+    app = Starlette(routes=[Route("/v1/compress", work, methods=["POST"]),
+                            Route("/v1/estimate", work, methods=["POST"]),
+                            Route("/healthz", healthz), Route("/metrics", metrics_text)],
+                    lifespan=lifespan)
+    app.state.engine = engine
+    return app
+
+
+def _http_error(error: CrossprefillError) -> HTTPError:
+    if isinstance(error, (BudgetError, InputError)):
+        return HTTPError(422, "budget" if isinstance(error, BudgetError) else "input", str(error))
+    if isinstance(error, ModelLoadError):
+        return HTTPError(404, "model", str(error))
+    if isinstance(error, UsageError):
+        return HTTPError(400, "usage", str(error))
+    return HTTPError(400, "error", str(error))
+
+
+def validated(body: Any, *, estimate: bool) -> dict:
+    """The request body, checked: an object of known fields of the right JSON types."""
+    if not isinstance(body, dict):
+        raise HTTPError(400, "bad_request", "the request body must be a JSON object")
+    allowed = set(FIELDS) if estimate else set(FIELDS) - ESTIMATE_FIELDS
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise HTTPError(400, "bad_request", f"unknown field(s): {', '.join(unknown)}")
+    for name, value in body.items():
+        kinds = FIELDS[name]
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise HTTPError(400, "bad_request", f"field {name!r} has the wrong type")
+    if ("text" in body) == ("messages" in body):
+        raise HTTPError(400, "bad_request", "give exactly one of 'text' and 'messages'")
+    if estimate and not all(isinstance(r, (int, float)) and not isinstance(r, bool)
+                            for r in body.get("keep_rates", [])):
+        raise HTTPError(400, "bad_request", "'keep_rates' must be a list of numbers")
+    if estimate and "keep_rates" not in body:
+        raise HTTPError(400, "bad_request", "'keep_rates' is required")
+    if not all(isinstance(s, str) for s in body.get("must_keep", [])):
+        raise HTTPError(400, "bad_request", "'must_keep' must be a list of strings")
+    return body
+
+
+def run(options: ServerOptions, *, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT (raise `UsageError` for an unsafe bind)."""
+    import uvicorn
+
+    if not is_loopback(host) and not options.api_key:
+        raise UsageError(f"binding {host} (not loopback) needs --api-key or CROSSPREFILL_API_KEY")
+    if options.max_queue < 0 or options.max_bytes < 1:
+        raise UsageError("--max-queue must be 0 or more and --max-bytes positive")
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for
+    # the handler it found: a handler that ignores it lets the process exit 0
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in STOP_SIGNALS}
+    try:
+        uvicorn.run(create_app(options), host=host, port=port, log_level="warning",
+                    access_log=False, timeout_graceful_shutdown=60)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,216 @@
+"""`crossprefill serve` for real: a server process on a free loopback port, real HTTP.
+
+Each server starts inside the test module and is stopped (SIGTERM) at its end. The
+client side is the real command line with `--server`, compared byte for byte with
+local mode.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+
+import pytest
+from typer.testing import CliRunner
+
+from crossprefill_cli.cli import app
+
+from conftest import long_text
+
+TEXT = long_text(60)
+SLOW_TEXT = long_text(1200)  # several seconds for the tiny draft
+START_SECONDS = 120
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def server(*args: str, env: dict | None = None):
+    """A running `crossprefill serve` on loopback; yields its URL, stops it after."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "crossprefill_cli", "serve", "--port",
+                                str(port), *args], env={**os.environ, **(env or {})},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read().decode()
+            try:
+                if status(url + "/healthz") == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the server did not become ready")
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+
+
+def call(url: str, body, headers: dict | None = None) -> tuple[int, dict, object]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json",
+                                                              **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return answer.status, json.loads(answer.read()), answer.headers
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read()), error.headers
+
+
+def status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.fixture(scope="module")
+def served(llama_dir, target_dir):
+    with server("-d", str(llama_dir), "-t", str(target_dir), "--max-queue", "0",
+                "--max-bytes", "400000") as running:
+        yield running[0]
+
+
+def client(url: str, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "crossprefill_cli", *args, "--server", url],
+                          input=stdin, capture_output=True, timeout=120)
+
+
+@pytest.mark.parametrize("args", [["compress", "-r", "0.3"], ["compress", "-n", "300", "--json"],
+                                  ["compress", "-q", "falcon?", "-r", "0.2"],
+                                  ["estimate", "--must-keep", "Entry 4"], ["inspect", "--json"]])
+def test_the_client_prints_what_local_mode_prints(served, llama_dir, target_dir, tmp_path, args):
+    path = tmp_path / "notes.md"
+    path.write_text(TEXT)
+    common = [str(path), "--no-cache", "-d", str(llama_dir), "-t", str(target_dir)]
+    local = CliRunner().invoke(app, [*args, *common])
+    remote = client(served, *args, *common)
+    assert remote.returncode == local.exit_code == 0, remote.stderr
+    assert remote.stdout.decode() == local.stdout
+
+
+def test_errors_keep_their_exit_status_and_message(served, llama_dir, target_dir):
+    done = client(served, "compress", "-n", "2", "--no-cache", stdin=TEXT.encode())
+    assert done.returncode == 2 and done.stdout == b""
+    assert done.stderr.decode().startswith("crossprefill: error: the budget of 2 target tokens")
+    nowhere = client(f"http://127.0.0.1:{free_port()}", "compress", stdin=b"text")
+    assert nowhere.returncode == 1
+    assert nowhere.stderr.decode().startswith("crossprefill: error: cannot reach the server")
+
+
+def test_the_client_never_imports_torch(served):
+    probe = ("import sys; from crossprefill_cli.cli import main\n"
+             f"sys.argv = ['crossprefill', 'compress', '--server', {served!r}]\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print('torch' in sys.modules, 'transformers' in sys.modules, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe], input=TEXT.encode(),
+                          capture_output=True, timeout=120)
+    assert done.stdout and done.stderr.decode().splitlines()[-1] == "False False"
+
+
+@pytest.mark.parametrize("body, code, kind", [
+    (b"{not json", 400, "bad_request"),
+    ({"text": "x", "colour": "red"}, 400, "bad_request"),
+    ({"text": 3}, 400, "bad_request"),
+    ({"text": "x", "keep_rate": 1.5}, 400, "usage"),
+    ({"text": "x", "draft": "nobody/else"}, 404, "not_found"),
+    ({"text": "x", "profile": "/etc/passwd"}, 404, "not_found"),
+    ({"text": "x" * 500_000}, 413, "too_large"),
+    ({"text": "   "}, 422, "input"),
+    ({"text": TEXT, "target_tokens": 2}, 422, "budget"),
+])
+def test_status_codes(served, body, code, kind):
+    answer, payload, _ = call(served + "/v1/compress", body)
+    assert (answer, payload["error"]["type"]) == (code, kind)
+    assert "\n" not in payload["error"]["message"]
+
+
+def test_a_full_queue_answers_503_at_once_and_metrics_count_it(served):
+    slow = threading.Thread(target=call, args=(served + "/v1/compress",
+                                               {"text": SLOW_TEXT, "no_cache": True}))
+    slow.start()
+    time.sleep(1.5)
+    started = time.monotonic()
+    answer, payload, headers = call(served + "/v1/compress", {"text": TEXT})
+    assert (answer, payload["error"]["type"]) == (503, "busy")
+    assert headers.get("Retry-After") == "1" and time.monotonic() - started < 1
+    slow.join(timeout=120)
+    with urllib.request.urlopen(served + "/metrics", timeout=5) as metrics:
+        text = metrics.read().decode()
+    assert 'crossprefill_requests_total{path="/v1/compress",status="503"}' in text
+    assert "crossprefill_queue_length 0.0" in text
+
+
+def test_sigterm_finishes_the_request_in_flight_and_exits_0(llama_dir, target_dir):
+    with server("-d", str(llama_dir), "-t", str(target_dir)) as (url, process):
+        answers = []
+        slow = threading.Thread(target=lambda: answers.append(call(
+            url + "/v1/compress", {"text": SLOW_TEXT, "no_cache": True})))
+        slow.start()
+        time.sleep(1.5)
+        process.send_signal(signal.SIGTERM)
+        slow.join(timeout=120)
+        assert process.wait(timeout=60) == 0
+        assert answers[0][0] == 200 and answers[0][1]["tokens_after"] <= answers[0][1]["budget"]
+
+
+def test_a_key_is_required_when_given_and_for_other_addresses(llama_dir, target_dir):
+    with server("-d", str(llama_dir), "-t", str(target_dir),
+                env={"CROSSPREFILL_API_KEY": "s3cret"}) as (url, _):
+        assert call(url + "/v1/compress", {"text": TEXT})[0] == 401
+        assert call(url + "/v1/compress", {"text": TEXT},
+                    {"Authorization": "Bearer wrong"})[0] == 401
+        assert call(url + "/v1/compress", {"text": TEXT},
+                    {"Authorization": "Bearer s3cret"})[0] == 200
+        keyed = subprocess.run([sys.executable, "-m", "crossprefill_cli", "compress", "--server",
+                                url], input=TEXT.encode(), capture_output=True, timeout=120,
+                               env={**os.environ, "CROSSPREFILL_API_KEY": "s3cret"})
+        assert keyed.returncode == 0 and keyed.stdout
+    refused = subprocess.run([sys.executable, "-m", "crossprefill_cli", "serve", "--host",
+                              "0.0.0.0", "--port", str(free_port())], capture_output=True,
+                             timeout=120, env={k: v for k, v in os.environ.items()
+                                               if k != "CROSSPREFILL_API_KEY"})
+    assert refused.returncode == 2
+    assert refused.stderr.decode() == ("crossprefill: error: binding 0.0.0.0 (not loopback) "
+                                       "needs --api-key or CROSSPREFILL_API_KEY\n")
+
+
+def test_a_crash_in_the_model_code_is_one_line_500_and_the_server_keeps_serving(
+        llama_dir, target_dir, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from crossprefill_cli.serve import ServerOptions, create_app
+
+    app_under_test = create_app(ServerOptions(drafts=[str(llama_dir)], targets=[str(target_dir)]))
+    engine = app_under_test.state.engine
+    with TestClient(app_under_test) as http:
+        assert engine.ready.wait(timeout=START_SECONDS)
+        working = engine.run
+
+        def crash(body, rates):
+            raise RuntimeError("CUDA error: device-side assert triggered\nmore detail")
+
+        monkeypatch.setattr(engine, "run", crash)
+        crashed = http.post("/v1/compress", json={"text": TEXT})
+        assert crashed.status_code == 500
+        assert crashed.json()["error"] == {"type": "internal", "message": (
+            "CUDA error: device-side assert triggered more detail")}
+        monkeypatch.setattr(engine, "run", working)
+        assert http.post("/v1/compress", json={"text": TEXT}).status_code == 200
