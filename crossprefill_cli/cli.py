@@ -25,21 +25,19 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Iterator, Optional
 
 import typer
 
-from .cache import ScoreCache
-from .loading import BUILTIN
+from . import messages
 from .environment import Environment, write_atomically
 from .errors import CrossprefillError, InputError, UsageError
-from . import messages
-from .pipeline import (Analysis, DraftSource, Result, analyse, analyse_messages,
-                       check_budget_fits, check_budget_options, finish, product, read_format,
-                       report, resolve_target)
+from .results import Result, check_budget_options, read_format, report
 from .source import MAX_INPUT_BYTES, decode_input
-from .target import TargetTokenizer
-from .target_process import start_target
+
+if TYPE_CHECKING:
+    from .pipeline import Analysis
+    from .target import TargetTokenizer
 
 app = typer.Typer(
     name="crossprefill",
@@ -284,7 +282,7 @@ def serve_command(
         except ImportError as error:
             raise UsageError(f"crossprefill serve needs {error.name}: pip install "
                              "'crossprefill[serve]'") from None
-        run(ServerOptions(drafts=draft or [BUILTIN], targets=target or [], profile=profile,
+        run(ServerOptions(drafts=draft or ["builtin"], targets=target or [], profile=profile,
                           api_key=api_key, max_queue=max_queue, max_bytes=max_bytes,
                           allow_any_draft=allow_any_draft, device=device, dtype=dtype),
             host=host, port=port)
@@ -308,8 +306,8 @@ class Analysed:
     texts), its analysis, the target, the warnings so far, and the messages if any."""
 
     text: str
-    analysis: Analysis
-    target: TargetTokenizer
+    analysis: "Analysis"
+    target: "TargetTokenizer"
     warnings: list[str]
     conversation: messages.Conversation | None
 
@@ -333,6 +331,8 @@ def _compressed(env: Environment, input_path: str | None, reading: Reading,
     if reading.server:
         return _compressed_by_server(env, input_path, reading, budget)
     with _analysed(env, input_path, reading, budget) as analysed:
+        from .pipeline import finish, product
+
         result = finish(analysed.analysis, keep_rate=keep_rate, target_tokens=target_tokens,
                         target=analysed.target, on_warning=_warner(env, reading))
         result.warnings[:0] = analysed.warnings
@@ -390,6 +390,14 @@ def _analysed(env: Environment, input_path: str | None, reading: Reading,
     What can fail without the draft's scores fails before the draft reads the text:
     the target is waited for once the draft is loaded, and `budget` (the keep rate and
     target tokens of one compression) is checked against what must be kept."""
+    # here, not at the top: the --server client never needs the pipeline (numpy), the
+    # cache or the target tokenizer, and its start-up is all it costs
+    from .cache import ScoreCache
+    from .loading import BUILTIN
+    from .pipeline import (DraftSource, analyse, analyse_messages, check_budget_fits,
+                           resolve_target)
+    from .target_process import start_target
+
     with start_target(reading.target) as pending:
         source_text = _read_input(env, input_path)
         conversation = read_format(source_text, reading.format)
@@ -403,9 +411,9 @@ def _analysed(env: Environment, input_path: str | None, reading: Reading,
             say(message)
 
         source = DraftSource(reading.draft or BUILTIN, device=reading.device, dtype=reading.dtype)
-        targets: list[TargetTokenizer] = []
+        targets: list["TargetTokenizer"] = []
 
-        def target() -> TargetTokenizer:
+        def target() -> "TargetTokenizer":
             if not targets:
                 targets.append(resolve_target(pending, source, warn))
             return targets[0]

@@ -17,7 +17,7 @@ imports torch and transformers) is imported only then: a cache hit stays cheap.
 """
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -26,6 +26,7 @@ from . import chunks, layout, messages, outline, selection
 from . import query as query_module
 from .cache import ScoreCache, TokenScores, cache_key
 from .errors import BudgetError, ModelLoadError, UsageError
+from .results import ChunkReport, FileSpan, Result, Span, check_budget_options
 from .loading import (BUILTIN, check_device_and_dtype, draft_defaults, draft_fingerprint,
                       draft_location, load_pretrained)
 from .profiles import AUTO, Profile, load_profile
@@ -104,32 +105,6 @@ class DraftSource:
                                what=f"draft {self.name}", trust_remote_code=False)
 
 
-@dataclass(frozen=True)
-class Span:
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class FileSpan:
-    """A file of a repository dump: its header to its footer, and its language."""
-
-    path: str
-    start: int
-    end: int
-    language: str | None
-
-
-@dataclass(frozen=True)
-class ChunkReport:
-    start: int
-    end: int
-    score: float
-    kept: bool
-    required: bool
-    favoured: bool = False  # in a definition the query names (favour_named_definitions)
-
-
 @dataclass
 class Analysis:
     """The draft's reading of one input: everything a budget choice needs."""
@@ -150,42 +125,6 @@ class Analysis:
         part = self.structure.part_at(position)
         return (self.settings.delimiter_for(part.language) if part.code
                 else self.settings.prose_gap_delimiter)
-
-
-@dataclass
-class Result:
-    text: str
-    tokens_before: int
-    tokens_after: int
-    budget: int
-    keep_rate: float | None
-    target: str
-    draft: str
-    profile: str
-    draft_tokens: int
-    windows: int
-    lookahead: int  # lookahead queries the draft scored with
-    query: str | None  # the query that steered scoring
-    query_source: str  # "given" (--query), "detected" (found in the text) or "none"
-    spans: list[Span]
-    chunks: list[ChunkReport]
-    scores_cached: bool = False
-    warnings: list[str] = field(default_factory=list)
-    files: list[FileSpan] = field(default_factory=list)
-
-    def to_json(self) -> dict:
-        report = asdict(self)
-        report["achieved_rate"] = round(self.tokens_after / self.tokens_before, 4)
-        return report
-
-    @classmethod
-    def from_json(cls, report: dict) -> "Result":
-        """The result a `to_json` report (a server's answer) describes."""
-        known = {name: value for name, value in report.items()
-                 if name in cls.__dataclass_fields__}
-        return cls(**{**known, "spans": [Span(**s) for s in report["spans"]],
-                      "chunks": [ChunkReport(**c) for c in report["chunks"]],
-                      "files": [FileSpan(**f) for f in report["files"]]})
 
 
 def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | None = None,
@@ -428,20 +367,6 @@ def restore_messages(conversation: messages.Conversation, analysis: Analysis,
                                                         join))
 
 
-INPUT_FORMATS = ("text", "messages", "auto")
-
-
-def read_format(text: str, input_format: str) -> messages.Conversation | None:
-    """The conversation `text` holds under `input_format` (None: plain text)."""
-    if input_format not in INPUT_FORMATS:
-        raise UsageError(f"unknown --format {input_format!r}; choose one of "
-                         f"{', '.join(INPUT_FORMATS)}")
-    if input_format == "messages" or (input_format == "auto"
-                                      and messages.looks_like_messages(text)):
-        return messages.parse(text)
-    return None
-
-
 def product(result: Result, analysis: Analysis,
             conversation: messages.Conversation | None) -> str:
     """What a compression prints: the compressed text, or the messages' JSON (in the
@@ -450,14 +375,6 @@ def product(result: Result, analysis: Analysis,
         return result.text
     return messages.dumps_like(conversation.source,
                                restore_messages(conversation, analysis, result))
-
-
-def report(result: Result, conversation: messages.Conversation | None, printed: str) -> dict:
-    """The JSON report; for messages, with the compressed messages as well."""
-    body = result.to_json()
-    if conversation is not None:
-        body["messages"] = json.loads(printed)
-    return body
 
 
 def compress_messages(data: "str | list | dict", *, keep_rate: float | None = None,
@@ -470,13 +387,6 @@ def compress_messages(data: "str | list | dict", *, keep_rate: float | None = No
     analysis = analyse_messages(conversation, query=query, detect_query=detect_query, **options)
     result = finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens, target=target)
     return restore_messages(conversation, analysis, result), result
-
-
-def check_budget_options(keep_rate: float | None, target_tokens: int | None) -> None:
-    if keep_rate is not None and not 0 < keep_rate <= 1:
-        raise UsageError(f"keep rate must be in (0, 1], got {keep_rate}")
-    if target_tokens is not None and target_tokens < 1:
-        raise UsageError(f"--target-tokens must be a positive number, got {target_tokens}")
 
 
 def _warner(warnings: list[str], on_warning: Callable[[str], None] | None) -> Callable[[str], None]:

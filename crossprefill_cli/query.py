@@ -24,8 +24,8 @@ question starts at that line (at its last sentence, for a long line). Else it is
 closing instruction: a short last paragraph that starts with an imperative such as
 "Answer", "Summarize", "Find", or "Based on". From there to the end of the text is the
 question (answer prefixes and options after a question belong to it), up to
-`MAX_QUERY_CHARS`. When nothing near the end asks, the first asking line near the start
-counts (templates that ask before the context). Nothing found: None, and the text is
+`MAX_QUERY_CHARS`. When no line near the end asks, the first asking line near the start
+(templates that ask before the context) comes before a closing instruction. Nothing found: None, and the text is
 compressed as if no query had been given.
 """
 
@@ -163,7 +163,8 @@ def detect(text: str) -> DetectedQuery | None:
     chat = transcript(text)
     if chat is not None:
         return _from_chat(text, chat)
-    return _near_end(text, 0, len(text)) or _near_start(text)
+    return (_asked_near_end(text, 0, len(text)) or _near_start(text)
+            or _instructed_at_end(text, 0, len(text)))
 
 
 def _from_chat(text: str, chat: Transcript) -> DetectedQuery | None:
@@ -211,14 +212,27 @@ def _lines(text: str, start: int, end: int) -> list[tuple[int, str]]:
 
 
 def _near_end(text: str, start: int, end: int) -> DetectedQuery | None:
+    return _asked_near_end(text, start, end) or _instructed_at_end(text, start, end)
+
+
+def _end_window(text: str, start: int, end: int) -> int:
     window = max(start, end - NEAR_END_CHARS)
     if window > start:  # from a line start
         window = text.find("\n", window, end) + 1 or window
+    return window
+
+
+def _asked_near_end(text: str, start: int, end: int) -> DetectedQuery | None:
+    window = _end_window(text, start, end)
     for offset, line in reversed(_lines(text, window, end)):
         asking = _asking_start(line)
         if asking is not None:
             return _query(text, offset + asking, end, "end")
-    paragraphs = _paragraphs(text, window, end)
+    return None
+
+
+def _instructed_at_end(text: str, start: int, end: int) -> DetectedQuery | None:
+    paragraphs = _paragraphs(text, _end_window(text, start, end), end)
     if paragraphs:
         a, b = paragraphs[-1]
         if b - a > MAX_QUERY_CHARS:  # no paragraph of its own: the last line may still be

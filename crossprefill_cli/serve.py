@@ -50,9 +50,9 @@ from starlette.routing import Route
 from .cache import ScoreCache
 from .errors import BudgetError, CrossprefillError, InputError, ModelLoadError, UsageError
 from .loading import BUILTIN, first_line
-from .pipeline import (DraftSource, analyse, analyse_messages, check_budget_options, finish,
-                       product, read_format, report, resolve_target)
+from .pipeline import DraftSource, analyse, analyse_messages, finish, product, resolve_target
 from .profiles import builtin_names, load_profile
+from .results import check_budget_options, read_format, report
 from .source import MAX_INPUT_BYTES, check_text
 from .target import DEFAULT_TARGET, TargetTokenizer
 
