@@ -214,3 +214,24 @@ def test_a_crash_in_the_model_code_is_one_line_500_and_the_server_keeps_serving(
             "CUDA error: device-side assert triggered more detail")}
         monkeypatch.setattr(engine, "run", working)
         assert http.post("/v1/compress", json={"text": TEXT}).status_code == 200
+
+
+def test_a_client_that_leaves_the_queue_is_dropped_from_it(llama_dir, target_dir):
+    with server("-d", str(llama_dir), "-t", str(target_dir), "--max-queue", "1") as (url, _):
+        slow = threading.Thread(target=call, args=(url + "/v1/compress",
+                                                   {"text": SLOW_TEXT, "no_cache": True}))
+        slow.start()
+        time.sleep(1.5)
+        body = json.dumps({"text": TEXT}).encode()
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as leaving:  # queued, then gone
+            leaving.sendall(b"POST /v1/compress HTTP/1.1\r\nHost: test\r\nContent-Type: "
+                            b"application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            time.sleep(0.5)
+        time.sleep(0.5)
+        assert call(url + "/v1/compress", {"text": TEXT})[0] == 200  # waited its turn: no 503
+        slow.join(timeout=120)
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as metrics:
+            text = metrics.read().decode()
+        assert 'crossprefill_requests_total{path="/v1/compress",status="499"} 1.0' in text
+        assert 'status="503"' not in text
