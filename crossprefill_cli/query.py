@@ -11,7 +11,8 @@ Chat transcripts (`transcript`) are read in the layouts chat templates write: Ch
 (`<|im_start|>user`...`<|im_end|>`), Llama 3 (`<|start_header_id|>user<|end_header_id|>`
 ...`<|eot_id|>`), Gemma (`<start_of_turn>user`...`<end_of_turn>`), Mistral (`[INST]`
 ...`[/INST]`, the answer after it), DeepSeek (`<｜User｜>`, `<｜Assistant｜>`) and plain
-`User:` / `Assistant:` / `Human:` lines (at least one user and one other turn). A turn
+`User:` / `Assistant:` / `Human:` lines (at least one user and one other turn, the
+first of them near the start, markers not in quotes). A turn
 is its header (the role marker), its content and its footer (the end-of-turn marker);
 the query is the last user turn with any text, or the question at the end of it when
 the turn is long (a document pasted with a question below it).
@@ -39,6 +40,10 @@ MAX_QUERY_CHARS = 1000
 ANSWER_PREFIX_CHARS = 200
 # A last user turn longer than this is a document with a question, not a question.
 LONG_TURN_CHARS = 2000
+# A transcript's first turn starts within this (a system prompt may come before it).
+PREAMBLE_CHARS = 2000
+PREAMBLE_SHARE = 0.25
+QUOTES = "`'\""  # a marker right after one is quoted, not a turn
 
 LABEL = re.compile(r"(?i)^\s*(?:question|q|query|task|instructions?|key)\s*:")
 STRIPPED_LABEL = re.compile(r"(?i)^\s*(?:question|q|query)\s*:\s*")
@@ -123,17 +128,21 @@ class Transcript:
 
 
 def transcript(text: str) -> Transcript | None:
-    """The turns of `text` when it is a chat transcript (a user turn and another one)."""
+    """The turns of `text` when it is a chat transcript: a user turn and another one,
+    the first of them near the start (text that merely mentions chat markers, such as
+    documentation, has them deep inside or quoted)."""
     for chat_format in CHAT_FORMATS:
         turns = _turns(text, chat_format)
         kinds = {turn.kind for turn in turns}
-        if "user" in kinds and len(turns) >= 2:
+        if "user" in kinds and len(turns) >= 2 and turns[0].start <= max(
+                PREAMBLE_CHARS, PREAMBLE_SHARE * len(text)):
             return Transcript(chat_format.name, turns)
     return None
 
 
 def _turns(text: str, chat_format: ChatFormat) -> tuple[Turn, ...]:
-    headers = list(chat_format.header.finditer(text))
+    headers = [h for h in chat_format.header.finditer(text)
+               if h.start() == 0 or text[h.start() - 1] not in QUOTES]
     turns = []
     for index, header in enumerate(headers):
         region_end = headers[index + 1].start() if index + 1 < len(headers) else len(text)

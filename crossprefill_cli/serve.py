@@ -35,6 +35,7 @@ import hmac
 import ipaddress
 import json
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -385,6 +386,8 @@ def run(options: ServerOptions, *, host: str, port: int) -> None:
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for
     # the handler it found: a handler that ignores it lets the process exit 0
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in STOP_SIGNALS}
+    print(f"crossprefill: serving on http://{host}:{port} (loading the drafts; Ctrl-C stops)",
+          file=sys.stderr, flush=True)
     try:
         uvicorn.run(create_app(options), host=host, port=port, log_level="warning",
                     access_log=False, timeout_graceful_shutdown=60)

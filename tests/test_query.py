@@ -122,3 +122,11 @@ def test_a_transcript_without_a_user_turn_is_plain_text():
 def test_an_empty_last_user_turn_asks_with_the_one_before():
     text = CHATML + "Sure.<|im_end|>\n<|im_start|>user\n<|im_end|>\n"
     assert query.detect(text).text == "What colour is the grass?"
+
+
+def test_text_that_mentions_chat_markers_is_no_transcript():
+    documentation = HAYSTACK + ("\nTemplates mark turns with `<｜User｜>`, `<｜Assistant｜>` "
+                                "and\nUser: lines.\nAssistant: replies follow.\n")
+    assert query.transcript(documentation) is None
+    quoted = "Write '<|im_start|>user\n' and '<|im_start|>assistant\n' " + HAYSTACK
+    assert query.transcript(quoted) is None
