@@ -49,3 +49,15 @@ def handbook_paragraphs() -> tuple[str, ...]:
     for page in sorted(HANDBOOK.glob("*.html")):
         parser.feed(page.read_text(encoding="utf-8", errors="replace"))
     return tuple(parser.paragraphs)
+
+
+def handbook_run(rng, tokens: int, count) -> list[str]:
+    """Consecutive handbook paragraphs from a random start (wrapping round), until they
+    hold `tokens` target tokens counted with blank lines between them."""
+    paragraphs = handbook_paragraphs()
+    start = rng.randrange(len(paragraphs))
+    chosen, total = [], 0
+    while total < tokens:
+        chosen.append(paragraphs[(start + len(chosen)) % len(paragraphs)])
+        total += count(chosen[-1] + "\n\n")
+    return chosen
