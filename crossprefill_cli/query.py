@@ -9,7 +9,8 @@ returned for that).
 
 Chat transcripts (`transcript`) are read in the layouts chat templates write: ChatML
 (`<|im_start|>user`...`<|im_end|>`), Llama 3 (`<|start_header_id|>user<|end_header_id|>`
-...`<|eot_id|>`), Gemma (`<start_of_turn>user`...`<end_of_turn>`), Mistral (`[INST]`
+...`<|eot_id|>`), Gemma (`<start_of_turn>user`...`<end_of_turn>`), Phi-3 (`<|user|>`
+...`<|end|>`), Mistral (`[INST]`
 ...`[/INST]`, the answer after it), DeepSeek (`<｜User｜>`, `<｜Assistant｜>`) and plain
 `User:` / `Assistant:` / `Human:` lines (at least one user and one other turn, the
 first of them near the start, markers not in quotes). A turn
@@ -47,6 +48,7 @@ QUOTES = "`'\""  # a marker right after one is quoted, not a turn
 
 LABEL = re.compile(r"(?i)^\s*(?:question|q|query|task|instructions?|key)\s*:")
 STRIPPED_LABEL = re.compile(r"(?i)^\s*(?:question|q|query)\s*:\s*")
+ANSWER_CUE = re.compile(r"(?i)\n\s*(?:answer|a)\s*:\s*$")  # kept in the text, not asked
 INSTRUCTION = re.compile(
     r"(?i)^\s*(?:please\s+)?(?:answer|summari[sz]e|find|extract|identify|list|explain|"
     r"describe|determine|tell|give|write|read|return|output|classify|translate|"
@@ -107,6 +109,8 @@ CHAT_FORMATS = (
         re.compile(r"<\|eot_id\|>")),
     ChatFormat("gemma", re.compile(r"<start_of_turn>(?P<role>\w+)[^\S\n]*\r?\n"),
                re.compile(r"<end_of_turn>[^\S\n]*(?:\r?\n)?")),
+    ChatFormat("phi3", re.compile(r"<\|(?P<role>system|user|assistant)\|>[^\S\n]*\r?\n"),
+               re.compile(r"<\|end\|>[^\S\n]*(?:\r?\n)?")),
     ChatFormat("deepseek", re.compile(r"<｜(?P<role>User|Assistant)｜>"),
                re.compile(r"<｜end▁of▁sentence｜>")),
     ChatFormat("mistral", re.compile(r"\[INST\][ \t]?|[ \t]?\[/INST\][ \t]?"),
@@ -266,5 +270,5 @@ def _query(text: str, start: int, end: int, layout: str) -> DetectedQuery | None
     if end - start > MAX_QUERY_CHARS:  # keep the asking end of it, from a word start
         space = text.find(" ", end - MAX_QUERY_CHARS, end)
         start = _trimmed(text, end - MAX_QUERY_CHARS if space == -1 else space, end)[0]
-    question = STRIPPED_LABEL.sub("", text[start:end], count=1).strip()
+    question = ANSWER_CUE.sub("", STRIPPED_LABEL.sub("", text[start:end], count=1)).strip()
     return DetectedQuery(question or text[start:end], start, end, layout)

@@ -272,9 +272,9 @@ ASKING = long_text(120).replace("Please summarise the notes above in three sente
 
 def test_the_question_inside_the_text_steers_like_the_query_option(llama_draft, target):
     detected = run(llama_draft, target, ASKING, keep_rate=0.2)
-    given = run(llama_draft, target, ASKING, keep_rate=0.2, query=f"{QUESTION}\nAnswer:")
+    given = run(llama_draft, target, ASKING, keep_rate=0.2, query=QUESTION)
     assert (detected.query_source, given.query_source) == ("detected", "given")
-    assert detected.query == f"{QUESTION}\nAnswer:"
+    assert detected.query == QUESTION  # the answer cue stays in the text, not in the query
     assert [c.score for c in detected.chunks] == [c.score for c in given.chunks]
     off = run(llama_draft, target, ASKING, keep_rate=0.2, detect_query=False)
     assert (off.query, off.query_source) == (None, "none")

@@ -35,7 +35,7 @@ LEADING = "Question: In which year did the bridge open?\n\n" + HAYSTACK + "\n"
     (RULER_VT, "Find all variables that are assigned the value 64523 in the text above. Answer: "
                "According to the chain(s) of variable assignment in the text above, 5 variables "
                "are assgined the value 64523, they are:"),
-    (LONGBENCH, "Who founded the harbour guild?\nAnswer:"),
+    (LONGBENCH, "Who founded the harbour guild?"),
     (INFINITEBENCH_KV, "Key: \"9f1c-22ab\"\nThe value associated with the specified key is:"),
     (INSTRUCTION_AFTER, "Summarize the text above in two sentences."),
     (INSTRUCTION_LINE, "Please list every colour the text names."),
@@ -81,11 +81,14 @@ GEMMA = ("<start_of_turn>user\n" + HAYSTACK + "<end_of_turn>\n<start_of_turn>mod
 MISTRAL = ("<s>[INST] " + HAYSTACK + " [/INST] Ok.</s>[INST] What colour is the grass? [/INST]")
 DEEPSEEK = ("<｜begin▁of▁sentence｜>Be brief.<｜User｜>" + HAYSTACK + "<｜Assistant｜>Ok."
             "<｜end▁of▁sentence｜><｜User｜>What colour is the grass?<｜Assistant｜>")
+PHI3 = ("<|system|>\nBe brief.<|end|>\n<|user|>\n" + HAYSTACK + "<|end|>\n<|assistant|>\nOk."
+        "<|end|>\n<|user|>\nWhat colour is the grass?<|end|>\n<|assistant|>\n")
 PLAIN = "User: " + HAYSTACK + "\nAssistant: Ok.\nUser: What colour is the grass?\nAssistant:"
 
 
 @pytest.mark.parametrize("text, name", [(CHATML, "chatml"), (LLAMA3, "llama3"), (GEMMA, "gemma"),
-                                        (MISTRAL, "mistral"), (DEEPSEEK, "deepseek"),
+                                        (PHI3, "phi3"), (MISTRAL, "mistral"),
+                                        (DEEPSEEK, "deepseek"),
                                         (PLAIN, "plain")])
 def test_the_last_user_turn_of_a_transcript_is_the_query(text, name):
     chat = query.transcript(text)
