@@ -343,6 +343,9 @@ def _compressed(env: Environment, input_path: str | None, reading: Reading,
 def _server_request(env: Environment, input_path: str | None, reading: Reading,
                     extra: dict) -> tuple[str, messages.Conversation | None, dict]:
     """The input, its messages if any, and the request for a server."""
+    if (reading.device, reading.dtype) != ("auto", "auto"):
+        _warner(env, reading)("--device and --dtype are the server's to choose; ignored "
+                              "with --server")
     source_text = _read_input(env, input_path)
     conversation = read_format(source_text, reading.format)
     body = {"text": source_text, "format": reading.format, "query":

@@ -115,6 +115,13 @@ def test_errors_keep_their_exit_status_and_message(served, llama_dir, target_dir
     assert nowhere.stderr.decode().startswith("crossprefill: error: cannot reach the server")
 
 
+def test_device_options_are_the_servers(served):
+    done = client(served, "compress", "--device", "cpu", stdin=TEXT.encode())
+    assert done.returncode == 0 and done.stdout
+    assert done.stderr.decode() == ("crossprefill: warning: --device and --dtype are the "
+                                    "server's to choose; ignored with --server\n")
+
+
 def test_the_client_never_imports_torch(served):
     probe = ("import sys; from crossprefill_cli.cli import main\n"
              f"sys.argv = ['crossprefill', 'compress', '--server', {served!r}]\n"
