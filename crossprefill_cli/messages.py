@@ -138,12 +138,15 @@ def dumps_like(source: str, data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
-def looks_like_messages(text: str) -> bool:
-    """For `--format auto`: JSON that parses as a message list."""
+def sniffed(text: str) -> Conversation | None:
+    """For `--format auto`: the conversation when `text` parses as a message list."""
     if not text.lstrip().startswith(("[", "{")):
-        return False
+        return None
     try:
-        parse(text)
+        return parse(text)
     except UsageError:
-        return False
-    return True
+        return None
+
+
+def looks_like_messages(text: str) -> bool:
+    return sniffed(text) is not None

@@ -243,7 +243,7 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
     counter = resolve_target(target, analysis.source, warn)
     text, settings, starts = analysis.text, analysis.settings, analysis.scores.starts
     tokens_before, rate, budget = _budget(text, counter, settings, keep_rate, target_tokens)
-    plan = _Plan(text, starts, analysis, counter, budget)
+    plan = _Plan(analysis, counter, budget)
     fitted = selection.fit_budget(plan.candidates, budget, plan.gap_cost, plan.measure)
     if fitted is None:
         raise plan.too_small()
@@ -275,7 +275,7 @@ def check_budget_fits(text: str, starts: np.ndarray, settings: Profile, structur
     """Raise the `UsageError` that `finish` would for a budget below what must be kept,
     from the draft's tokens alone: callers check before the draft reads the text."""
     _, _, budget = _budget(text, counter, settings, keep_rate, target_tokens)
-    plan = _Plan(text, starts, Analysis(text, settings, None, None, TokenScores(
+    plan = _Plan(Analysis(text, settings, None, None, TokenScores(
         starts, np.zeros(len(starts)), windows=0), cached=False, structure=structure),
         counter, budget)
     if plan.measure([c.required for c in plan.candidates]) > budget:
@@ -299,10 +299,9 @@ class _Plan:
     """What selection chooses from for one budget: units, their scores and target costs,
     and how a choice is assembled and measured."""
 
-    def __init__(self, text: str, starts: np.ndarray, analysis: Analysis,
-                 counter: TargetTokenizer, budget: int):
-        settings, structure, query = analysis.settings, analysis.structure, analysis.query
-        importance = analysis.scores.importance
+    def __init__(self, analysis: Analysis, counter: TargetTokenizer, budget: int):
+        text, settings, structure = analysis.text, analysis.settings, analysis.structure
+        starts, importance = analysis.scores.starts, analysis.scores.importance
         self.text, self.analysis, self.structure, self.counter = text, analysis, structure, counter
         self.budget = budget
         planned = _units(text, starts, settings, counter, budget, structure, analysis.query_span,
@@ -314,8 +313,8 @@ class _Plan:
             scores = layout.cover_definitions(scores, planned.signatures)
         self.scores = scores
         self.favoured = (layout.named_units(self.units, planned.definitions,
-                                            outline.identifiers(query))
-                         if settings.favour_named_definitions and query else set())
+                                            outline.identifiers(analysis.query))
+                         if settings.favour_named_definitions and analysis.query else set())
         self.bounds = [(unit.start, unit.end) for unit in self.units]
         costs = counter.count_batch([text[start:end] for start, end in self.bounds])
         self.candidates = [selection.Candidate(float(score), cost, unit.required, unit_needs,

@@ -84,10 +84,9 @@ def read_format(text: str, input_format: str) -> messages.Conversation | None:
     if input_format not in INPUT_FORMATS:
         raise UsageError(f"unknown --format {input_format!r}; choose one of "
                          f"{', '.join(INPUT_FORMATS)}")
-    if input_format == "messages" or (input_format == "auto"
-                                      and messages.looks_like_messages(text)):
+    if input_format == "messages":
         return messages.parse(text)
-    return None
+    return messages.sniffed(text) if input_format == "auto" else None
 
 
 def report(result: Result, conversation: messages.Conversation | None, printed: str) -> dict:
