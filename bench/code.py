@@ -16,7 +16,7 @@ Each case is compressed at every keep rate with the `code` profile, and counted:
 - headers: every file header the dump writer wrote is in the output.
 
 The `code` profile takes the definitions a query names before anything else
-(`favour_named_definitions`), whatever the scorer; the rows marked "attention alone"
+(`favour_named_definitions`), whatever the scorer; the rows marked "scores alone"
 turn that off, to show what the scores themselves keep.
 
     python -m bench.code --tokens 6000 --rates 0.15,0.2,0.3 --cases 20
@@ -35,7 +35,7 @@ from crossprefill_cli.draft import load_draft
 from crossprefill_cli.loading import draft_defaults
 from crossprefill_cli.profiles import load_profile
 
-from .methods import MemoScorer, lexical_scorer, random_scorer
+from .methods import bench_cache, random_scorer
 from .targets import bench_target
 
 # the environment running the benchmark: these packages are dependencies of crossprefill
@@ -213,13 +213,13 @@ def run(args) -> None:
     target = bench_target(draft)
     code, alone = load_profile("code"), load_profile("code").with_overrides(
         favour_named_definitions=False)
-    draft_scorer = MemoScorer()
     # name: (scorer, profile); None: random chunks, seeded per case
-    methods = {f"crossprefill ({args.draft})": (draft_scorer, code),
-               f"crossprefill ({args.draft}), attention alone": (draft_scorer, alone),
-               "lexical (IDF overlap)": (lexical_scorer, code),
+    methods = {f"crossprefill ({args.draft})": ("evidence", code),
+               f"crossprefill ({args.draft}), scores alone": ("evidence", alone),
+               f"attention ({args.draft}, the paper's scorer), scores alone": ("attention", alone),
+               "lexical (BM25), scores alone": ("lexical", alone),
                "random chunks": (None, code),
-               "random chunks, attention alone": (None, alone)}
+               "random chunks, scores alone": (None, alone)}
     measures = ("broken line", "signatures", "headers")
     counts = {(m, r, k): 0 for m in methods for r in args.rates for k in measures}
     rng = random.Random(f"code-{args.tokens}")
@@ -233,7 +233,7 @@ def run(args) -> None:
                 started = time.perf_counter()
                 result = compress(case.text, draft=draft, target=target, query=case.query,
                                   profile=profile, keep_rate=rate, lookahead=args.lookahead,
-                                  scorer=scorer or random_scorer(index))
+                                  scorer=scorer or random_scorer(index), cache=bench_cache())
                 if name == f"crossprefill ({args.draft})":
                     seconds += time.perf_counter() - started
                 counts[name, rate, "broken line"] += case.broken_line in result.text

@@ -9,12 +9,12 @@ with the same seeds as those benchmarks, so their first N cases are these cases.
 method gets every case at every keep rate with the same budget: floor(rate x target
 tokens of the input), counted with the benchmarks' target (`bench.targets`).
 
-Methods. crossprefill (each draft named), then, with the first draft: random chunks and
-lexical overlap with the query (`bench.methods`: other scorers through the same
-pipeline, so only the choice of chunks differs), head and head+tail truncation
-(`bench.truncation`, with the target's tokens), and LLMLingua v1's PromptCompressor
-with the same draft, plain and question-aware (LongLLMLingua) (`bench.llmlingua_runner`,
-in its own environment made by `setup_llmlingua.sh`).
+Methods. crossprefill (each draft named), then, with the first draft: random chunks
+(`bench.methods`) and lexical overlap with the query (the pipeline's BM25 `lexical`
+scorer), both through the same pipeline, so only the choice of chunks differs, head
+and head+tail truncation (`bench.truncation`, with the target's tokens), and LLMLingua
+v1's PromptCompressor with the same draft, plain and question-aware (LongLLMLingua)
+(`bench.llmlingua_runner`, in its own environment made by `setup_llmlingua.sh`).
 
 Time. Every method runs as its own process (`bench.worker`, or LLMLingua's runner) that
 reads all items as JSON, loads what it needs once, and times its work on each item with
@@ -156,7 +156,7 @@ def competitors(args, target_spec: str) -> list[Method]:
     found = [Method(f"crossprefill ({d})", [*ours, "crossprefill", d, target_spec], pipeline)
              for d in args.drafts]
     found += [Method("random chunks", [*ours, "random", reference, target_spec], pipeline),
-              Method("lexical (IDF overlap)", [*ours, "lexical", reference, target_spec], pipeline),
+              Method("lexical (BM25)", [*ours, "lexical", reference, target_spec], pipeline),
               Method("head truncation", [*ours, "head", reference, target_spec], {}),
               Method("head+tail truncation", [*ours, "head+tail", reference, target_spec], marker)]
     if args.llmlingua:

@@ -29,7 +29,7 @@ from crossprefill_cli.draft import load_draft
 from crossprefill_cli.loading import draft_defaults
 
 from .corpora import handbook_paragraphs
-from .methods import MemoScorer, lexical_scorer, random_scorer
+from .methods import bench_cache, random_scorer
 from .targets import bench_target
 
 NAMES = ["Oriane Vasquez", "Tomasz Okafor", "Ingrid Holloway", "Kenji Marlowe", "Amara Lindqvist",
@@ -100,8 +100,10 @@ def make_case(rng: random.Random, tokens: int, count, paraphrase: bool = False) 
 def run(args) -> None:
     draft = load_draft(args.draft, device=args.device)
     target = bench_target(draft)
-    methods = {f"crossprefill ({args.draft})": MemoScorer(), "lexical (IDF overlap)": lexical_scorer,
-               "random chunks": None}
+    # name: a pipeline scorer, or None for random chunks (seeded per case)
+    methods = {f"crossprefill ({args.draft})": "evidence",
+               f"attention alone ({args.draft}, the paper's scorer)": "attention",
+               "lexical (BM25)": "lexical", "random chunks": None}
     kept = {(m, n, r): 0 for m in methods for n in args.lengths for r in args.rates}
     # the draft's keeps per needle shape: (shape, rate) -> [kept, cases]
     by_shape = {(s, r): [0, 0] for s in range(len(NEEDLES)) for r in args.rates}
@@ -115,7 +117,8 @@ def run(args) -> None:
                     started = time.perf_counter()
                     result = compress(case.text, draft=draft, target=target, query=case.query,
                                       keep_rate=rate, window=args.window, lookahead=args.lookahead,
-                                      scorer=scorer or random_scorer(index))
+                                      scorer=scorer or random_scorer(index),
+                                      cache=bench_cache())
                     if name.startswith("crossprefill"):
                         seconds[length] += time.perf_counter() - started
                     kept[name, length, rate] += case.needle in result.text

@@ -9,7 +9,7 @@ keep rate, from one scoring each (`pipeline.analyse`, then `finish` per rate):
 - **ceiling**: `query=` the question the template asks (defined below).
 
 A case counts as kept when every evidence sentence is in the output verbatim. When the
-detected query is the question, on and ceiling share the draft's scores (`MemoScorer`)
+detected query is the question, on and ceiling share the draft's scores (a score cache)
 and differ only in that on keeps the detected question's span whole.
 
 Tasks (templates verbatim from NVIDIA/RULER scripts/data/synthetic/constants.py and
@@ -22,6 +22,8 @@ niah.py, or LongBench's; the generators are this module's own, seeded per case):
 | niah_single_3 | handbook prose | 1 word key, a uuid | that needle |
 | niah_multikey_1 | handbook prose | 4 word keys, a number each | the asked key's needle |
 | niah_multikey_uuid | handbook prose | 4 uuid keys, a uuid each | the asked key's needle |
+| niah_multikey_2 | other needles (word keys) | 1 word key, a 7-digit number | that needle |
+| niah_multikey_3 | other needles (uuid keys) | 1 uuid key, a uuid | that needle |
 | niah_multivalue | handbook prose | 1 word key, 4 numbers | all 4 needles |
 | niah_multiquery | handbook prose | 4 word keys, all 4 asked | all 4 needles |
 | vt | handbook prose | RULER's 1 chain of 4 hops | all 5 `VAR` sentences |
@@ -53,8 +55,6 @@ characters (labels, "Answer:"); **wrong span** when something else was detected;
     python -m bench.question --cases 10 --lengths 4000,16000 --rates 0.125,0.25
 """
 
-import argparse
-import datetime
 import random
 import re
 import string
@@ -64,15 +64,14 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 
-import torch
 
 from crossprefill_cli.draft import load_draft
 from crossprefill_cli.errors import UsageError
 from crossprefill_cli.pipeline import analyse, finish
 
-from .compare import machine
 from .corpora import handbook_run
-from .methods import MemoScorer
+from .methods import bench_cache
+from .options import parsed, print_task_rows, provenance, suite_parser
 from .needle import make_case as needle_case
 from .targets import bench_target
 
@@ -114,6 +113,8 @@ NIAH = {
     "niah_single_3": ("prose", "words", "uuids", 1, 1, 1),
     "niah_multikey_1": ("prose", "words", "numbers", 4, 1, 1),
     "niah_multikey_uuid": ("prose", "uuids", "uuids", 4, 1, 1),
+    "niah_multikey_2": ("needles", "words", "numbers", 1, 1, 1),
+    "niah_multikey_3": ("needles", "uuids", "uuids", 1, 1, 1),
     "niah_multivalue": ("prose", "words", "numbers", 1, 4, 1),
     "niah_multiquery": ("prose", "words", "numbers", 4, 1, 4),
 }
@@ -175,6 +176,24 @@ def into_noise(rng: random.Random, room: int, count, needles: list[str]) -> str:
     return "\n".join(lines)
 
 
+def into_needles(rng: random.Random, room: int, count, needles: list[str], kinds) -> str:
+    """RULER's needle haystack (multikey_2, multikey_3): lines of other needles of the same
+    shape, other keys and values, the real needles among them."""
+    key_kind, value_kind = kinds
+    taken = {needle.split(" for ", 1)[1].split(" is: ")[0] for needle in needles}
+    lines: list[str] = []
+    while len(lines) < max(20, room // count(needles[0] + "\n")):
+        key = random_item(rng, key_kind)
+        if key not in taken:
+            taken.add(key)
+            lines.append(RULER_NEEDLE.format(type_needle_v=value_kind, key=key,
+                                             value=random_item(rng, value_kind)))
+    places = sorted(rng.sample(range(len(lines) // 20, len(lines) * 19 // 20), len(needles)))
+    for at, needle in reversed(list(zip(places, needles))):
+        lines.insert(at, needle)
+    return "\n".join(lines)
+
+
 def niah_case(task: str, rng: random.Random, room: int, count) -> Case:
     haystack, key_kind, value_kind, n_keys, n_values, n_asked = NIAH[task]
     keys = distinct(lambda: random_item(rng, key_kind), n_keys)
@@ -192,6 +211,8 @@ def niah_case(task: str, rng: random.Random, room: int, count) -> Case:
                     .replace("answers", "answer"))
         kind = kind[:-1]
     context = (into_noise(rng, room, count, needles) if haystack == "noise"
+               else into_needles(rng, room, count, needles, (key_kind, value_kind))
+               if haystack == "needles"
                else into_prose(rng, handbook_run(rng, room, count), needles))
     text = template.format(type_needle_v=kind, context=context, query=query)
     return Case(text, text.rsplit("\n", 1)[1], [needle(i, v) for i in asked for v in values[i]])
@@ -233,6 +254,21 @@ def make_case(task: str, length: int, count, seed: str) -> Case:
     return case
 
 
+def evidence_kept(analysis, rates: list[float], target, evidence: list[str], failures: list[str],
+                  label: str) -> list[tuple[float, bool]]:
+    """(rate, whether every evidence sentence survives) for each rate `finish` can meet;
+    a budget it cannot (below what must be kept) goes into `failures`."""
+    kept = []
+    for rate in rates:
+        try:
+            result = finish(analysis, keep_rate=rate, target=target)
+        except UsageError as error:
+            failures.append(f"{label} @ {rate:g}: {error}")
+            continue
+        kept.append((rate, all(e in result.text for e in evidence)))
+    return kept
+
+
 def detection(analysis, question: str) -> str:
     """exact, wrong span or none (see the module docstring), from what `finish` copies
     into the result: the analysis's query and query_source."""
@@ -256,47 +292,33 @@ def run(args) -> None:
                 case = make_case(task, length, target.count, f"question-{args.seed}-{task}-"
                                  f"{length}-{index}")
                 tokens[task, length] += target.count(case.text)
-                memo = MemoScorer()  # the ceiling reuses the "on" scores when the queries agree
                 options = {"on": {}, "off": dict(detect_query=False),
                            "ceiling": dict(query=case.question)}
                 for mode in modes:
                     clock = time.perf_counter()
-                    analysis = analyse(case.text, draft=draft, scorer=memo, **options[mode])
+                    analysis = analyse(case.text, draft=draft, cache=bench_cache(),
+                                       **options[mode])
+                    scorings[length] += not analysis.cached
                     scoring_seconds[length] += time.perf_counter() - clock
                     if mode == "on":
                         verdict = detection(analysis, case.question)
                         found[task, length, verdict] += 1
                         if verdict != "exact":
                             misses.setdefault((task, verdict), (case.question, analysis.query))
-                    for rate in args.rates:
-                        try:
-                            result = finish(analysis, keep_rate=rate, target=target)
-                        except UsageError as error:
-                            failures.append(f"{task} {length} #{index} {mode} @ {rate:g}: {error}")
-                            continue
-                        whole = all(e in result.text for e in case.evidence)
+                    for rate, whole in evidence_kept(analysis, args.rates, target, case.evidence,
+                                                     failures, f"{task} {length} #{index} {mode}"):
                         kept[task, length, mode, rate] += whole
-                scorings[length] += len(memo.memory)
                 print(f"  {length} tokens, {task}, case {index + 1}/{args.cases} done "
                       f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     n = args.cases
-    print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}, "
-          f"torch threads {torch.get_num_threads()}; target {target.name}; draft {args.draft}; "
-          f"{n} cases per row; command: python -m bench.question {' '.join(sys.argv[1:])}\n")
+    print(provenance(args, target.name, f"{n} cases per row", "bench.question"))
     print("All evidence sentences kept verbatim (share of cases); on = the question detected "
           "in the prompt, off = no query, ceiling = the question passed as query=\n")
-    header = [f"{mode} @ {rate:g}" for rate in args.rates for mode in modes]
-    print("| task | tokens | " + " | ".join(header) + " |")
-    print("|---|---:|" + "---:|" * len(header))
+    columns = [(f"{mode} @ {rate:g}", (mode, rate)) for rate in args.rates for mode in modes]
     for length in args.lengths:
-        for task in args.tasks:
-            cells = [f"{100 * kept[task, length, m, r] / n:.0f}%"
-                     for r in args.rates for m in modes]
-            print(f"| {task} | {tokens[task, length] / n:.0f} | " + " | ".join(cells) + " |")
-        total = n * len(args.tasks)
-        cells = [f"{100 * sum(kept[t, length, m, r] for t in args.tasks) / total:.0f}%"
-                 for r in args.rates for m in modes]
-        print(f"| **all tasks** | {length} | " + " | ".join(cells) + " |")
+        print_task_rows(columns, args.tasks, share=lambda task, key: kept[task, length, *key] / n,
+                        tokens=lambda task: tokens[task, length] / n, mean_label="**all tasks**",
+                        mean_tokens=str(length), header=length == args.lengths[0])
     print(f"\nDetection (the 'on' runs): exact = the question above within the detected query, "
           f"at most {EXACT_SLACK} other characters; wrong span = something else detected; "
           "none = nothing detected\n")
@@ -316,23 +338,9 @@ def run(args) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    numbers = lambda kind: lambda s: [kind(x) for x in s.split(",")]  # noqa: E731
-    parser.add_argument("--draft", default="builtin")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--cases", type=int, default=10, help="cases per task and length")
-    parser.add_argument("--lengths", type=numbers(int), default=[4000, 16000],
-                        help="prompt sizes, target tokens")
-    parser.add_argument("--rates", type=numbers(float), default=[0.125, 0.25])
-    parser.add_argument("--tasks", type=lambda s: s.split(","), default=TASKS,
-                        help=f"comma-separated, of: {', '.join(TASKS)}")
+    parser = suite_parser(__doc__.splitlines()[0], tasks=TASKS, cases=10, rates=[0.125, 0.25])
     parser.add_argument("--seed", default="0", help="cases are drawn from this seed")
-    args = parser.parse_args()
-    unknown = set(args.tasks) - set(TASKS)
-    if unknown:
-        parser.error(f"unknown tasks: {', '.join(sorted(unknown))}")
-    run(args)
-
+    run(parsed(parser, TASKS))
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,10 @@ For each input size (target tokens of Debian-handbook prose), these whole proces
 each timed from outside with /usr/bin/time (wall seconds, peak RSS: host memory, not
 a GPU's):
 
-- `crossprefill compress` with the draft, `--no-cache` (the real cost);
+- `crossprefill compress` with the draft, `--no-cache` (the real cost), with the default
+  scorer (`evidence`: attention, surprise and the question's words) and with
+  `--scorer attention` (the paper's scorer: no output head over the context), both
+  asked the same `--query`;
 - the floor, `bench.plain_forward`: load the same draft, tokenize, one forward pass
   with last-position logits only; and, for drafts whose context is shorter than the
   input, one such pass per window (the floor for a draft that cannot attend further);
@@ -31,6 +34,7 @@ from pathlib import Path
 import torch
 
 from crossprefill_cli.draft import load_draft
+from crossprefill_cli.profiles import load_profile
 
 from .corpora import handbook_paragraphs
 from .targets import bench_target
@@ -90,6 +94,8 @@ def main() -> None:
                         type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--device", default="cpu", help="as compress's --device (cpu, cuda, ...)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per size")
+    parser.add_argument("--query", default="How does the package manager verify what it "
+                        "installs?", help="the question both compress runs are asked")
     parser.add_argument("--one-pass-limit", type=int, default=32000,
                         help="largest input to time the one-pass floor on (it is quadratic)")
     args = parser.parse_args()
@@ -102,9 +108,9 @@ def main() -> None:
           f"target {target.name}, "
           f"{draft.device}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
           f"median of {args.rounds} rounds\n")
-    print("| input tokens | draft tokens | compress | one-pass floor | ratio | windowed floor "
-          "| ratio | peak memory | cached re-run |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| input tokens | draft tokens | compress | attention scorer | default / attention "
+          "| one-pass floor | ratio | windowed floor | ratio | peak memory | cached re-run |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes:
             path = Path(folder) / f"input-{size}.txt"
@@ -112,11 +118,16 @@ def main() -> None:
             path.write_text(text, encoding="utf-8")
             draft_tokens = len(draft.encode(text)[0])
             compress = [python, "-m", "crossprefill_cli", "compress", str(path), "-d", args.draft,
-                        "-t", "o200k_base", "--device", args.device, "--quiet", "-r", "0.3"]
+                        "-t", "o200k_base", "--device", args.device, "--quiet", "-q", args.query,
+                        "-r", "0.3"]
             floor = [python, "-m", "bench.plain_forward", str(path), args.draft,
                      "--device", args.device]
-            window = draft.context_length - len(draft.bos_ids) - 8  # as compress, no query
-            commands = {"compress": [*compress, "--no-cache"]}
+            # as compress: the draft's context less the BOS, the query prompt and the lookahead
+            prompt = load_profile("text").query_template.replace("{query}", args.query)
+            window = (draft.context_length - len(draft.bos_ids) - len(draft.encode(prompt)[0])
+                      - 8)
+            commands = {"compress": [*compress, "--no-cache"],
+                        "attention": [*compress, "--no-cache", "--scorer", "attention"]}
             if draft_tokens <= args.one_pass_limit:
                 commands["one pass"] = floor
             if draft_tokens > window:
@@ -128,7 +139,9 @@ def main() -> None:
             windowed = runs.get("windowed", one_pass)
             seconds, rerun = _median_seconds(runs["compress"]), _median_seconds(runs["cached"])
             memory = max(m for _, m in runs["compress"])
-            print(f"| {size:,} | {draft_tokens:,} | {seconds:.2f} s | {_seconds(one_pass)} | "
+            print(f"| {size:,} | {draft_tokens:,} | {seconds:.2f} s | "
+                  f"{_seconds(runs['attention'])} | {_ratio(runs['compress'], runs['attention'])} | "
+                  f"{_seconds(one_pass)} | "
                   f"{_ratio(runs['compress'], one_pass)} | {_seconds(windowed)} | "
                   f"{_ratio(runs['compress'], windowed)} | {memory:.2f} GiB | "
                   f"{rerun:.2f} s ({100 * rerun / seconds:.0f}%) |", flush=True)

@@ -44,15 +44,14 @@ def truncation_method(method: str, target_spec: str) -> Callable[[dict], str]:
 def pipeline_method(method: str, draft_name: str, target_spec: str) -> Callable[[dict], str]:
     from crossprefill_cli import compress
     from crossprefill_cli.draft import load_draft
-    from crossprefill_cli.pipeline import draft_scorer
     from crossprefill_cli.target import load_target
 
-    from .methods import lexical_scorer, random_scorer
+    from .methods import random_scorer
 
     draft, target = load_draft(draft_name, device="cpu"), load_target(target_spec)
 
     def compress_one(item: dict) -> str:
-        scorer = {"crossprefill": draft_scorer, "lexical": lexical_scorer,
+        scorer = {"crossprefill": None, "lexical": "lexical",
                   "random": random_scorer(item["case"])}[method]
         return compress(item["text"], draft=draft, target=target, query=item["query"],
                         profile=item["profile"], target_tokens=item["budget"],

@@ -2,7 +2,7 @@
 
 Tuning a keep rate means compressing the same input again and again; only the budget
 changes, and the budget does not touch the draft. So the draft's output (each token's
-start offset and importance, and the number of windows) is stored under a key made of
+start offset, importance and surprise, and the number of windows) is stored under a key made of
 everything it depends on: the text, the query, the draft's fingerprint, the scoring
 settings (lookahead, pooling kernel, query template, window) and the device and dtype.
 A hit needs neither torch nor the model, so a re-run costs a small fraction of the
@@ -31,11 +31,13 @@ MAX_CACHE_BYTES = 512 * 1024 * 1024
 
 @dataclass(frozen=True)
 class TokenScores:
-    """What the draft says about one input: per-token start offsets and importances."""
+    """What the draft says about one input: per-token start offsets, attention
+    importances and, when it was measured, surprise."""
 
     starts: np.ndarray
     importance: np.ndarray
     windows: int
+    surprise: np.ndarray | None = None
 
 
 def default_cache_dir() -> Path:
@@ -64,13 +66,16 @@ class ScoreCache:
         """The stored scores, or None if absent, unreadable or not fitting the text."""
         try:
             with np.load(self._path(key), allow_pickle=False) as stored:
-                scores = TokenScores(stored["starts"], stored["importance"], int(stored["windows"]))
+                scores = TokenScores(stored["starts"], stored["importance"], int(stored["windows"]),
+                                     stored["surprise"] if "surprise" in stored.files else None)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return None
         fits = (scores.starts.ndim == 1 and scores.starts.shape == scores.importance.shape
                 and len(scores.starts) > 0 and scores.windows >= 1
                 and 0 <= scores.starts.min() and scores.starts.max() < text_length
-                and bool(np.all(np.isfinite(scores.importance))))
+                and bool(np.all(np.isfinite(scores.importance)))
+                and (scores.surprise is None or (scores.surprise.shape == scores.starts.shape
+                                                 and bool(np.all(np.isfinite(scores.surprise))))))
         return scores if fits else None
 
     def put(self, key: str, scores: TokenScores) -> None:
@@ -82,8 +87,9 @@ class ScoreCache:
             return
         try:
             with os.fdopen(handle, "wb") as stream:
+                surprise = {} if scores.surprise is None else {"surprise": scores.surprise}
                 np.savez(stream, starts=scores.starts, importance=scores.importance,
-                         windows=np.int64(scores.windows))
+                         windows=np.int64(scores.windows), **surprise)
             os.replace(temporary, self._path(key))
         except OSError:
             Path(temporary).unlink(missing_ok=True)

@@ -93,6 +93,10 @@ class Reading:
     detect_query: Annotated[bool, typer.Option(
         "--detect-query/--no-detect-query", help="Without --query, steer by the question "
         "found in the text (a final question, an instruction, a chat's last user turn).")] = True
+    scorer: Annotated[Optional[str], typer.Option(
+        "--scorer", help="How chunks are scored: evidence (the draft's attention and surprise "
+        "fused with the question's words), attention (the paper's scorer), lexical or "
+        "surprise (overrides the profile).  [default: evidence]", show_default=False)] = None
     chunk_size: Annotated[Optional[int], typer.Option(
         "--chunk-size", help="Draft tokens per chunk (overrides the profile).", show_default=False)] = None
     pool_kernel: Annotated[Optional[int], typer.Option(
@@ -351,8 +355,8 @@ def _server_request(env: Environment, input_path: str | None, reading: Reading,
     body = {"text": source_text, "format": reading.format, "query":
             _query(reading.query, reading.query_file), "detect_query": reading.detect_query,
             "no_cache": reading.no_cache, **extra}
-    for name in ("profile", "draft", "target", "chunk_size", "pool_kernel", "lookahead",
-                 "delimiter", "window"):
+    for name in ("profile", "draft", "target", "scorer", "chunk_size", "pool_kernel",
+                 "lookahead", "delimiter", "window"):
         if getattr(reading, name) is not None:
             body[name] = getattr(reading, name)
     return source_text, conversation, body
@@ -430,7 +434,8 @@ def _analysed(env: Environment, input_path: str | None, reading: Reading,
         from .render import draft_progress, stderr_console
 
         options = dict(profile=reading.profile or "text", draft=source, query=query,
-                       detect_query=reading.detect_query, chunk_size=reading.chunk_size,
+                       detect_query=reading.detect_query, scorer=reading.scorer,
+                       chunk_size=reading.chunk_size,
                        pool_kernel=reading.pool_kernel, lookahead=reading.lookahead,
                        delimiter=reading.delimiter, window=reading.window,
                        cache=None if reading.no_cache else ScoreCache(),

@@ -18,6 +18,11 @@ lookahead tokens appended, in the same forward call, recording all N query rows 
 With `query_rows`, the query's own tokens (before its last) are recorded as well, in
 the same calls. Each window's attention is normalised over the same kind of prompt
 (same length +/- one token, same query), which keeps scores comparable across windows.
+
+Surprise (`read(..., surprise=True)`) comes from the same forward calls: the draft's
+loss on each context token given the tokens before it in its window, -log p(token).
+The model's body runs once and its output head is applied to the context positions in
+blocks, so a large vocabulary never holds S x V logits at once.
 """
 
 import inspect
@@ -32,6 +37,7 @@ from .threads import prefer_passive_waiting, usable_cores
 
 prefer_passive_waiting()  # before torch loads OpenMP, which reads the policy then
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from transformers import AttentionInterface  # noqa: E402
 from transformers.integrations.sdpa_attention import sdpa_attention_forward  # noqa: E402
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask  # noqa: E402
@@ -42,6 +48,8 @@ from .loading import (check_device_and_dtype, draft_fingerprint, draft_location,
                       quiet_libraries)
 
 ATTENTION_NAME = "crossprefill"
+# Output-head positions per block when measuring surprise: bounds the logits' memory.
+SURPRISE_BLOCK = 1024
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -85,6 +93,15 @@ AttentionInterface.register(ATTENTION_NAME, _attention_with_probe)
 AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What one scoring pass gives per context token: attention importance, and the
+    draft's surprise at the token (its loss, in nats) when asked for."""
+
+    attention: np.ndarray
+    surprise: np.ndarray | None = None
+
+
 @dataclass
 class Draft:
     name: str
@@ -119,31 +136,48 @@ class Draft:
         `query_rows` of the query's tokens before its last one also vote (see
         `scoring`). `on_progress(windows_done, windows_total)` is called after each window.
         """
+        return self.read(context_ids, query_ids, lookahead=lookahead, pool_kernel=pool_kernel,
+                         window=window, query_rows=query_rows, on_progress=on_progress).attention
+
+    def read(self, context_ids: np.ndarray, query_ids: list[int], *, lookahead: int,
+             pool_kernel: int, window: int, query_rows: int = 0, surprise: bool = False,
+             on_progress: Callable[[int, int], None] | None = None) -> Reading:
+        """`score`'s importance and, with `surprise`, each context token's surprise,
+        from the same forward calls."""
         if not 0 <= query_rows < max(1, len(query_ids)):
             raise UsageError(f"query_rows={query_rows} needs more than that many query tokens")
         bounds = scoring.window_bounds(len(context_ids), window)
         importance = np.zeros(len(context_ids), dtype=np.float64)
+        losses = np.zeros(len(context_ids), dtype=np.float64) if surprise else None
         with torch.inference_mode(), quiet_libraries():
             start, stop = bounds[-1]
-            importance[start:stop], lookahead_ids = self._score_generating(
-                context_ids[start:stop], query_ids, lookahead, pool_kernel, query_rows)
+            importance[start:stop], lookahead_ids, window_losses = self._score_generating(
+                context_ids[start:stop], query_ids, lookahead, pool_kernel, query_rows, surprise)
+            if surprise:
+                losses[start:stop] = window_losses
             if on_progress is not None:
                 on_progress(1, len(bounds))
             for done, (start, stop) in enumerate(bounds[:-1], start=2):
-                importance[start:stop] = self._score_teacher_forced(
-                    context_ids[start:stop], query_ids, lookahead_ids, pool_kernel, query_rows)
+                importance[start:stop], window_losses = self._score_teacher_forced(
+                    context_ids[start:stop], query_ids, lookahead_ids, pool_kernel, query_rows,
+                    surprise)
+                if surprise:
+                    losses[start:stop] = window_losses
                 if on_progress is not None:
                     on_progress(done, len(bounds))
-        return importance
+        return Reading(importance, losses)
 
-    def _score_generating(self, window_ids, query_ids, lookahead, pool_kernel, query_rows=0):
+    def _score_generating(self, window_ids, query_ids, lookahead, pool_kernel, query_rows=0,
+                          surprise=False):
+        """The last window: importance, the greedy lookahead tokens, surprise (or None)."""
         prompt = self.bos_ids + window_ids.tolist() + query_ids
         rows, generated = [], []
         probe = self._probe(query_rows + 1, len(prompt), len(window_ids), pool_kernel)
-        output = self._prefill(prompt, probe, use_cache=True)
+        output, logits, losses = self._prefill(prompt, probe, use_cache=True,
+                                               surprise_tokens=len(window_ids) if surprise else 0)
         while True:
             rows.append(self._recorded(probe))
-            token = int(output.logits[0, -1].argmax())
+            token = int(logits[0, -1].argmax())
             if len(rows) == lookahead:
                 break
             generated.append(token)
@@ -151,20 +185,26 @@ class Draft:
             cache = {self.cache_argument: output[self.cache_argument]}
             output = self.model(self._tensor([token]), use_cache=True, logits_to_keep=1,
                                 crossprefill_probe=probe, **cache)
-        return scoring.token_importance(torch.cat(rows), query_rows), generated
+            logits = output.logits
+        return scoring.token_importance(torch.cat(rows), query_rows), generated, losses
 
     def _score_teacher_forced(self, window_ids, query_ids, lookahead_ids, pool_kernel,
-                              query_rows=0):
+                              query_rows=0, surprise=False):
+        """Another window, the lookahead given: importance, surprise (or None)."""
         prompt = self.bos_ids + window_ids.tolist() + query_ids
         # The lookahead rides along with the prompt: the causal mask gives each lookahead
         # query the same keys as a cached step would, in one forward call.
         probe = self._probe(query_rows + 1 + len(lookahead_ids), len(prompt), len(window_ids),
                             pool_kernel)
-        self._prefill(prompt + lookahead_ids, probe, use_cache=False)
-        return scoring.token_importance(self._recorded(probe), query_rows)
+        _, _, losses = self._prefill(prompt + lookahead_ids, probe, use_cache=False,
+                                     surprise_tokens=len(window_ids) if surprise else 0)
+        return scoring.token_importance(self._recorded(probe), query_rows), losses
 
-    def _prefill(self, ids: list[int], probe: AttentionProbe, *, use_cache: bool):
-        """Run `ids` through the model in one call, the probe watching.
+    def _prefill(self, ids: list[int], probe: AttentionProbe, *, use_cache: bool,
+                 surprise_tokens: int = 0):
+        """Run `ids` through the model in one call, the probe watching: the model's output,
+        its last position's logits, and the surprise of the first `surprise_tokens` tokens
+        after the BOS (None when 0).
 
         One call per window, not blocks through the KV cache: a block with a cache ahead
         of it needs an explicit attention mask, which SDPA runs without its fused kernel.
@@ -173,8 +213,25 @@ class Draft:
         GiB) and on an H100 (4.1 s against 2.9 s for 128k tokens); blocks of 16,384 were
         slower still and took more memory (74 s, 2.47 GiB).
         """
-        return self.model(self._tensor(ids), use_cache=use_cache, logits_to_keep=1,
-                          crossprefill_probe=probe)
+        if not surprise_tokens:
+            output = self.model(self._tensor(ids), use_cache=use_cache, logits_to_keep=1,
+                                crossprefill_probe=probe)
+            return output, output.logits, None
+        # the body once, the head on the positions that predict context tokens (and the last)
+        output = self.model.base_model(self._tensor(ids), use_cache=use_cache,
+                                       crossprefill_probe=probe)
+        hidden = output.last_hidden_state[0]
+        head = self.model.get_output_embeddings()
+        offset = len(self.bos_ids)
+        targets = self._tensor(ids[offset:offset + surprise_tokens])[0]
+        losses = np.zeros(surprise_tokens)
+        # without a BOS the first token has nothing before it: its surprise stays 0
+        for block in range(1 - offset, surprise_tokens, SURPRISE_BLOCK):
+            stop = min(block + SURPRISE_BLOCK, surprise_tokens)
+            logits = head(hidden[offset + block - 1:offset + stop - 1]).float()
+            losses[block:stop] = F.cross_entropy(logits, targets[block:stop],
+                                                 reduction="none").cpu().numpy()
+        return output, head(hidden[-1:])[None], losses
 
     def _probe(self, rows: int, prompt_length: int, window_length: int,
                pool_kernel: int) -> AttentionProbe:

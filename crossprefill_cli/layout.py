@@ -37,8 +37,9 @@ chunk by chunk on its own.
 `named_units` finds the units of the definitions a query names outright (the `code`
 profile's `favour_named_definitions`): "why does `parse_header` fail?" is about
 `parse_header`, whatever a small draft's attention makes of it, so selection takes
-those definitions before anything else (in the draft's order among them, within the
-budget), as code tools rank the symbols a question mentions.
+those definitions before anything else (their signatures first, so that every named
+function shows, then their bodies in the scores' order, within the budget), as code
+tools rank the symbols a question mentions.
 """
 
 from bisect import bisect_right
@@ -235,12 +236,18 @@ def fence_needs(units: list[chunks.Unit], blocks: list[markdown.FencedBlock]
 
 
 def named_units(units: list[chunks.Unit], definitions: list[outline.Definition],
-                names: set[str]) -> set[int]:
-    """The units of every definition (signature and body) whose name is in `names`."""
+                names: set[str]) -> dict[int, int]:
+    """The units of every definition (signature and body) whose name is in `names`, each
+    with its tier: 2 for a signature's units, 1 for a body's."""
     unit_at = _unit_finder(units)
-    return {index for definition in definitions if definition.name in names
-            for index in range(unit_at(definition.signature[0]),
-                               unit_at(definition.body[1] - 1) + 1)}
+    tiers: dict[int, int] = {}
+    for definition in definitions:
+        if definition.name not in names:
+            continue
+        signature_end = unit_at(definition.signature[1] - 1)
+        for index in range(unit_at(definition.signature[0]), unit_at(definition.body[1] - 1) + 1):
+            tiers[index] = max(tiers.get(index, 0), 2 if index <= signature_end else 1)
+    return tiers
 
 
 @dataclass(frozen=True)

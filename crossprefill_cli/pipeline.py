@@ -1,10 +1,11 @@
 """The library entry points; the one place that orders the steps.
 
-    analyse:  text -> profile -> the query (given, or detected in the text) -> draft
-              token importances   (cached, the costly part)
-    finish:   importances -> units (head, chunks, tail) -> unit scores -> greedy
-              choice under the target-token budget, re-measured exactly -> spans
-              joined with gap markers -> Result
+    analyse:  text -> profile -> the query (given, or detected in the text) -> the
+              draft's token signals: attention importance and surprise (cached, the
+              costly part)
+    finish:   signals -> units (head, chunks, tail) -> unit scores (`evidence`: the
+              profile's scorer) -> greedy choice under the target-token budget,
+              re-measured exactly -> spans joined with gap markers -> Result
     compress: both, for one budget
 
 The budget is counted in the target's tokens: `target_tokens` if given (a hard
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from . import chunks, layout, messages, outline, selection
+from . import chunks, evidence, layout, messages, outline, selection
 from . import query as query_module
 from .cache import ScoreCache, TokenScores, cache_key
 from .errors import BudgetError, ModelLoadError, UsageError
@@ -61,14 +62,10 @@ class ScoringRequest:
     on_progress: Progress | None = None
 
 
+# A custom scorer: every draft token's importance, used as the attention signal alone.
 Scorer = Callable[["Draft", ScoringRequest], np.ndarray]
-
-
-def draft_scorer(draft: "Draft", request: ScoringRequest) -> np.ndarray:
-    """Speculative prefill: the draft's lookahead attention (the default scorer)."""
-    return draft.score(request.token_ids, request.query_ids, lookahead=request.lookahead,
-                       pool_kernel=request.pool_kernel, window=request.window,
-                       query_rows=request.query_rows, on_progress=request.on_progress)
+# the named scorer that reads the draft's surprise, and the one that needs no draft pass
+SURPRISE_SCORER, DRAFTLESS_SCORER = "surprise", "lexical"
 
 
 class DraftSource:
@@ -119,6 +116,7 @@ class Analysis:
     query_source: str = "none"  # "given", "detected" or "none"
     query_span: tuple[int, int] | None = None  # where a detected query sits in the text
     keep: tuple[tuple[int, int], ...] = ()  # spans the caller wants kept whole
+    scorer: str = "attention"  # a scorer of `profiles.SCORERS`, or "custom"
 
     def delimiter_at(self, position: int) -> str:
         """The delimiter of a gap that starts at `position` (see `layout`)."""
@@ -134,14 +132,15 @@ def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | 
              chunk_size: int | None = None, pool_kernel: int | None = None,
              lookahead: int | None = None, delimiter: str | None = None,
              window: int | None = None, device: str = "auto", dtype: str = "auto",
-             scorer: Scorer = draft_scorer, cache: ScoreCache | None = None,
+             scorer: "str | Scorer | None" = None, cache: ScoreCache | None = None,
              on_progress: Progress | None = None,
              on_warning: Callable[[str], None] | None = None) -> Result:
     """Compress `text` to a target-token budget with cross-family speculative prefill.
 
-    `scorer` gives every draft token an importance; the default is the draft's
-    lookahead attention. Other scorers (baselines) plug in here and go through exactly
-    the same chunking, budget and assembly. With a `cache`, the draft's scores are
+    `scorer` names how units are scored (`profiles.SCORERS`; None: the profile's, by
+    default `evidence`, see `evidence`), or is a function giving every draft token an
+    importance (a baseline), which then scores alone and goes through exactly the same
+    chunking, budget and assembly. With a `cache`, the draft's scores are
     reused across calls that differ only in budget or chunking. Without a `query`, the
     question inside the text steers (see `query.detect`) unless `detect_query` is False.
     The character spans in `keep` are kept whole, like the head and tail.
@@ -165,7 +164,8 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
             keep: tuple[tuple[int, int], ...] = (), chunk_size: int | None = None,
             pool_kernel: int | None = None, lookahead: int | None = None,
             delimiter: str | None = None, window: int | None = None, device: str = "auto",
-            dtype: str = "auto", scorer: Scorer = draft_scorer, cache: ScoreCache | None = None,
+            dtype: str = "auto", scorer: "str | Scorer | None" = None,
+            cache: ScoreCache | None = None,
             on_progress: Progress | None = None,
             before_scoring: Callable[[np.ndarray, Profile, layout.Layout], None] | None = None
             ) -> Analysis:
@@ -190,15 +190,20 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
         raise UsageError(f"--window must be a positive number of draft tokens, got {window}")
     source = draft if isinstance(draft, DraftSource) else DraftSource(draft, device=device, dtype=dtype)
     settings = source.settle(settings)
+    custom = scorer if callable(scorer) else None
+    settings = settings.with_overrides(scorer=None if custom else scorer)
+    found["scorer"] = "custom" if custom else settings.scorer
+    surprise = found["scorer"] == SURPRISE_SCORER
     structure = layout.describe(text, line_mode=settings.boundary == "line")
     key = None
-    if cache is not None and scorer is draft_scorer:
+    if cache is not None and custom is None and settings.scorer != DRAFTLESS_SCORER:
         key = cache_key(text, query=query, draft=source.fingerprint, lookahead=settings.lookahead,
                         pool_kernel=settings.pool_kernel, query_template=settings.query_template,
                         query_rows=settings.query_rows, window=window, device=source.device,
                         dtype=source.dtype)
         scores = cache.get(key, len(text))
-        if scores is not None:
+        # an entry without surprise serves every scorer but `surprise`, which re-scores
+        if scores is not None and (scores.surprise is not None or not surprise):
             return Analysis(text, settings, query, source, scores, cached=True,
                             structure=structure, **found)
     model = source.load()
@@ -207,12 +212,20 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
         before_scoring(starts, settings, structure)
     query_ids, query_rows = _query_prompt(model, settings, query)
     window_size = _window_size(model, window, len(query_ids), settings.lookahead)
-    importance = scorer(model, ScoringRequest(text, token_ids, starts, query, query_ids,
-                                              settings.lookahead, settings.pool_kernel,
-                                              window_size, query_rows=query_rows,
-                                              on_progress=on_progress))
+    request = ScoringRequest(text, token_ids, starts, query, query_ids, settings.lookahead,
+                             settings.pool_kernel, window_size, query_rows=query_rows,
+                             on_progress=on_progress)
+    if custom is not None:
+        importance, losses = custom(model, request), None
+    elif found["scorer"] == DRAFTLESS_SCORER:
+        importance, losses = np.zeros(len(token_ids)), None
+    else:
+        reading = model.read(token_ids, query_ids, lookahead=settings.lookahead,
+                             pool_kernel=settings.pool_kernel, window=window_size,
+                             query_rows=query_rows, surprise=surprise, on_progress=on_progress)
+        importance, losses = reading.attention, reading.surprise
     scores = TokenScores(starts, np.asarray(importance, dtype=np.float64),
-                         windows=-(-len(token_ids) // window_size))
+                         windows=-(-len(token_ids) // window_size), surprise=losses)
     if key is not None:
         cache.put(key, scores)
     return Analysis(text, settings, query, source, scores, cached=False, structure=structure,
@@ -259,7 +272,7 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
         tokens_before=tokens_before, tokens_after=tokens_after, budget=budget,
         keep_rate=rate if target_tokens is None else keep_rate,
         target=counter.name, draft=analysis.source.name, profile=settings.name,
-        draft_tokens=len(starts), windows=analysis.scores.windows, lookahead=settings.lookahead,
+        scorer=analysis.scorer, draft_tokens=len(starts), windows=analysis.scores.windows, lookahead=settings.lookahead,
         query=analysis.query, query_source=analysis.query_source,
         spans=[Span(start, end) for start, end in spans],
         chunks=[ChunkReport(u.start, u.end, round(float(s), 6), k, u.required, i in plan.favoured)
@@ -307,18 +320,25 @@ class _Plan:
         planned = _units(text, starts, settings, counter, budget, structure, analysis.query_span,
                          analysis.keep)
         self.units = planned.units
-        scores = chunks.unit_scores(importance, chunks.token_units(starts, self.units),
-                                    len(self.units))
+        token_units = chunks.token_units(starts, self.units)
+        surprise = analysis.scores.surprise
+        scores = evidence.unit_scores(
+            "attention" if analysis.scorer == "custom" else analysis.scorer,
+            unit_texts=[text[unit.start:unit.end] for unit in self.units],
+            required=[unit.required for unit in self.units], query=analysis.query,
+            attention=chunks.unit_scores(importance, token_units, len(self.units)),
+            surprise=None if surprise is None else chunks.unit_scores(surprise, token_units,
+                                                                      len(self.units)))
         if settings.cover_definitions:
             scores = layout.cover_definitions(scores, planned.signatures)
         self.scores = scores
         self.favoured = (layout.named_units(self.units, planned.definitions,
                                             outline.identifiers(analysis.query))
-                         if settings.favour_named_definitions and analysis.query else set())
+                         if settings.favour_named_definitions and analysis.query else {})
         self.bounds = [(unit.start, unit.end) for unit in self.units]
         costs = counter.count_batch([text[start:end] for start, end in self.bounds])
         self.candidates = [selection.Candidate(float(score), cost, unit.required, unit_needs,
-                                               priority=int(index in self.favoured))
+                                               priority=self.favoured.get(index, 0))
                            for index, (score, cost, unit, unit_needs)
                            in enumerate(zip(scores, costs, self.units, planned.needs))]
         self.newline = selection.newline_of(text)

@@ -11,6 +11,9 @@ in a profile should never quietly change nothing.
 delimiter used in that language's files; a user profile's mapping is merged over its
 base's. It is stored as sorted (language, delimiter) pairs so profiles stay hashable.
 
+`scorer` names how units are scored (`evidence`, the fused default; `attention`, the
+paper's scorer; `lexical` or `surprise` alone).
+
 `lookahead: auto` leaves the number of lookahead queries to the draft (its folder's
 `crossprefill.yaml`, else the paper's 8): how many of its own greedy tokens carry
 signal depends on how well the draft can answer, which is the draft's property, not
@@ -28,6 +31,9 @@ from .dumps import LANGUAGES
 from .errors import UsageError
 
 BOUNDARIES = ("token", "word", "sentence", "line")
+# How units are scored (see `evidence`): the fused default, or one signal alone
+# (`attention` is the paper's scorer).
+SCORERS = ("evidence", "attention", "lexical", "surprise")
 AUTO = "auto"
 
 
@@ -50,6 +56,7 @@ class Profile:
     cover_definitions: bool
     favour_named_definitions: bool
     query_rows: bool
+    scorer: str
 
     @property
     def prose_gap_delimiter(self) -> str:
@@ -145,6 +152,8 @@ def _validated(profile: Profile, *, source: str) -> Profile:
     if not isinstance(profile.keep_rate, (int, float)) or isinstance(profile.keep_rate, bool) \
             or not 0 < profile.keep_rate <= 1:
         raise fail(f"keep_rate must be in (0, 1], got {profile.keep_rate!r}")
+    if profile.scorer not in SCORERS:
+        raise fail(f"scorer must be one of {', '.join(SCORERS)}, got {profile.scorer!r}")
     if profile.boundary not in BOUNDARIES:
         raise fail(f"boundary must be one of {', '.join(BOUNDARIES)}, got {profile.boundary!r}")
     for field_name in ("cover_definitions", "favour_named_definitions", "query_rows"):

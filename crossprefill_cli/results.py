@@ -50,6 +50,7 @@ class Result:
     target: str
     draft: str
     profile: str
+    scorer: str  # how units were scored: a profile's scorer name, or "custom"
     draft_tokens: int
     windows: int
     lookahead: int  # lookahead queries the draft scored with

@@ -65,7 +65,7 @@ FIELDS: dict[str, tuple[type, ...]] = {
     "text": (str,), "messages": (list, dict), "format": (str,), "query": (str, type(None)),
     "detect_query": (bool,), "keep_rate": (int, float, type(None)),
     "target_tokens": (int, type(None)), "profile": (str,), "draft": (str,), "target": (str,),
-    "chunk_size": (int, type(None)), "pool_kernel": (int, type(None)),
+    "scorer": (str, type(None)), "chunk_size": (int, type(None)), "pool_kernel": (int, type(None)),
     "lookahead": (int, type(None)), "delimiter": (str, type(None)),
     "window": (int, type(None)), "no_cache": (bool,),
     # /v1/estimate only
@@ -190,7 +190,7 @@ class Engine:
         profile = body.get("profile", self.profile.name)
         options = dict(profile=self.profile if profile == self.profile.name else profile,
                        draft=source, query=body.get("query"),
-                       detect_query=body.get("detect_query", True),
+                       detect_query=body.get("detect_query", True), scorer=body.get("scorer"),
                        chunk_size=body.get("chunk_size"), pool_kernel=body.get("pool_kernel"),
                        lookahead=body.get("lookahead"), delimiter=body.get("delimiter"),
                        window=body.get("window"),

@@ -80,3 +80,18 @@ def test_a_corrupt_entry_is_rewritten(llama_dir, target, tmp_path):
     rerun = compress(TEXT, draft=str(llama_dir), target=target, cache=cache, device="cpu")
     assert not rerun.scores_cached
     assert cache.get(entry.stem, len(TEXT)) is not None
+
+
+def test_an_entry_without_surprise_serves_other_scorers_and_is_rescored_for_surprise(
+        llama_dir, target, tmp_path):
+    cache = ScoreCache(tmp_path)
+    options = dict(draft=str(llama_dir), target=target, keep_rate=0.3, query="falcon?",
+                   cache=cache, device="cpu")
+    fused = compress(TEXT, **options)
+    [entry] = tmp_path.glob("*.npz")
+    assert not fused.scores_cached and cache.get(entry.stem, len(TEXT)).surprise is None
+    assert compress(TEXT, scorer="attention", **options).scores_cached
+    surprise = compress(TEXT, scorer="surprise", **options)
+    assert not surprise.scores_cached and cache.get(entry.stem, len(TEXT)).surprise is not None
+    assert compress(TEXT, **options).scores_cached
+    assert compress(TEXT, scorer="surprise", **options).scores_cached

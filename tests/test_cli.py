@@ -81,6 +81,8 @@ def test_failed_run_leaves_the_output_file_alone(llama_dir, target_dir, tmp_path
     (TEXT, ["-r", "0"], 2, "crossprefill: error: keep rate must be in (0, 1], got 0.0\n"),
     (TEXT, ["-p", "prose"], 2, "crossprefill: error: unknown profile 'prose'; built-in "
                                "profiles: code, text (or give a path to a .yaml file)\n"),
+    (TEXT, ["--scorer", "bm25"], 2, "crossprefill: error: profile command line: scorer must be "
+                                    "one of evidence, attention, lexical, surprise, got 'bm25'\n"),
     (TEXT, ["-q", "x", "--query-file", "q.txt"], 2,
      "crossprefill: error: give --query or --query-file, not both\n"),
 ])

@@ -72,10 +72,10 @@ def test_teacher_forced_windows_score_like_the_generating_window(llama_draft, qu
     context_ids, _ = llama_draft.encode(TEXT)
     query_ids = llama_draft.encode(QUERY)[0].tolist()
     with torch.inference_mode():
-        generated, lookahead_ids = llama_draft._score_generating(context_ids, query_ids, 6, 13,
-                                                                 query_rows)
-        forced = llama_draft._score_teacher_forced(context_ids, query_ids, lookahead_ids, 13,
-                                                   query_rows)
+        generated, lookahead_ids, _ = llama_draft._score_generating(context_ids, query_ids, 6,
+                                                                    13, query_rows)
+        forced, _ = llama_draft._score_teacher_forced(context_ids, query_ids, lookahead_ids, 13,
+                                                      query_rows)
     assert len(lookahead_ids) == 5
     np.testing.assert_allclose(generated, forced, rtol=1e-4, atol=1e-6)
 
@@ -174,3 +174,30 @@ def test_query_rows_must_leave_the_last_query_token_to_the_lookahead(llama_draft
     with pytest.raises(UsageError, match="query_rows"):
         llama_draft.score(context_ids, query_ids, lookahead=2, pool_kernel=5, window=10_000,
                           query_rows=len(query_ids))
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_surprise_is_the_drafts_loss_on_each_token_and_leaves_attention_alone(
+        draft_dirs, family, monkeypatch):
+    draft = load_draft(str(draft_dirs[family]), device="cpu", dtype="float32")
+    context_ids, _ = draft.encode(long_text(8))
+    query_ids = draft.encode(QUERY)[0].tolist()
+    # small output-head blocks: the blocked loss must equal the whole one
+    monkeypatch.setattr(draft_module, "SURPRISE_BLOCK", 7)
+    options = dict(lookahead=3, pool_kernel=5, window=60, query_rows=2)
+    plain = draft.read(context_ids, query_ids, **options)
+    read = draft.read(context_ids, query_ids, surprise=True, **options)
+    assert plain.surprise is None
+    np.testing.assert_allclose(read.attention, plain.attention, rtol=1e-5, atol=1e-7)
+    expected = np.zeros(len(context_ids))
+    for start, stop in scoring.window_bounds(len(context_ids), 60):
+        window = draft.bos_ids + context_ids[start:stop].tolist()
+        with torch.no_grad():
+            logits = draft.model(torch.tensor([window])).logits[0].float()
+        offset = len(draft.bos_ids)
+        targets = torch.tensor(window[offset:])
+        losses = torch.nn.functional.cross_entropy(logits[offset - 1:-1] if offset else logits[:-1],
+                                                   targets if offset else targets[1:],
+                                                   reduction="none").numpy()
+        expected[start + (0 if offset else 1):stop] = losses
+    np.testing.assert_allclose(read.surprise, expected, rtol=1e-4, atol=1e-5)

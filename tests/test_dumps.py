@@ -560,6 +560,24 @@ def test_definitions_the_query_names_are_kept_before_anything_the_draft_prefers(
     assert text[favoured[0].start:favoured[-1].end] == named  # the report says which
 
 
+def test_every_named_signature_is_kept_before_the_bodies(llama_draft, target):
+    text = big_python(30)
+    names = [f"handler_{i}" for i in (4, 11, 19, 26)]
+
+    def point_at_bodies(draft, request):  # the draft prefers bodies to signatures
+        lines = np.cumsum([c == "\n" for c in text])
+        in_body = np.array([text.split("\n")[lines[s] - (text[s] == "\n")].startswith("    ")
+                            for s in request.token_starts])
+        return in_body.astype(float)
+
+    result = compress(text, draft=llama_draft, target=target, profile="code",
+                      target_tokens=550, query=f"Which of {', '.join(names)} is broken?",
+                      scorer=point_at_bodies)
+    assert all(f"def {name}(request, limit=" in result.text for name in names)
+    favoured = [c for c in result.chunks if c.favoured]
+    assert favoured and not all(c.kept for c in favoured)  # not every body fit
+
+
 def test_a_dotted_name_favours_the_method_not_its_whole_class(llama_draft, target):
     text = "class Router:\n" + "".join(
         "    " + line + "\n" for line in big_python(30).splitlines())

@@ -302,3 +302,41 @@ def test_a_chat_keeps_its_markers_system_and_last_turn_and_compresses_the_rest(l
         assert marker in result.text
     assert result.text.count("<|im_end|>") == CHAT.count("<|im_end|>")
     assert result.tokens_after <= result.budget and "[...]" in result.text
+
+
+def test_the_attention_scorer_is_the_papers_unit_mean_and_the_report_names_the_scorer(
+        llama_draft, target):
+    from crossprefill_cli import chunks
+    from crossprefill_cli.pipeline import analyse, finish
+
+    analysis = analyse(TEXT, draft=llama_draft, query="Which entry mentions a falcon?",
+                       scorer="attention")
+    result = finish(analysis, keep_rate=0.2, target=target)
+    assert result.scorer == "attention" and result.to_json()["scorer"] == "attention"
+    assert analysis.scores.surprise is None  # only the surprise scorer pays for the output head
+    units = [chunks.Unit(c.start, c.end, c.required) for c in result.chunks]
+    expected = chunks.unit_scores(analysis.scores.importance,
+                                  chunks.token_units(analysis.scores.starts, units), len(units))
+    np.testing.assert_allclose([c.score for c in result.chunks], np.round(expected, 6), atol=1e-6)
+
+
+def test_the_default_scorer_fuses_and_lexical_needs_no_draft_pass(llama_draft, target,
+                                                                  monkeypatch):
+    needle = "The harbour master of Vell Harbour keeps a walnut chest under the stairs."
+    text = long_text(120, needle=needle, at=60)
+    query = "Where does the harbour master of Vell Harbour keep the walnut chest?"
+    fused = run(llama_draft, target, text, keep_rate=0.1, query=query)
+    assert fused.scorer == "evidence" and needle in fused.text
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("the lexical scorer ran the draft")
+
+    monkeypatch.setattr(type(llama_draft), "read", no_pass)
+    lexical = run(llama_draft, target, text, keep_rate=0.1, query=query, scorer="lexical")
+    assert lexical.scorer == "lexical" and needle in lexical.text
+
+
+def test_a_custom_scorer_is_reported_as_custom(llama_draft, target):
+    result = run(llama_draft, target, keep_rate=0.3,
+                 scorer=lambda draft, request: np.ones(len(request.token_ids)))
+    assert result.scorer == "custom"

@@ -28,6 +28,7 @@ def test_user_profile_inherits_from_its_base(tmp_path):
     ("chunk_size: 0\n", "chunk_size must be a positive integer"),
     ("keep_rate: 1.5\n", "keep_rate must be in"),
     ("boundary: paragraph\n", "boundary must be one of"),
+    ("scorer: bm25\n", "scorer must be one of evidence, attention, lexical, surprise"),
     ("query_template: 'no placeholder'\n", "must contain {query}"),
     ("base: nothing\n", "unknown base profile"),
     ("language_delimiters: [a]\n", "must be a mapping"),

@@ -95,6 +95,7 @@ def client(url: str, *args: str, stdin: bytes = b"") -> subprocess.CompletedProc
 
 @pytest.mark.parametrize("args", [["compress", "-r", "0.3"], ["compress", "-n", "300", "--json"],
                                   ["compress", "-q", "falcon?", "-r", "0.2"],
+                                  ["compress", "-q", "falcon?", "--scorer", "attention", "--json"],
                                   ["estimate", "--must-keep", "Entry 4"], ["inspect", "--json"]])
 def test_the_client_prints_what_local_mode_prints(served, llama_dir, target_dir, tmp_path, args):
     path = tmp_path / "notes.md"
@@ -137,6 +138,7 @@ def test_the_client_never_imports_torch(served):
     ({"text": "x", "colour": "red"}, 400, "bad_request"),
     ({"text": 3}, 400, "bad_request"),
     ({"text": "x", "keep_rate": 1.5}, 400, "usage"),
+    ({"text": TEXT, "scorer": "bm25"}, 400, "usage"),
     ({"text": "x", "draft": "nobody/else"}, 404, "not_found"),
     ({"text": "x", "profile": "/etc/passwd"}, 404, "not_found"),
     ({"text": "x" * 500_000}, 413, "too_large"),
