@@ -100,7 +100,7 @@ def counts(result: Result) -> Table:
     table.add_row("draft tokens", f"{result.draft_tokens:,} in {result.windows} "
                   f"window{'s' if result.windows != 1 else ''}"
                   f"{' (scores from cache)' if result.scores_cached else ''}")
-    table.add_row("chunks kept", f"{kept} of {len(result.chunks)}")
+    table.add_row("chunks kept", f"{kept} of {len(result.chunks)} (scored by {result.scorer})")
     query = ("none" if result.query is None
              else f"{result.query_source}: {' '.join(result.query.split())}")
     table.add_row("query", Text(query, overflow="ellipsis", no_wrap=True))

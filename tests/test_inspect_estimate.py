@@ -38,7 +38,8 @@ def test_inspect_draws_heatmap_counts_and_top_chunks_in_80_columns(llama_dir, ta
     plain = ANSI.sub("", result.stderr)
     assert all(len(line) <= 80 for line in plain.splitlines())
     for expected in ("Saliency of", "█ kept", "░ dropped", "score percentile", "Counts",
-                     "target tokens before", "chunks kept", "Highest-scoring chunks"):
+                     "target tokens before", "chunks kept", "(scored by evidence)",
+                     "Highest-scoring chunks"):
         assert expected in plain
     cells = "".join(re.findall(r"[█▓░]", plain.split("cell =")[0]))
     report = json.loads(invoke(llama_dir, target_dir, "inspect", "-r", "0.25", "--json").stdout)
