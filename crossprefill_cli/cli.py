@@ -224,7 +224,7 @@ def estimate_command(
     """Tabulate what each keep rate leaves of INPUT: tokens, fit, savings, survivors."""
     env: Environment = ctx.obj or Environment.from_sys()
     with _reporting_errors(env):
-        from .estimate import estimate, render_estimate
+        from .estimate_table import render_estimate
 
         rates = _parse_rates(keep_rates)
         if context_window is not None and context_window < 1:
@@ -241,6 +241,8 @@ def estimate_command(
             for warning in report["warnings"]:
                 _warner(env, reading)(warning)
         else:
+            from .estimate import estimate
+
             with _analysed(env, input_path, reading) as analysed:
                 report = estimate(analysed.analysis, analysed.target, rates,
                                   context_window=context_window, price_per_mtok=price_per_mtok,

@@ -11,15 +11,17 @@ goes through one Rich console on stderr, which follows Rich's rules for colour
 
 import contextlib
 import textwrap
-from typing import Iterator, TextIO
+from bisect import bisect_left
+from typing import Callable, Iterator, TextIO
 
-import numpy as np
 from rich.console import Console, Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from .pipeline import Progress as ProgressCallback, Result
+from .results import Result
+
+ProgressCallback = Callable[[int, int], None]  # as `pipeline.Progress`: windows done, total
 
 # viridis, from low to high score
 PALETTE = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779",
@@ -34,13 +36,12 @@ def stderr_console(stream: TextIO) -> Console:
     return Console(file=stream, stderr=True, highlight=False)
 
 
-def percentiles(scores: list[float]) -> np.ndarray:
+def percentiles(scores: list[float]) -> list[float]:
     """Each score's rank among all scores, in [0, 1] (ties share the lower rank)."""
-    values = np.asarray(scores, dtype=np.float64)
-    if len(values) < 2:
-        return np.ones(len(values))
-    ranks = np.searchsorted(np.sort(values), values, side="left")
-    return ranks / (len(values) - 1)
+    if len(scores) < 2:
+        return [1.0] * len(scores)
+    ordered = sorted(scores)
+    return [bisect_left(ordered, score) / (len(scores) - 1) for score in scores]
 
 
 def colour(percentile: float) -> str:
@@ -57,8 +58,7 @@ def heatmap(result: Result, width: int, *, coloured: bool) -> Group:
     else:
         starts = [chunk.start for chunk in result.chunks]
         for file in result.files:
-            first = int(np.searchsorted(starts, file.start, side="left"))
-            last = int(np.searchsorted(starts, file.end, side="left"))
+            first, last = bisect_left(starts, file.start), bisect_left(starts, file.end)
             label = Text(_fit(file.path, LABEL_WIDTH).ljust(LABEL_WIDTH + 1), style="bold")
             rows.extend(_wrapped_row(label, cells[first:last], width))
     legend = Text.assemble(

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from crossprefill_cli.cli import app
 from crossprefill_cli.environment import Environment
-from crossprefill_cli.estimate import render_estimate
+from crossprefill_cli.estimate_table import render_estimate
 from crossprefill_cli.render import draft_progress, stderr_console
 
 from conftest import long_text

@@ -123,14 +123,17 @@ def test_device_options_are_the_servers(served):
                                     "server's to choose; ignored with --server\n")
 
 
-def test_the_client_never_imports_torch(served):
+@pytest.mark.parametrize("command", ["compress", "inspect", "estimate"])
+def test_the_client_never_imports_torch_or_numpy(served, command):
     probe = ("import sys; from crossprefill_cli.cli import main\n"
-             f"sys.argv = ['crossprefill', 'compress', '--server', {served!r}]\n"
+             f"sys.argv = ['crossprefill', {command!r}, '--server', {served!r}]\n"
              "try:\n    main()\nexcept SystemExit:\n    pass\n"
-             "print('torch' in sys.modules, 'transformers' in sys.modules, file=sys.stderr)")
+             "print(*(m in sys.modules for m in ('torch', 'transformers', 'numpy')), "
+             "file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", probe], input=TEXT.encode(),
                           capture_output=True, timeout=120)
-    assert done.stdout and done.stderr.decode().splitlines()[-1] == "False False"
+    assert done.stderr.decode().splitlines()[-1] == "False False False", done.stderr
+    assert done.stdout or command == "inspect"
 
 
 @pytest.mark.parametrize("body, code, kind", [
