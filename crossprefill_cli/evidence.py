@@ -16,8 +16,9 @@ scorer (`evidence`) fuses them, and follows links the question's words cannot se
 them, would only squash it), so a signal that singles out a few units gives them most
 of its weight and a flat one gives little to anyone.
 
-Link words are the question's rare words (held by at most `RARE_SHARE` of the units)
-and the words hops find from them. A word's specificity: a marked word (a name, a
+Link words are the question's rare words (held by at most `ASKED_SHARE` of the units)
+and the words hops find from them (held by at most `RARE_SHARE`: a hop's word must be
+rarer, since it was not asked for). A word's specificity: a marked word (a name, a
 number, an identifier: never written as a plain lower-case word) before any plain
 one, then the fewer units hold it the better. BM25 sums over words, so one unit
 holding two of four asked keys outranks each unit holding one; `links` takes the
@@ -57,6 +58,7 @@ HOPS = 4  # rounds of link-following
 HOP_SEEDS = 2  # units a hop follows links from...
 HOP_CANDIDATES = 8  # ...looked for among this many with the best links
 HOP_TERMS = 3  # link words taken from each seed, the most specific first
+ASKED_SHARE = 0.05  # the question's words held by at most this share of units are links
 RARE_SHARE = 0.02  # hops go through words held by at most this share of units
 BM25_K1, BM25_B = 1.2, 0.75
 WORD = re.compile(r"\w+")
@@ -125,9 +127,14 @@ class Vocabulary:
     @classmethod
     def of(cls, unit_texts: list[str], unit_words: list[Counter]) -> "Vocabulary":
         frequency = Counter(word for counts in unit_words for word in counts)
-        limit = max(2, RARE_SHARE * len(unit_words))
-        return cls(frequency, {w for w, df in frequency.items() if df <= limit},
-                   marked_words(unit_texts))
+        vocabulary = cls(frequency, set(), marked_words(unit_texts))
+        vocabulary.rare.update(vocabulary.held_by_few(frequency, RARE_SHARE, len(unit_words)))
+        return vocabulary
+
+    def held_by_few(self, candidates, share: float, n_units: int) -> set[str]:
+        """The `candidates` that some unit holds, but at most `share` of them (or two)."""
+        limit = max(2, share * n_units)
+        return {w for w in candidates if 0 < self.document_frequency[w] <= limit}
 
     def specificity(self, word: str) -> float:
         """A marked word before any plain one, then the fewer units hold it the better."""
@@ -204,7 +211,7 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
     if not asked:
         return fused
     vocabulary = Vocabulary.of(unit_texts, unit_words)
-    held = (asked & vocabulary.rare) | link_words(unit_texts, unit_words, asked, vocabulary,
+    held = vocabulary.held_by_few(asked, ASKED_SHARE, len(unit_words)) | link_words(unit_texts, unit_words, asked, vocabulary,
                                                   -fused, set(np.flatnonzero(~among).tolist()))
     if not held:
         return fused
