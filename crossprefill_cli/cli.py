@@ -94,8 +94,8 @@ class Reading:
         "--detect-query/--no-detect-query", help="Without --query, steer by the question "
         "found in the text (a final question, an instruction, a chat's last user turn).")] = True
     scorer: Annotated[Optional[str], typer.Option(
-        "--scorer", help="How chunks are scored: evidence (the draft's attention and surprise "
-        "fused with the question's words), attention (the paper's scorer), lexical or "
+        "--scorer", help="How chunks are scored: evidence (the draft's attention fused with "
+        "the question's words and their links), attention (the paper's scorer), lexical or "
         "surprise (overrides the profile).  [default: evidence]", show_default=False)] = None
     chunk_size: Annotated[Optional[int], typer.Option(
         "--chunk-size", help="Draft tokens per chunk (overrides the profile).", show_default=False)] = None

@@ -11,8 +11,6 @@ squared), and which dominates depends on the model and the length.
 grows with the budget, then checks the answer and steps up until it truly holds.
 """
 
-
-
 from .errors import UsageError
 from .pipeline import Analysis, Result, finish
 from .target import TargetTokenizer

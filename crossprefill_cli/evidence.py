@@ -118,22 +118,24 @@ def marked_words(texts: list[str]) -> set[str]:
 @dataclass(frozen=True)
 class Vocabulary:
     """What the units' words say about each word: how many units hold it, whether it is
-    rare (held by at most `RARE_SHARE` of them) and whether it is marked."""
+    rare (held by at most `RARE_SHARE` of the `n_units`) and whether it is marked."""
 
     document_frequency: Counter
     rare: set[str]
     marked: set[str]
 
+    n_units: int
+
     @classmethod
     def of(cls, unit_texts: list[str], unit_words: list[Counter]) -> "Vocabulary":
         frequency = Counter(word for counts in unit_words for word in counts)
-        vocabulary = cls(frequency, set(), marked_words(unit_texts))
-        vocabulary.rare.update(vocabulary.held_by_few(frequency, RARE_SHARE, len(unit_words)))
-        return vocabulary
+        limit = max(2, RARE_SHARE * len(unit_words))
+        return cls(frequency, {w for w, df in frequency.items() if df <= limit},
+                   marked_words(unit_texts), len(unit_words))
 
-    def held_by_few(self, candidates, share: float, n_units: int) -> set[str]:
+    def held_by_few(self, candidates: set[str], share: float) -> set[str]:
         """The `candidates` that some unit holds, but at most `share` of them (or two)."""
-        limit = max(2, share * n_units)
+        limit = max(2, share * self.n_units)
         return {w for w in candidates if 0 < self.document_frequency[w] <= limit}
 
     def specificity(self, word: str) -> float:
@@ -211,7 +213,7 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
     if not asked:
         return fused
     vocabulary = Vocabulary.of(unit_texts, unit_words)
-    held = vocabulary.held_by_few(asked, ASKED_SHARE, len(unit_words)) | link_words(unit_texts, unit_words, asked, vocabulary,
+    held = vocabulary.held_by_few(asked, ASKED_SHARE) | link_words(unit_texts, unit_words, asked, vocabulary,
                                                   -fused, set(np.flatnonzero(~among).tolist()))
     if not held:
         return fused

@@ -1,8 +1,8 @@
 """The library entry points; the one place that orders the steps.
 
     analyse:  text -> profile -> the query (given, or detected in the text) -> the
-              draft's token signals: attention importance and surprise (cached, the
-              costly part)
+              draft's token signals: attention importance, and surprise for the
+              surprise scorer (cached, the costly part)
     finish:   signals -> units (head, chunks, tail) -> unit scores (`evidence`: the
               profile's scorer) -> greedy choice under the target-token budget,
               re-measured exactly -> spans joined with gap markers -> Result
@@ -272,7 +272,8 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
         tokens_before=tokens_before, tokens_after=tokens_after, budget=budget,
         keep_rate=rate if target_tokens is None else keep_rate,
         target=counter.name, draft=analysis.source.name, profile=settings.name,
-        scorer=analysis.scorer, draft_tokens=len(starts), windows=analysis.scores.windows, lookahead=settings.lookahead,
+        scorer=analysis.scorer, draft_tokens=len(starts), windows=analysis.scores.windows,
+        lookahead=settings.lookahead,
         query=analysis.query, query_source=analysis.query_source,
         spans=[Span(start, end) for start, end in spans],
         chunks=[ChunkReport(u.start, u.end, round(float(s), 6), k, u.required, i in plan.favoured)
