@@ -279,8 +279,36 @@ def serve_command(
         "started with.")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
     dtype: Annotated[str, typer.Option("--dtype", help="auto, float32, bfloat16 or float16.")] = "auto",
+    upstream: Annotated[Optional[str], typer.Option(
+        "--upstream", help="Also be a compression proxy: forward /v1/ calls (OpenAI chat "
+        "completions, Anthropic messages, the rest unchanged) to this base URL, e.g. "
+        "https://api.openai.com/v1.", show_default=False, rich_help_panel="Proxy")] = None,
+    keep_rate: Annotated[Optional[float], typer.Option(
+        "--keep-rate", "-r", help="Proxy: share of each long text to keep (per request: "
+        "X-Crossprefill-Keep-Rate).  [default: the profile's]", show_default=False,
+        rich_help_panel="Proxy")] = None,
+    min_tokens: Annotated[int, typer.Option(
+        "--min-tokens", help="Proxy: compress only texts over this many target tokens.",
+        rich_help_panel="Proxy")] = 2000,
+    roles: Annotated[str, typer.Option(
+        "--roles", help="Proxy: the roles whose texts may be compressed (comma-separated; "
+        "system messages and the last user turn never are).", rich_help_panel="Proxy")] = "tool,user",
+    target_map: Annotated[Optional[list[str]], typer.Option(
+        "--target-map", help="Proxy: PATTERN=TOKENIZER, the target for models matching a "
+        "glob (repeatable; OpenAI names go to tiktoken, others to the default target).",
+        show_default=False, rich_help_panel="Proxy")] = None,
+    fail_closed: Annotated[bool, typer.Option(
+        "--fail-closed", help="Proxy: answer 502/503 when compression fails, instead of "
+        "forwarding the request uncompressed.", rich_help_panel="Proxy")] = False,
+    upstream_timeout: Annotated[float, typer.Option(
+        "--upstream-timeout", help="Proxy: seconds the upstream may take for each read "
+        "(504 after).", rich_help_panel="Proxy")] = 600.0,
+    connect_timeout: Annotated[float, typer.Option(
+        "--connect-timeout", help="Proxy: seconds to connect to the upstream (502 after).",
+        rich_help_panel="Proxy")] = 10.0,
 ) -> None:
-    """Serve compression over HTTP with the drafts loaded once (see README, serve)."""
+    """Serve compression over HTTP with the drafts loaded once; with --upstream, also an
+    OpenAI-compatible compression proxy (see docs/serve.md)."""
     env = Environment.from_sys()
     with _reporting_errors(env):
         try:
@@ -288,10 +316,21 @@ def serve_command(
         except ImportError as error:
             raise UsageError(f"crossprefill serve needs {error.name}: pip install "
                              "'crossprefill[serve]'") from None
+        proxy = None
+        if upstream is not None:
+            from .proxy import ProxyOptions, parse_target_map
+
+            proxy = ProxyOptions(upstream, min_tokens=min_tokens, keep_rate=keep_rate,
+                                 roles=tuple(r.strip() for r in roles.split(",") if r.strip()),
+                                 target_map=parse_target_map(target_map or []),
+                                 fail_closed=fail_closed, timeout=upstream_timeout,
+                                 connect_timeout=connect_timeout)
+        elif keep_rate is not None or target_map or fail_closed:
+            raise UsageError("--keep-rate, --target-map and --fail-closed need --upstream")
         run(ServerOptions(drafts=draft or ["builtin"], targets=target or [], profile=profile,
                           api_key=api_key, max_queue=max_queue, max_bytes=max_bytes,
-                          allow_any_draft=allow_any_draft, device=device, dtype=dtype),
-            host=host, port=port)
+                          allow_any_draft=allow_any_draft, device=device, dtype=dtype,
+                          proxy=proxy), host=host, port=port)
 
 
 def _parse_rates(value: str) -> list[float]:

@@ -58,11 +58,7 @@ class Conversation:
         if not users:
             return None
         last = [p for p in users if p.message == users[-1].message]
-        start, end = last[0].start, last[-1].end
-        if end - start <= query.LONG_TURN_CHARS:
-            return self.text[start:end].strip()[-query.MAX_QUERY_CHARS:]
-        found = query.detect(self.text[start:end])
-        return None if found is None else found.text
+        return query.of_user_turn(self.text[last[0].start:last[-1].end])
 
     def compressed(self, spans: list[tuple[int, int]], join) -> dict[int, str]:
         """Each piece's text from the kept `spans` of the joined text: `join(piece text,

@@ -180,6 +180,17 @@ def detect(text: str) -> DetectedQuery | None:
             or _instructed_at_end(text, 0, len(text)))
 
 
+def of_user_turn(turn: str) -> str | None:
+    """The query a user's last turn makes: the turn itself when short, else the question
+    at its end (a document pasted with a question); None when it asks nothing."""
+    if not turn.strip():
+        return None
+    if len(turn) <= LONG_TURN_CHARS:
+        return turn.strip()[-MAX_QUERY_CHARS:]
+    found = detect(turn)
+    return None if found is None else found.text
+
+
 def _from_chat(text: str, chat: Transcript) -> DetectedQuery | None:
     turn = chat.last_user
     if turn is None:

@@ -72,6 +72,7 @@ FIELDS: dict[str, tuple[type, ...]] = {
     "keep_rates": (list,), "context_window": (int, type(None)),
     "price_per_mtok": (int, float, type(None)), "must_keep": (list,),
 }
+PROXIED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 ESTIMATE_FIELDS = {"keep_rates", "context_window", "price_per_mtok", "must_keep"}
 
 
@@ -106,6 +107,7 @@ class ServerOptions:
     allow_any_draft: bool = False
     device: str = "auto"
     dtype: str = "auto"
+    proxy: Any = None  # a `proxy.ProxyOptions`: also forward LLM API calls upstream
 
 
 class Lane:
@@ -136,7 +138,8 @@ class Engine:
             for name in self.options.drafts:
                 self._load_draft(name)
             default = self.sources[self.options.drafts[0]]
-            for name in self.options.targets or [None]:
+            mapped = [spec for _, spec in self.options.proxy.target_map] if self.options.proxy else []
+            for name in [*(self.options.targets or [None]), *mapped]:
                 self._load_target(name, default)
             self.ready.set()
         except CrossprefillError as error:
@@ -148,10 +151,17 @@ class Engine:
         self.sources[name] = source
         return source
 
-    def _load_target(self, name: str | None, source: DraftSource) -> None:
+    def _load_target(self, name: str | None, source: DraftSource) -> TargetTokenizer:
         warnings: list[str] = []
         counter = resolve_target(name, source, warnings.append)
         self.targets[name or DEFAULT_TARGET] = (counter, warnings)
+        return counter
+
+    def target(self, name: str) -> TargetTokenizer:
+        """The target called `name`, loaded now if it is not yet (`ModelLoadError`)."""
+        if name in self.targets:
+            return self.targets[name][0]
+        return self._load_target(name, self.sources[self.options.drafts[0]])
 
     def lane(self, draft: str) -> Lane:
         return self.lanes.setdefault(draft, Lane())
@@ -225,8 +235,60 @@ class Metrics:
                                     registry=self.registry)
         self.latency = Histogram("crossprefill_request_seconds", "Time to answer a request",
                                  ["path"], registry=self.registry)
+        self.tokens_saved = Counter("crossprefill_tokens_saved", "Target tokens the proxy "
+                                    "took out of requests", registry=self.registry)
+        self.bypassed = Counter("crossprefill_proxy_bypassed", "Requests the proxy forwarded "
+                                "uncompressed though they had long texts", ["reason"],
+                                registry=self.registry)
         self.queue = Gauge("crossprefill_queue_length", "Requests waiting for a draft",
                            registry=self.registry)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request's body, or a 413 as soon as it is over `max_bytes`."""
+    declared = request.headers.get("content-length")
+    too_large = HTTPError(413, "too_large", f"the request body is over the limit of "
+                          f"{max_bytes:,} bytes")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    data = bytearray()
+    async for piece in request.stream():
+        data += piece
+        if len(data) > max_bytes:
+            raise too_large
+    return bytes(data)
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise HTTPError(400, "bad_request", "the request body is not JSON") from None
+
+
+async def take_turn(request: Request, lane: Lane, max_queue: int, metrics: "Metrics") -> bool:
+    """Wait for the draft's lock; False when the client went away meanwhile, a 503 at
+    once when `max_queue` requests wait already."""
+    if lane.lock.locked() and lane.waiting >= max_queue:
+        raise HTTPError(503, "busy", "the server is busy; try again shortly",
+                        {"Retry-After": str(RETRY_AFTER_SECONDS)})
+    lane.waiting += 1
+    metrics.queue.inc()
+    acquiring = asyncio.ensure_future(lane.lock.acquire())
+    try:
+        while True:
+            done, _ = await asyncio.wait({acquiring}, timeout=DISCONNECT_POLL_SECONDS)
+            if done:
+                return True
+            if await request.is_disconnected():
+                acquiring.cancel()
+                await asyncio.gather(acquiring, return_exceptions=True)
+                if acquiring.done() and not acquiring.cancelled():
+                    lane.lock.release()
+                return False
+    finally:
+        lane.waiting -= 1
+        metrics.queue.dec()
 
 
 def create_app(options: ServerOptions) -> Starlette:
@@ -240,46 +302,6 @@ def create_app(options: ServerOptions) -> Starlette:
         token = given[7:] if given.lower().startswith("bearer ") else ""
         return hmac.compare_digest(token.encode(), options.api_key.encode())
 
-    async def body_of(request: Request) -> dict:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > options.max_bytes:
-            raise HTTPError(413, "too_large", f"the request body is over the limit of "
-                            f"{options.max_bytes:,} bytes")
-        data = bytearray()
-        async for piece in request.stream():
-            data += piece
-            if len(data) > options.max_bytes:
-                raise HTTPError(413, "too_large", f"the request body is over the limit of "
-                                f"{options.max_bytes:,} bytes")
-        try:
-            body = json.loads(data)
-        except (ValueError, RecursionError):
-            raise HTTPError(400, "bad_request", "the request body is not JSON") from None
-        return validated(body, estimate=request.url.path.endswith("/estimate"))
-
-    async def take_turn(request: Request, lane: Lane) -> bool:
-        """Wait for the draft's lock; False when the client went away meanwhile."""
-        if lane.lock.locked() and lane.waiting >= options.max_queue:
-            raise HTTPError(503, "busy", "the server is busy; try again shortly",
-                            {"Retry-After": str(RETRY_AFTER_SECONDS)})
-        lane.waiting += 1
-        metrics.queue.inc()
-        acquiring = asyncio.ensure_future(lane.lock.acquire())
-        try:
-            while True:
-                done, _ = await asyncio.wait({acquiring}, timeout=DISCONNECT_POLL_SECONDS)
-                if done:
-                    return True
-                if await request.is_disconnected():
-                    acquiring.cancel()
-                    await asyncio.gather(acquiring, return_exceptions=True)
-                    if acquiring.done() and not acquiring.cancelled():
-                        lane.lock.release()
-                    return False
-        finally:
-            lane.waiting -= 1
-            metrics.queue.dec()
-
     async def work(request: Request) -> Response:
         started = time.perf_counter()
         path = request.url.path
@@ -290,10 +312,11 @@ def create_app(options: ServerOptions) -> Starlette:
             if not engine.ready.is_set():
                 raise HTTPError(503, "not_ready", engine.failure or "the drafts are loading",
                                 {"Retry-After": str(RETRY_AFTER_SECONDS)})
-            body = await body_of(request)
+            body = validated(_json(await read_body(request, options.max_bytes)),
+                             estimate=path.endswith("/estimate"))
             rates = body.get("keep_rates") if path.endswith("/estimate") else None
             lane = engine.lane(body.get("draft", options.drafts[0]))
-            if not await take_turn(request, lane):
+            if not await take_turn(request, lane, options.max_queue, metrics):
                 metrics.requests.labels(path, "499").inc()
                 return Response(status_code=499)
             try:
@@ -331,13 +354,23 @@ def create_app(options: ServerOptions) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app):
         threading.Thread(target=engine.load, daemon=True).start()
-        yield
+        if options.proxy is None:
+            yield
+            return
+        async with proxy.connected():
+            yield
 
-    app = Starlette(routes=[Route("/v1/compress", work, methods=["POST"]),
-                            Route("/v1/estimate", work, methods=["POST"]),
-                            Route("/healthz", healthz), Route("/metrics", metrics_text)],
-                    lifespan=lifespan)
+    routes = [Route("/v1/compress", work, methods=["POST"]),
+              Route("/v1/estimate", work, methods=["POST"]),
+              Route("/healthz", healthz), Route("/metrics", metrics_text)]
+    if options.proxy is not None:
+        from .proxy import Proxy
+
+        proxy = Proxy(options.proxy, engine, metrics, options)
+        routes.append(Route("/v1/{rest:path}", proxy.handle, methods=PROXIED_METHODS))
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.engine = engine
+    app.state.proxy = proxy if options.proxy is not None else None
     return app
 
 
@@ -383,11 +416,16 @@ def run(options: ServerOptions, *, host: str, port: int) -> None:
         raise UsageError(f"binding {host} (not loopback) needs --api-key or CROSSPREFILL_API_KEY")
     if options.max_queue < 0 or options.max_bytes < 1:
         raise UsageError("--max-queue must be 0 or more and --max-bytes positive")
+    if options.proxy is not None:
+        from .proxy import check
+
+        check(options.proxy)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for
     # the handler it found: a handler that ignores it lets the process exit 0
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in STOP_SIGNALS}
-    print(f"crossprefill: serving on http://{host}:{port} (loading the drafts; Ctrl-C stops)",
-          file=sys.stderr, flush=True)
+    forwarding = f", forwarding /v1/ to {options.proxy.upstream}" if options.proxy else ""
+    print(f"crossprefill: serving on http://{host}:{port}{forwarding} (loading the drafts; "
+          "Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
         uvicorn.run(create_app(options), host=host, port=port, log_level="warning",
                     access_log=False, timeout_graceful_shutdown=60)

@@ -37,3 +37,15 @@ def _skip_marker(output: str, position: int, marker: re.Pattern) -> int:
     match = marker.match(output, position)
     assert match, f"expected the delimiter at output offset {position}: {output[position:position + 40]!r}"
     return match.end()
+
+
+def assert_pieces_verbatim(original: str, compressed: str, delimiter: str) -> None:
+    """Seen from the output alone: what lies between the delimiters are substrings of
+    `original`, in its order."""
+    position = 0
+    for piece in compressed.split(delimiter):
+        piece = piece.strip(" \n")
+        if piece:
+            found = original.find(piece, position)
+            assert found >= 0, f"not verbatim, or out of order: {piece[:60]!r}"
+            position = found + len(piece)

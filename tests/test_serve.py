@@ -15,7 +15,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 
 import pytest
 from typer.testing import CliRunner
@@ -23,62 +22,10 @@ from typer.testing import CliRunner
 from crossprefill_cli.cli import app
 
 from conftest import long_text
+from servers import START_SECONDS, call, free_port, server
 
 TEXT = long_text(60)
 SLOW_TEXT = long_text(1200)  # several seconds for the tiny draft
-START_SECONDS = 120
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def server(*args: str, env: dict | None = None):
-    """A running `crossprefill serve` on loopback; yields its URL, stops it after."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "crossprefill_cli", "serve", "--port",
-                                str(port), *args], env={**os.environ, **(env or {})},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stderr.read().decode()
-            try:
-                if status(url + "/healthz") == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise AssertionError("the server did not become ready")
-        yield url, process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
-
-
-def call(url: str, body, headers: dict | None = None) -> tuple[int, dict, object]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json",
-                                                              **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as answer:
-            return answer.status, json.loads(answer.read()), answer.headers
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read()), error.headers
-
-
-def status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            return answer.status
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 @pytest.fixture(scope="module")

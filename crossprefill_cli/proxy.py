@@ -1,0 +1,370 @@
+"""The compression proxy: `crossprefill serve --upstream URL` in front of an LLM API.
+
+A client that speaks OpenAI's chat completions (or Anthropic's messages) points its base
+URL here; every call under `/v1/` goes to `URL` + the rest of the path, with the client's
+own headers (its `Authorization` or `x-api-key` among them, never logged or stored) and
+the upstream's answer comes back as it is: status, headers, body. Server-sent events are
+relayed chunk by chunk as they arrive, never buffered.
+
+On `POST /v1/chat/completions` and `POST /v1/messages`, before forwarding, each long text
+that may be compressed (`chat_requests`: tool results and user documents by default,
+never a system message or the last user turn) and is over `min_tokens` target tokens is
+replaced by its compression at the keep rate, steered by the last user turn. Each text
+is compressed on its own, so the compression of a message does not change as a
+conversation grows: an agent that resends its history gets the same bytes for the same
+messages (the upstream's prompt cache keeps working), and from a memo of recent
+compressions they cost a lookup. The target tokenizer follows the request's `model`:
+`target_map` patterns first, then the OpenAI names tiktoken knows, else the server's
+default target. The body is re-serialised only when a text changed; every other field
+is left exactly as it came.
+
+Fail-open: when compression cannot happen (the drafts are loading, the draft is busy,
+the model code fails), the original request goes upstream and a warning is logged;
+`fail_closed` answers 503 or 502 instead. A text whose compression is refused (a budget
+below its required parts, unusable text) is forwarded whole. The answer carries
+`X-Crossprefill` (compressed, unchanged, off, bypassed) and, for chat requests,
+`X-Crossprefill-Tokens-Before/-After` (the target tokens of all the request's texts).
+An unreachable upstream is a 502 and one that does not answer in time a 504, both with
+one clear message; a stream that breaks off mid-way ends there.
+"""
+
+import asyncio
+import contextlib
+import fnmatch
+import hashlib
+import hmac
+import json
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import httpx
+import tiktoken
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from . import chat_requests
+from .chat_requests import ANTHROPIC, DEFAULT_ROLES, OPENAI, ChatTexts
+from .errors import BudgetError, InputError, ModelLoadError, UsageError
+from .loading import first_line
+from .pipeline import analyse, finish
+from .results import check_budget_options
+from .serve import (Engine, HTTPError, Metrics, ServerOptions, error_response, read_body,
+                    take_turn)
+from .target import DEFAULT_TARGET, TargetTokenizer
+
+COMPRESSED_ROUTES = {"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC}
+# not forwarded either way: they describe one connection, not the message
+HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate",
+                        b"proxy-authorization", b"te", b"trailer", b"transfer-encoding",
+                        b"upgrade", b"host", b"content-length"})
+OWN_HEADERS = b"x-crossprefill"  # the proxy's own request headers stay here
+KEY_HEADER = "x-crossprefill-api-key"  # Authorization belongs to the upstream
+MEMO_ENTRIES = 4096
+
+
+@dataclass(frozen=True)
+class ProxyOptions:
+    upstream: str
+    min_tokens: int = 2000
+    roles: tuple[str, ...] = DEFAULT_ROLES
+    keep_rate: float | None = None  # None: the profile's
+    target_map: tuple[tuple[str, str], ...] = ()  # (model name pattern, target) pairs
+    fail_closed: bool = False
+    connect_timeout: float = 10.0
+    timeout: float = 600.0  # seconds the upstream may take to send each piece
+
+
+def check(options: ProxyOptions) -> None:
+    """Raise `UsageError` for options the proxy cannot run with."""
+    check_budget_options(options.keep_rate, None)
+    if not options.upstream.startswith(("http://", "https://")):
+        raise UsageError(f"--upstream must be an http:// or https:// URL, got {options.upstream!r}")
+    if options.min_tokens < 1 or options.timeout <= 0 or options.connect_timeout <= 0:
+        raise UsageError("--min-tokens and the timeouts must be positive")
+
+
+def parse_target_map(entries: list[str]) -> tuple[tuple[str, str], ...]:
+    """`PATTERN=TOKENIZER` entries as pairs (raise `UsageError` naming a bad one)."""
+    pairs = []
+    for entry in entries:
+        pattern, equals, spec = entry.partition("=")
+        if not equals or not pattern or not spec:
+            raise UsageError(f"--target-map {entry!r}: expected PATTERN=TOKENIZER")
+        pairs.append((pattern, spec))
+    return tuple(pairs)
+
+
+def target_name(model: object, target_map: tuple[tuple[str, str], ...], default: str) -> str:
+    """The target a request for `model` is counted in: the first matching pattern, the
+    tiktoken encoding of an OpenAI model name, else `default`."""
+    if not isinstance(model, str):
+        return default
+    for pattern, spec in target_map:
+        if fnmatch.fnmatchcase(model, pattern):
+            return spec
+    try:
+        return tiktoken.encoding_name_for_model(model)
+    except KeyError:
+        return default
+
+
+class Bypass(Exception):
+    """Compression cannot happen for this request; `reason` says why (a metric label)."""
+
+    def __init__(self, reason: str, message: str, status: int):
+        super().__init__(message)
+        self.reason, self.status = reason, status
+
+
+class Compressor:
+    """Counting and compressing texts for the proxy, with a memo of recent results.
+
+    Runs in worker threads; the memo's get and put are single dict operations."""
+
+    def __init__(self, engine: Engine, options: ProxyOptions):
+        self.engine, self.options = engine, options
+        self.memo: OrderedDict[tuple, object] = OrderedDict()
+        self.unloadable: set[str] = set()
+
+    def target(self, model: object) -> TargetTokenizer:
+        default = (self.engine.options.targets or [DEFAULT_TARGET])[0]
+        name = target_name(model, self.options.target_map, default)
+        if name not in self.unloadable:
+            try:
+                return self.engine.target(name)
+            except ModelLoadError as error:
+                self.unloadable.add(name)
+                warn(f"{first_line(error)}; counting {model} in {default} instead")
+        return self.engine.target(default)
+
+    def _remembered(self, key: tuple, make):
+        if key in self.memo:
+            self.memo.move_to_end(key)
+            return self.memo[key]
+        value = self.memo[key] = make()
+        while len(self.memo) > MEMO_ENTRIES:
+            self.memo.popitem(last=False)
+        return value
+
+    def count(self, counter: TargetTokenizer, text: str) -> int:
+        if len(text) < 64:  # hashing would cost more than counting
+            return counter.count(text)
+        return self._remembered(("count", counter.name, _digest(text)),
+                                lambda: counter.count(text))
+
+    def long_texts(self, chat: ChatTexts, counter: TargetTokenizer) -> list[int]:
+        """The candidates over `min_tokens` target tokens."""
+        limit = self.options.min_tokens
+        # a token is at least one byte: a text of fewer bytes is never counted
+        return [i for i in chat.candidates if len(chat.texts[i].text.encode()) > limit
+                and self.count(counter, chat.texts[i].text) > limit]
+
+    def compressed(self, text: str, query: str | None, rate: float,
+                   counter: TargetTokenizer) -> str | None:
+        """`text` compressed at `rate`, or None when it stays whole."""
+        key = ("text", counter.name, rate, query, self.engine.profile.name, _digest(text))
+        return self._remembered(key, lambda: self._compress(text, query, rate, counter))
+
+    def _compress(self, text: str, query: str | None, rate: float,
+                  counter: TargetTokenizer) -> str | None:
+        engine = self.engine
+        try:
+            analysis = analyse(text, profile=engine.profile, query=query, detect_query=False,
+                               draft=engine.sources[engine.options.drafts[0]],
+                               cache=engine.cache)
+            return finish(analysis, keep_rate=rate, target=counter).text
+        except (BudgetError, InputError) as error:
+            warn(f"a text of {counter.count(text):,} tokens is forwarded whole: "
+                 f"{first_line(error)}")
+            return None
+
+
+class Proxy:
+    """The `/v1/` routes of a server started with an upstream."""
+
+    def __init__(self, options: ProxyOptions, engine: Engine, metrics: Metrics,
+                 server: ServerOptions):
+        self.options, self.engine, self.metrics, self.server = options, engine, metrics, server
+        self.compressor = Compressor(engine, options)
+        self.client: httpx.AsyncClient | None = None
+
+    @contextlib.asynccontextmanager
+    async def connected(self):
+        """One connection pool to the upstream, for the server's lifetime."""
+        timeout = httpx.Timeout(self.options.timeout, connect=self.options.connect_timeout)
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            self.client = client
+            yield
+
+    async def handle(self, request: Request) -> Response:
+        path = request.url.path
+        try:
+            if self.server.api_key is not None and not _same(
+                    request.headers.get(KEY_HEADER, ""), self.server.api_key):
+                raise HTTPError(401, "unauthorized", "a valid proxy key is needed "
+                                f"({KEY_HEADER}: KEY); Authorization goes to the upstream")
+            content = await read_body(request, self.server.max_bytes)
+            added: dict[str, str] = {}
+            dialect = COMPRESSED_ROUTES.get(path) if request.method == "POST" else None
+            if dialect is not None:
+                content, added = await self.prepared(request, content, dialect)
+            response = await self.forward(request, content, added)
+        except HTTPError as error:
+            response = error_response(error)
+        self.metrics.requests.labels(path if path in COMPRESSED_ROUTES else "/v1/*",
+                                     str(response.status_code)).inc()
+        return response
+
+    async def prepared(self, request: Request, content: bytes,
+                       dialect: str) -> tuple[bytes, dict[str, str]]:
+        """The body to forward and the headers to add to the answer."""
+        switch = request.headers.get("x-crossprefill", "on").strip().lower()
+        if switch not in ("on", "off"):
+            raise HTTPError(400, "bad_request", "X-Crossprefill must be 'on' or 'off'")
+        rate = _rate(request.headers.get("x-crossprefill-keep-rate"),
+                     self.options.keep_rate or self.engine.profile.keep_rate)
+        if switch == "off":
+            return content, {"X-Crossprefill": "off"}
+        try:
+            body = json.loads(content)
+        except (ValueError, RecursionError):
+            return content, {"X-Crossprefill": "unchanged"}  # the upstream says what is wrong
+        chat = chat_requests.chat_texts(body, dialect, self.options.roles)
+        if chat is None or not self.engine.ready.is_set():
+            if chat is not None and chat.candidates:
+                return self.bypassed(content, Bypass("loading", "the drafts are still "
+                                                     "loading", 503))
+            return content, {"X-Crossprefill": "unchanged"}
+        try:
+            counter = await asyncio.to_thread(self.compressor.target, body.get("model"))
+            long = await asyncio.to_thread(self.compressor.long_texts, chat, counter)
+            before = await asyncio.to_thread(self._total, chat, counter)
+            if not long:
+                return content, _headers("unchanged", before, before)
+            saved = await self._compress(request, body, chat, long, rate, counter)
+        except Bypass as bypass:
+            return self.bypassed(content, bypass)
+        except HTTPError:
+            raise
+        except Exception as error:  # the model code failed: fail open, or say so
+            return self.bypassed(content, Bypass("failed", f"compression failed "
+                                                 f"({first_line(error)})", 502))
+        if not saved:
+            return content, _headers("unchanged", before, before)
+        self.metrics.tokens_before.inc(before)
+        self.metrics.tokens_after.inc(before - saved)
+        self.metrics.tokens_saved.inc(saved)
+        encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return encoded, _headers("compressed", before, before - saved)
+
+    def _total(self, chat: ChatTexts, counter: TargetTokenizer) -> int:
+        return sum(self.compressor.count(counter, t.text) for t in chat.texts)
+
+    async def _compress(self, request: Request, body: dict, chat: ChatTexts, long: list[int],
+                        rate: float, counter: TargetTokenizer) -> int:
+        """Replace each long text in `body` by its compression; the tokens saved."""
+        lane = self.engine.lane(self.server.drafts[0])
+        try:
+            if not await take_turn(request, lane, self.server.max_queue, self.metrics):
+                raise Bypass("disconnected", "the client went away", 499)
+        except HTTPError as busy:
+            raise Bypass("busy", str(busy), 503) from None
+        try:
+            results = await asyncio.to_thread(
+                lambda: [self.compressor.compressed(chat.texts[i].text, chat.query, rate,
+                                                    counter) for i in long])
+        finally:
+            lane.lock.release()
+        saved = 0
+        for index, compressed in zip(long, results):
+            if compressed is not None:
+                text = chat.texts[index]
+                chat_requests.replace(body, text.path, compressed)
+                saved += (self.compressor.count(counter, text.text)
+                          - self.compressor.count(counter, compressed))
+        return saved
+
+    def bypassed(self, content: bytes, bypass: Bypass) -> tuple[bytes, dict[str, str]]:
+        self.metrics.bypassed.labels(bypass.reason).inc()
+        if self.options.fail_closed:
+            raise HTTPError(bypass.status, bypass.reason, f"{bypass} (the proxy fails closed)")
+        warn(f"{bypass}; the request is forwarded uncompressed")
+        return content, {"X-Crossprefill": "bypassed"}
+
+    async def forward(self, request: Request, content: bytes, added: dict[str, str]) -> Response:
+        """Send the request upstream; its answer, relayed (streamed when it streams)."""
+        url = self.options.upstream.rstrip("/") + request.url.path.removeprefix("/v1")
+        if request.url.query:
+            url += "?" + request.url.query
+        headers = [(k, v) for k, v in request.headers.raw
+                   if k.lower() not in HOP_BY_HOP and not k.lower().startswith(OWN_HEADERS)]
+        assert self.client is not None
+        try:
+            upstream = await self.client.send(
+                self.client.build_request(request.method, url, headers=headers, content=content),
+                stream=True)
+        except httpx.HTTPError as error:
+            raise self.unreachable(error) from None
+        relayed = [(k, v) for k, v in upstream.headers.raw if k.lower() not in HOP_BY_HOP]
+        relayed += [(k.lower().encode(), v.encode()) for k, v in added.items()]
+        if upstream.headers.get("content-type", "").startswith("text/event-stream"):
+            response: Response = StreamingResponse(self.relay(upstream, url),
+                                                   status_code=upstream.status_code)
+        else:
+            try:
+                data = b"".join([piece async for piece in upstream.aiter_raw()])
+            except httpx.HTTPError as error:
+                raise self.unreachable(error) from None
+            finally:
+                await upstream.aclose()
+            response = Response(data, status_code=upstream.status_code)
+        response.raw_headers.extend(relayed)
+        return response
+
+    async def relay(self, upstream: httpx.Response, url: str):
+        try:
+            async for piece in upstream.aiter_raw():
+                yield piece
+        except httpx.HTTPError as error:
+            warn(f"the upstream's stream from {url} broke off ({type(error).__name__})")
+        finally:
+            await upstream.aclose()
+
+    def unreachable(self, error: httpx.HTTPError) -> HTTPError:
+        where = self.options.upstream
+        if isinstance(error, httpx.TimeoutException):
+            return HTTPError(504, "upstream_timeout", f"the upstream {where} did not answer "
+                             f"in time ({type(error).__name__})")
+        return HTTPError(502, "upstream_unreachable", f"cannot reach the upstream {where} "
+                         f"({type(error).__name__}: {first_line(error) or 'no detail'})")
+
+
+def _rate(header: str | None, default: float) -> float:
+    if header is None:
+        return default
+    try:
+        rate = float(header)
+    except ValueError:
+        rate = float("nan")
+    if not 0 < rate <= 1:
+        raise HTTPError(400, "bad_request", f"X-Crossprefill-Keep-Rate must be a number in "
+                        f"(0, 1], got {header!r}")
+    return rate
+
+
+def _headers(state: str, before: int, after: int) -> dict[str, str]:
+    return {"X-Crossprefill": state, "X-Crossprefill-Tokens-Before": str(before),
+            "X-Crossprefill-Tokens-After": str(after)}
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _same(given: str, key: str) -> bool:
+    return hmac.compare_digest(given.encode(), key.encode())
+
+
+def warn(message: str) -> None:
+    print(f"crossprefill: warning: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,220 @@
+"""Servers for tests, all on loopback: `crossprefill serve` as a process, any ASGI app in
+a thread, and a fake LLM API upstream that records what it received.
+
+Every server is started and stopped by a context manager inside the test that uses it;
+the fake upstream's waits are bounded (`HANG_SECONDS`, `RELEASE_SECONDS`), so a test that
+goes wrong fails instead of hanging.
+"""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+START_SECONDS = 120
+HANG_SECONDS = 30  # a "hang" upstream answers after this, if the test has not stopped it
+RELEASE_SECONDS = 20  # a stream waits this long at most for the client's first chunk
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def server(*args: str, env: dict | None = None):
+    """A running `crossprefill serve` on loopback; yields its URL, stops it after."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "crossprefill_cli", "serve", "--port",
+                                str(port), *args], env={**os.environ, **(env or {})},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read().decode()
+            try:
+                if status(url + "/healthz") == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the server did not become ready")
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+
+
+def call(url: str, body, headers: dict | None = None) -> tuple[int, dict, object]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json",
+                                                              **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return answer.status, json.loads(answer.read()), answer.headers
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read()), error.headers
+
+
+def status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+
+@contextmanager
+def in_thread(app, port: int | None = None):
+    """Serve the ASGI `app` with uvicorn in a thread on loopback; yields its base URL."""
+    import uvicorn
+
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            access_log=False, lifespan="on")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_SECONDS
+    while not running.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        running.should_exit = True
+        thread.join(timeout=30)
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+@dataclass
+class FakeUpstream:
+    """An LLM API that records every request and answers by the request's `model`:
+    `hang` never answers (until `HANG_SECONDS`), `limited` is a 429 with Retry-After;
+    anything else gets a chat completion (JSON, or SSE chunks when `stream` is true, the
+    rest held back until the client has seen the first one: `release`)."""
+
+    received: list[Received] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    released_in_time: list[bool] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def app(self):
+        from starlette.applications import Starlette
+        from starlette.responses import JSONResponse, Response, StreamingResponse
+        from starlette.routing import Route
+
+        async def record(request):
+            body = await request.body()
+            self.received.append(Received(request.method, request.url.path,
+                                          dict(request.headers), body))
+            return body
+
+        async def models(request):
+            await record(request)
+            return JSONResponse({"object": "list", "data": [
+                {"id": "test-model", "object": "model", "created": 0, "owned_by": "tests"}]})
+
+        async def chat(request):
+            try:
+                body = json.loads(await record(request))
+            except ValueError:
+                return JSONResponse({"error": {"message": "not JSON", "type": "invalid"}}, 400)
+            model = body.get("model") if isinstance(body, dict) else None
+            if model == "hang":
+                await asyncio.to_thread(self.stop.wait, HANG_SECONDS)
+            if model == "limited":
+                return JSONResponse({"error": {"message": "slow down", "type": "rate_limit"}},
+                                    429, headers={"Retry-After": "7"})
+            size = len(self.received[-1].body)
+            if isinstance(body, dict) and body.get("stream"):
+                return StreamingResponse(self.chunks(model, size), media_type="text/event-stream")
+            return JSONResponse({
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": model,
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                    "role": "assistant", "content": f"received {size} bytes"}}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}},
+                headers={"X-Upstream": "fake"})
+
+        async def messages(request):
+            body = json.loads(await record(request))
+            return JSONResponse({
+                "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
+                "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
+                "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1}})
+
+        async def teapot(request):
+            await record(request)
+            return Response(b"plain", status_code=418, media_type="text/plain")
+
+        return Starlette(routes=[Route("/v1/models", models), Route("/v1/teapot", teapot),
+                                 Route("/v1/chat/completions", chat, methods=["POST"]),
+                                 Route("/v1/messages", messages, methods=["POST"])])
+
+    async def chunks(self, model: str, size: int):
+        words = ["received ", f"{size} ", "bytes"]
+        for number, word in enumerate(words):
+            chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0,
+                     "model": model, "choices": [{"index": 0, "delta": {"content": word},
+                                                  "finish_reason": None}]}
+            yield f"data: {json.dumps(chunk)}\n\n".encode()
+            if number == 0:
+                self.released_in_time.append(
+                    await asyncio.to_thread(self.release.wait, RELEASE_SECONDS))
+        done = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0,
+                "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        yield f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode()
+
+
+@contextmanager
+def resetting_upstream():
+    """A port that accepts connections and resets them at once (TCP RST); yields its URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    done = threading.Event()
+
+    def serve():
+        while not done.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            connection.recv(65536)
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    finally:
+        done.set()
+        thread.join(timeout=5)
+        listener.close()
