@@ -153,12 +153,13 @@ class Compressor:
         return self._remembered(("count", counter.name, _digest(text)),
                                 lambda: counter.count(text))
 
-    def long_texts(self, chat: ChatTexts, counter: TargetTokenizer) -> list[int]:
-        """The candidates over `min_tokens` target tokens."""
-        limit = self.options.min_tokens
-        # a token is at least one byte: a text of fewer bytes is never counted
-        return [i for i in chat.candidates if len(chat.texts[i].text.encode()) > limit
-                and self.count(counter, chat.texts[i].text) > limit]
+    def survey(self, chat: ChatTexts, model: object) -> tuple[TargetTokenizer, list[int], int]:
+        """The request's target, its candidates over `min_tokens` target tokens, and the
+        target tokens of all its texts."""
+        counter = self.target(model)
+        counts = [self.count(counter, t.text) for t in chat.texts]
+        return counter, [i for i in chat.candidates if counts[i] > self.options.min_tokens], \
+            sum(counts)
 
     def compressed(self, text: str, query: str | None, rate: float,
                    counter: TargetTokenizer) -> str | None:
@@ -237,9 +238,8 @@ class Proxy:
                                                      "loading", 503))
             return content, {"X-Crossprefill": "unchanged"}
         try:
-            counter = await asyncio.to_thread(self.compressor.target, body.get("model"))
-            long = await asyncio.to_thread(self.compressor.long_texts, chat, counter)
-            before = await asyncio.to_thread(self._total, chat, counter)
+            counter, long, before = await asyncio.to_thread(self.compressor.survey, chat,
+                                                            body.get("model"))
             if not long:
                 return content, _headers("unchanged", before, before)
             saved = await self._compress(request, body, chat, long, rate, counter)
@@ -257,9 +257,6 @@ class Proxy:
         self.metrics.tokens_saved.inc(saved)
         encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         return encoded, _headers("compressed", before, before - saved)
-
-    def _total(self, chat: ChatTexts, counter: TargetTokenizer) -> int:
-        return sum(self.compressor.count(counter, t.text) for t in chat.texts)
 
     async def _compress(self, request: Request, body: dict, chat: ChatTexts, long: list[int],
                         rate: float, counter: TargetTokenizer) -> int:
