@@ -8,7 +8,7 @@ writes the winner to the draft folder's `crossprefill.yaml`, where crossprefill'
 
 A development case: a passage of the held-out Python-docs files (the 5% that
 train_draft.py never trains on), 1-4 facts made with the held-out templates and word
-pool of draft_facts.py inserted as paragraphs at random depths, and the held-out
+pool of draft_training/facts.py inserted as paragraphs at random depths, and the held-out
 question about one of them. Each case is compressed through crossprefill's own
 pipeline (`compress`, text profile, question as query) at 12.5% keep; a case counts
 when the whole asked fact sentence is in the output. The benchmark's haystacks
@@ -27,8 +27,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from draft_facts import FactMaker  # noqa: E402
-from train_draft import Corpus, load_corpus, word_list  # noqa: E402
+from draft_training.corpus import Corpus, load_corpus, word_list  # noqa: E402
+from draft_training.facts import FactMaker  # noqa: E402
 
 from crossprefill_cli import compress  # noqa: E402
 from crossprefill_cli.draft import load_draft  # noqa: E402

@@ -8,6 +8,18 @@ HELD-OUT part so that the eval measures generalisation to unseen wording.
 
 Deliberately avoided in every template: "needle", "magic number", "passphrase",
 "secret", i.e. the wording of the usual needle-in-a-haystack benchmarks.
+
+A set of facts is one target and up to five distractors that, in three sets of
+four, share its subject or its attribute, so that attending to the right sentence
+needs both the subject and the attribute of the question, not either alone
+(`prose_set`); some questions are reversed (the value is given, the subject asked).
+`code_set` renders facts as code (`def f(): return v`, assignments, config lines) and
+`event_set` as events (who did what, where and when) asked with who/where/when/what
+questions, so that answers are phrases and not only values. Every set is returned as
+(fact sentences in context order, question, answer, index of the asked fact); the
+rows of `rows.py` insert the sentences into a natural passage and follow them with
+`QUERY_TEMPLATE`. The held-out word pool is the corpus words (about a seventh) whose
+character codes sum to a multiple of 7.
 """
 from __future__ import annotations
 
@@ -328,11 +340,12 @@ class FactMaker:
         return facts, q, ans, order.index(0)
 
     def code_set(self, k: int):
+        """k code facts (1 target + k-1 distractors); returned like `prose_set`."""
         r = self.rng
         items = []
         used = set()
-        for i in range(k):
-            tmpl, qs, kind = r.choice(self.code_t) if i == 0 else r.choice(self.code_t)
+        for _ in range(k):
+            tmpl, qs, kind = r.choice(self.code_t)
             F = self.ident()
             while F in used:
                 F = self.ident() + str(r.randint(2, 99))
@@ -349,8 +362,6 @@ class FactMaker:
         r.shuffle(order)
         facts = [items[i][0] for i in order]
         return facts, items[0][1], items[0][2], order.index(0)
-
-
 
     def event(self):
         """One event as a dict of its slots (agent, verb forms, object, place, time)."""
@@ -390,40 +401,3 @@ class FactMaker:
         order = list(range(k))
         r.shuffle(order)
         return [facts[i] for i in order], q, ans, order.index(0)
-
-
-# Hand-written probes in a different style (never used for training): (fact, question, answer)
-OOD_PROBES = [
-    ("The maintenance window for the mail relay begins at 03:40 every Sunday.",
-     "When does the maintenance window for the mail relay begin?", "03:40"),
-    ("Our backup tapes are stored in a fireproof safe in building 14.",
-     "In which building are the backup tapes stored?", "14"),
-    ("The printer on the second floor is called Albatross.",
-     "What is the name of the printer on the second floor?", "Albatross"),
-    ("Kernel version 6.1.52 fixed the crash in the wireless driver.",
-     "Which kernel version fixed the wireless driver crash?", "6.1.52"),
-    ("Marta's laptop uses the hostname tulipwood.",
-     "What hostname does Marta's laptop use?", "tulipwood"),
-    ("For all guest networks the firewall blocks port 8443.",
-     "Which port does the firewall block for guest networks?", "8443"),
-    ("Last year the annual budget for the library was 72500 euros.",
-     "What was the annual budget for the library?", "72500"),
-    ("The shared drive of the design department is mounted at /mnt/archive2.",
-     "Where is the design department's shared drive mounted?", "/mnt/archive2"),
-    ("The weekly call with the Lisbon office takes place on Thursday.",
-     "On which day is the weekly call with the Lisbon office?", "Thursday"),
-    ("Daniel keeps the spare key of the workshop in a blue ceramic jar.",
-     "Where does Daniel keep the workshop's spare key?", "blue"),
-    ("The package mirror in Osaka synchronises every 45 minutes.",
-     "How often does the Osaka mirror synchronise?", "45"),
-    ("The recovery phrase for the old storage box is copper-lantern-9.",
-     "What is the recovery phrase for the old storage box?", "copper-lantern-9"),
-    ("Hannah's favourite editor, it turns out, is Kakoune.",
-     "Which editor does Hannah like best?", "Kakoune"),
-    ("The cluster in Frankfurt was upgraded to 512 GB of memory.",
-     "How much memory does the Frankfurt cluster have after the upgrade?", "512"),
-    ("The default umask on the build machines is 0027.",
-     "What umask do the build machines use by default?", "0027"),
-    ("Our company was founded in Tromso by Ingrid Halvorsen.",
-     "Who founded the company?", "Ingrid"),
-]
