@@ -121,13 +121,17 @@ class Reading:
         show_default=False)] = None
 
 
-def reading_options(command):
-    """Add the `Reading` fields to a command's options and pass them as `reading=`."""
-    names = [field.name for field in fields(Reading)]
+def reading_options(command=None, *, without: tuple[str, ...] = ()):
+    """Add the `Reading` fields (but those named in `without`, which keep their
+    defaults) to a command's options and pass them as `reading=`."""
+    if command is None:
+        return functools.partial(reading_options, without=without)
+    chosen = [field for field in fields(Reading) if field.name not in without]
+    names = [field.name for field in chosen]
     signature = inspect.signature(command)
     own = [p for p in signature.parameters.values() if p.name != "reading"]
     shared = [inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default,
-                                annotation=field.type) for field in fields(Reading)]
+                                annotation=field.type) for field in chosen]
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -331,6 +335,79 @@ def serve_command(
                           api_key=api_key, max_queue=max_queue, max_bytes=max_bytes,
                           allow_any_draft=allow_any_draft, device=device, dtype=dtype,
                           proxy=proxy), host=host, port=port)
+
+
+@app.command("batch")
+@reading_options(without=("format", "server"))
+def batch_command(
+    ctx: typer.Context,
+    input_path: Annotated[str, typer.Argument(
+        metavar="INPUT", help="JSONL file of records ({\"id\", \"text\" or \"messages\", "
+        "optional \"query\", \"keep_rate\", \"target_tokens\", \"profile\"}), or - for stdin.")],
+    *,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="JSONL file the output records go to, each as it finishes.  "
+        "[default: stdout]", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Skip the records already in --output and append the rest.")] = False,
+    keep_rate: KeepRateOption = None,
+    target_tokens: TargetTokensOption = None,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="local (this process) or ray (Ray Data actors).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(
+        "--ray-address", help="Ray: the cluster to join.  [default: start one on this "
+        "machine]", show_default=False)] = None,
+    actors: Annotated[int, typer.Option("--actors", help="Ray: actors, each with its own "
+                                        "draft.")] = 1,
+    cpus_per_actor: Annotated[float, typer.Option("--cpus-per-actor", help="Ray: CPUs (and "
+                                                  "torch threads) per actor.")] = 1.0,
+    gpus_per_actor: Annotated[float, typer.Option("--gpus-per-actor", help="Ray: GPUs per "
+                                                  "actor.")] = 0.0,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Ray: records per batch "
+                                            "an actor takes.")] = 8,
+    reading: Reading,
+) -> None:
+    """Compress every record of a JSONL file with one model load; exit 1 if any failed."""
+    env: Environment = ctx.obj or Environment.from_sys()
+    with _reporting_errors(env):
+        from .batch import BatchSettings, scan
+        from .batch_files import BatchOutput, input_lines
+        from .profiles import load_profile
+
+        if engine not in ("local", "ray"):
+            raise UsageError(f"unknown --engine {engine!r}; choose local or ray")
+        check_budget_options(keep_rate, target_tokens)
+        load_profile(reading.profile or "text")  # an unknown one fails before any work
+        settings = BatchSettings(
+            keep_rate=keep_rate, target_tokens=target_tokens, profile=reading.profile or "text",
+            draft=reading.draft or "builtin", target=reading.target,
+            query=_query(reading.query, reading.query_file), detect_query=reading.detect_query,
+            scorer=reading.scorer, device=reading.device, dtype=reading.dtype,
+            cache=not reading.no_cache, chunk_size=reading.chunk_size,
+            pool_kernel=reading.pool_kernel, lookahead=reading.lookahead,
+            delimiter=reading.delimiter, window=reading.window)
+        lines = input_lines(env, input_path)
+        found = scan(lines())
+        say = _warner(env, reading)
+        for name in found.unknown_fields:
+            say(f"records have a field {name!r} that batch does not read (output records "
+                "carry the id to join on)")
+        with BatchOutput(env, output, resume=resume) as sink:
+            pending = [line for line in lines() if not sink.has(line)]
+            if engine == "ray":
+                from .ray_engine import RayOptions, ray_outputs
+
+                outputs = ray_outputs(pending, settings, RayOptions(
+                    address=ray_address, actors=actors, cpus_per_actor=cpus_per_actor,
+                    gpus_per_actor=gpus_per_actor, batch_size=batch_size))
+            else:
+                from .batch import local_outputs
+
+                outputs = local_outputs(pending, settings, say)
+            sink.write_all(outputs, len(pending), skipped=found.lines - len(pending),
+                           quiet=reading.quiet)
+        if sink.failed:
+            raise typer.Exit(1)
 
 
 def _parse_rates(value: str) -> list[float]:

@@ -15,7 +15,8 @@ from bisect import bisect_left
 from typing import Callable, Iterator, TextIO
 
 from rich.console import Console, Group
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 from rich.text import Text
 
@@ -154,6 +155,32 @@ def draft_progress(console: Console, enabled: bool) -> Iterator[ProgressCallback
 
     def advance(done: int, total: int) -> None:
         progress.update(task, completed=done, total=total)
+
+    with progress:
+        yield advance
+
+
+@contextlib.contextmanager
+def batch_progress(console: Console, total: int,
+                   enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A transient bar of records done (records/s, input tokens/s, time left); the
+    callback takes the input tokens of each record done."""
+    if not enabled:
+        yield lambda tokens: None
+        return
+    progress = Progress(SpinnerColumn(), TextColumn("records"), BarColumn(),
+                        MofNCompleteColumn(), TextColumn("{task.fields[rates]}"),
+                        TimeRemainingColumn(), console=console, transient=True)
+    task = progress.add_task("batch", total=total, rates="")
+    tokens_done = [0]
+
+    def advance(tokens: int) -> None:
+        tokens_done[0] += tokens
+        elapsed = progress.tasks[0].elapsed or 0.0
+        done = progress.tasks[0].completed + 1
+        rates = (f"{done / elapsed:.2f} records/s, {tokens_done[0] / elapsed:,.0f} tokens/s"
+                 if elapsed > 0 else "")
+        progress.update(task, advance=1, rates=rates)
 
     with progress:
         yield advance
