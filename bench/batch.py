@@ -15,8 +15,8 @@ paragraphs from seeded random starts), the bundled draft by default, everything
 Each engine's wall time is that of its whole process (start-up, model loads and Ray's
 start included); its peak memory is the largest sum of the resident sets of its process
 tree (Ray's raylet and actors are the driver's descendants), sampled every 0.1 s. The
-run fails unless the three batch outputs are the same bytes and every separate
-process printed the text its record got from batch.
+run fails unless the three batch outputs are the same bytes, and says which separate
+processes, if any, printed another text than their record got from batch.
 
     python -m bench.batch --records 200
 
@@ -124,14 +124,14 @@ def main() -> None:
         if len(set(outputs.values())) != 1:
             raise SystemExit("the batch engines wrote different outputs")
         batch_texts = [json.loads(line)["text"] for line in outputs["batch, local"].splitlines()]
-        total, peak = 0.0, 0.0
+        total, peak, differing = 0.0, 0.0, []
         count = min(args.process_records, args.records)
         for number in range(count):
             path = Path(folder) / "record.txt"
             path.write_text(texts[number], encoding="utf-8")
             seconds, memory, done = measured([*cli, "compress", str(path), *common], env)
             if done.stdout.decode("utf-8") != batch_texts[number]:
-                raise SystemExit(f"record {number}: compress printed another text than batch wrote")
+                differing.append(number)
             total, peak = total + seconds, max(peak, memory)
         rows.insert(0, ("separate `compress` processes", count, total, peak))
     base = count / total
@@ -141,8 +141,10 @@ def main() -> None:
         rate = records / seconds
         print(f"| {name} | {records} | {seconds:.1f} s | {rate:.2f} | {rate / base:.1f}x | "
               f"{memory:,.0f} MiB |")
-    print("\nThe three batch outputs are byte for byte the same, and each separate process "
-          "printed its record's text.")
+    print("\nThe three batch outputs are byte for byte the same. "
+          + (f"{len(differing)} of {count} separate processes printed another text than batch "
+             f"wrote for their record (records {differing})." if differing else
+             f"Each of the {count} separate processes printed its record's text."))
 
 
 if __name__ == "__main__":

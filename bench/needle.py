@@ -6,7 +6,7 @@ sentence (the needle) inserted as its own paragraph at a uniformly random depth 
 method), and a question about the fact passed as `--query`. A case counts as kept when
 the whole needle sentence appears verbatim in the output. The needle templates below
 are this benchmark's own: narrative sentences whose wording appears nowhere in the
-draft's training templates (scripts/draft_facts.py).
+draft's training templates (scripts/draft_training/facts.py).
 
     python -m bench.needle --lengths 4000,16000 --rates 0.1,0.125,0.25 --cases 20
 

@@ -35,6 +35,7 @@ import hashlib
 import hmac
 import json
 import sys
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -60,7 +61,7 @@ HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate",
                         b"upgrade", b"host", b"content-length"})
 OWN_HEADERS = b"x-crossprefill"  # the proxy's own request headers stay here
 KEY_HEADER = "x-crossprefill-api-key"  # Authorization belongs to the upstream
-MEMO_ENTRIES = 4096
+MEMO_ENTRIES = 1024  # counts and compressions; at most ~1,024 compressed texts held
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,7 @@ class Proxy:
             yield
 
     async def handle(self, request: Request) -> Response:
-        path = request.url.path
+        path, started = request.url.path, time.perf_counter()
         try:
             if self.server.api_key is not None and not _same(
                     request.headers.get(KEY_HEADER, ""), self.server.api_key):
@@ -213,8 +214,9 @@ class Proxy:
             response = await self.forward(request, content, added)
         except HTTPError as error:
             response = error_response(error)
-        self.metrics.requests.labels(path if path in COMPRESSED_ROUTES else "/v1/*",
-                                     str(response.status_code)).inc()
+        label = path if path in COMPRESSED_ROUTES else "/v1/*"
+        self.metrics.requests.labels(label, str(response.status_code)).inc()
+        self.metrics.latency.labels(label).observe(time.perf_counter() - started)
         return response
 
     async def prepared(self, request: Request, content: bytes,
@@ -232,8 +234,12 @@ class Proxy:
         except (ValueError, RecursionError):
             return content, {"X-Crossprefill": "unchanged"}  # the upstream says what is wrong
         chat = chat_requests.chat_texts(body, dialect, self.options.roles)
-        if chat is None or not self.engine.ready.is_set():
-            if chat is not None and chat.candidates:
+        if chat is None:
+            return content, {"X-Crossprefill": "unchanged"}
+        if not self.engine.ready.is_set():
+            # a token is at least one byte: a text of fewer bytes cannot be long
+            if any(len(chat.texts[i].text.encode()) > self.options.min_tokens
+                   for i in chat.candidates):
                 return self.bypassed(content, Bypass("loading", "the drafts are still "
                                                      "loading", 503))
             return content, {"X-Crossprefill": "unchanged"}

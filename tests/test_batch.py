@@ -2,6 +2,7 @@
 every bad one reported, order kept, resumable after a kill, and the Ray engine giving
 the same bytes as the local one."""
 
+import io
 import json
 import signal
 import subprocess
@@ -180,3 +181,22 @@ def test_a_local_ray_gives_the_local_engines_bytes(tmp_path, llama_dir, target_d
     assert distributed.read_bytes() == local.read_bytes()
     stderr = done.stderr.decode().strip().splitlines()
     assert len(stderr) == 1 and stderr[0].startswith("crossprefill: 9 records in "), stderr
+
+
+def test_the_progress_bar_counts_records_and_tokens_per_second():
+    from rich.console import Console
+
+    from crossprefill_cli.render import batch_progress
+
+    stream = io.StringIO()
+    with batch_progress(Console(file=stream, force_terminal=True, width=150), 3,
+                        enabled=True) as advance:
+        for _ in range(3):
+            time.sleep(0.05)
+            advance(1000)
+    drawn = stream.getvalue()
+    assert "3/3" in drawn and "records/s" in drawn and "tokens/s" in drawn
+    silent = io.StringIO()
+    with batch_progress(Console(file=silent), 3, enabled=False) as advance:
+        advance(1000)
+    assert silent.getvalue() == ""
