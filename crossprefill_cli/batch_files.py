@@ -58,7 +58,8 @@ class BatchOutput:
             self.stream.close()
 
     def has(self, line: Line) -> bool:
-        return line_key(line) in self.done
+        # without --resume nothing is done yet, and no line need be parsed to say so
+        return bool(self.done) and line_key(line) in self.done
 
     def write_all(self, outputs: Iterable[dict], total: int, *, skipped: int,
                   quiet: bool) -> None:

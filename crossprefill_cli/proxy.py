@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import fnmatch
 import hashlib
-import hmac
 import json
 import sys
 import time
@@ -51,7 +50,7 @@ from .loading import first_line
 from .pipeline import analyse, finish
 from .results import check_budget_options
 from .serve import (Engine, HTTPError, Metrics, ServerOptions, error_response, read_body,
-                    take_turn)
+                    same_key, take_turn)
 from .target import DEFAULT_TARGET, TargetTokenizer
 
 COMPRESSED_ROUTES = {"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC}
@@ -177,7 +176,7 @@ class Compressor:
                                cache=engine.cache)
             return finish(analysis, keep_rate=rate, target=counter).text
         except (BudgetError, InputError) as error:
-            warn(f"a text of {counter.count(text):,} tokens is forwarded whole: "
+            warn(f"a text of {self.count(counter, text):,} tokens is forwarded whole: "
                  f"{first_line(error)}")
             return None
 
@@ -202,7 +201,7 @@ class Proxy:
     async def handle(self, request: Request) -> Response:
         path, started = request.url.path, time.perf_counter()
         try:
-            if self.server.api_key is not None and not _same(
+            if self.server.api_key is not None and not same_key(
                     request.headers.get(KEY_HEADER, ""), self.server.api_key):
                 raise HTTPError(401, "unauthorized", "a valid proxy key is needed "
                                 f"({KEY_HEADER}: KEY); Authorization goes to the upstream")
@@ -251,8 +250,6 @@ class Proxy:
             saved = await self._compress(request, body, chat, long, rate, counter)
         except Bypass as bypass:
             return self.bypassed(content, bypass)
-        except HTTPError:
-            raise
         except Exception as error:  # the model code failed: fail open, or say so
             return self.bypassed(content, Bypass("failed", f"compression failed "
                                                  f"({first_line(error)})", 502))
@@ -363,10 +360,6 @@ def _headers(state: str, before: int, after: int) -> dict[str, str]:
 
 def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-
-def _same(given: str, key: str) -> bool:
-    return hmac.compare_digest(given.encode(), key.encode())
 
 
 def warn(message: str) -> None:

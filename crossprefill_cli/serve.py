@@ -87,6 +87,11 @@ def error_response(error: HTTPError) -> JSONResponse:
                         status_code=error.status, headers=error.headers)
 
 
+def same_key(given: str, key: str) -> bool:
+    """Whether `given` is the API key, compared in constant time."""
+    return hmac.compare_digest(given.encode(), key.encode())
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -300,7 +305,7 @@ def create_app(options: ServerOptions) -> Starlette:
             return True
         given = request.headers.get("authorization", "")
         token = given[7:] if given.lower().startswith("bearer ") else ""
-        return hmac.compare_digest(token.encode(), options.api_key.encode())
+        return same_key(token, options.api_key)
 
     async def work(request: Request) -> Response:
         started = time.perf_counter()
