@@ -6,8 +6,9 @@ of which the `{"type": "text", "text": ...}` ones are text and the others (image
 audio) pass through untouched. Every text is a *piece*. The pieces are joined with
 blank lines into one conversation text, which is compressed like any input: the budget
 counts the whole conversation, the draft reads it once, units never cross a piece. The
-system messages and the last user message are kept whole (their pieces are required)
-and the last user message is the query (the question at its end, when it is long),
+system messages and the last user message are kept whole (their pieces are required),
+every other piece keeps its first line as a text keeps its head (see `pipeline`), and
+the last user message is the query (the question at its end, when it is long),
 unless one is given. Each piece then gets its
 kept spans back, verbatim, with its own gap markers, in its own place in the JSON.
 
@@ -43,13 +44,21 @@ class Conversation:
     text: str  # every piece, joined by SEPARATOR
     pieces: tuple[Piece, ...]
 
+    def _whole(self) -> list[bool]:
+        """For each piece, whether it stays whole: a system message, the last user message."""
+        last_user = max((p.message for p in self.pieces if p.role == "user"), default=None)
+        return [p.role in ("system", "developer") or p.message == last_user for p in self.pieces]
+
     def keep(self) -> tuple[tuple[int, int], ...]:
         """The spans that stay whole: system messages, the last user message, separators."""
-        last_user = max((p.message for p in self.pieces if p.role == "user"), default=None)
-        whole = [(p.start, p.end) for p in self.pieces
-                 if p.role in ("system", "developer") or p.message == last_user]
+        whole = [(p.start, p.end) for p, kept in zip(self.pieces, self._whole()) if kept]
         separators = [(a.end, b.start) for a, b in zip(self.pieces, self.pieces[1:])]
         return tuple(sorted(whole + separators))
+
+    def heads(self) -> tuple[tuple[int, int], ...]:
+        """The spans of the other pieces, each of which keeps its first line the way a
+        text keeps its head: a pasted document's title, a tool result's opening line."""
+        return tuple((p.start, p.end) for p, kept in zip(self.pieces, self._whole()) if not kept)
 
     def query(self) -> str | None:
         """The last user message with any text, or the question at its end when it is

@@ -11,7 +11,9 @@
 The budget is counted in the target's tokens: `target_tokens` if given (a hard
 ceiling that wins over the keep rate), else floor(keep_rate x target tokens of the
 input). The required tail shrinks (halving) until it costs at most a quarter of the
-budget, so short inputs at low keep rates still compress; the head never shrinks.
+budget, so short inputs at low keep rates still compress; the head never shrinks. Chat
+messages each keep their first line too (cut like the head), all of them together
+shrinking the same way into another quarter of the budget.
 
 The draft is loaded only when its scores are not in the cache, and `draft.py` (which
 imports torch and transformers) is imported only then: a cache hit stays cheap.
@@ -116,6 +118,7 @@ class Analysis:
     query_source: str = "none"  # "given", "detected" or "none"
     query_span: tuple[int, int] | None = None  # where a detected query sits in the text
     keep: tuple[tuple[int, int], ...] = ()  # spans the caller wants kept whole
+    heads: tuple[tuple[int, int], ...] = ()  # texts (chat messages) that keep their first line
     scorer: str = "attention"  # a scorer of `profiles.SCORERS`, or "custom"
 
     def delimiter_at(self, position: int) -> str:
@@ -319,7 +322,7 @@ class _Plan:
         self.text, self.analysis, self.structure, self.counter = text, analysis, structure, counter
         self.budget = budget
         planned = _units(text, starts, settings, counter, budget, structure, analysis.query_span,
-                         analysis.keep)
+                         analysis.keep, analysis.heads)
         self.units = planned.units
         token_units = chunks.token_units(starts, self.units)
         surprise = analysis.scores.surprise
@@ -356,24 +359,30 @@ class _Plan:
 
     def too_small(self) -> BudgetError:
         required = self.measure([c.required for c in self.candidates])
-        what = "the first line, the tail" + (" and every file header"
-                                             if self.structure.dump.files else "")
+        what = ["the first line", "the tail"]
+        if self.analysis.keep:
+            what.append("the text kept whole")
+        if self.analysis.heads:
+            what.append("each message's first line")
+        if self.structure.dump.files:
+            what.append("every file header")
+        listed = ", ".join(what[:-1]) + " and " + what[-1]
         return BudgetError(f"the budget of {self.budget} target tokens is smaller than what must "
-                          f"be kept ({required} tokens: {what}); raise the budget or lower "
+                          f"be kept ({required} tokens: {listed}); raise the budget or lower "
                           "keep_head_tokens/keep_tail_tokens in a profile")
 
 
 def analyse_messages(conversation: messages.Conversation, *, query: str | None = None,
                      detect_query: bool = True, **options) -> Analysis:
     """`analyse` for chat messages (see `messages`): their joined text, with the system
-    messages and the last user message kept whole and, without a `query`, the last user
-    message steering."""
+    messages and the last user message kept whole, every other message's first line
+    kept and, without a `query`, the last user message steering."""
     asked = query if query is not None or not detect_query else conversation.query()
     analysis = analyse(conversation.text, query=asked, detect_query=False,
                        keep=conversation.keep(), **options)
-    if query is None and asked is not None:
-        analysis.query_source = "detected"
-    return analysis
+    detected = query is None and asked is not None
+    return replace(analysis, heads=conversation.heads(),
+                   query_source="detected" if detected else analysis.query_source)
 
 
 def restore_messages(conversation: messages.Conversation, analysis: Analysis,
@@ -450,20 +459,48 @@ def _window_size(draft_model: "Draft", window: int | None, query_tokens: int, lo
 
 def _units(text: str, starts: np.ndarray, settings: Profile, counter: TargetTokenizer,
            budget: int, structure: layout.Layout, query_span: tuple[int, int] | None = None,
-           keep: tuple[tuple[int, int], ...] = ()) -> layout.UnitPlan:
+           keep: tuple[tuple[int, int], ...] = (),
+           heads: tuple[tuple[int, int], ...] = ()) -> layout.UnitPlan:
     head = chunks.head_end(text, starts, lines=settings.keep_head_lines,
                            max_tokens=settings.keep_head_tokens,
                            boundary=structure.boundary_at(0, settings.boundary))
     tail_boundary = structure.boundary_at(len(text) - 1, settings.boundary)
-    tail_tokens = settings.keep_tail_tokens
-    while True:
-        tail = chunks.tail_start(text, starts, tokens=tail_tokens, low=head,
-                                 boundary=tail_boundary)
-        if tail_tokens == 0 or counter.count(text[tail:]) <= budget // 4:
-            break
-        tail_tokens //= 2
+
+    def tail_at(tokens: int) -> int:
+        return chunks.tail_start(text, starts, tokens=tokens, low=head, boundary=tail_boundary)
+
+    tail = tail_at(_halved(settings.keep_tail_tokens,
+                           lambda tokens: counter.count(text[tail_at(tokens):]), budget // 4))
+
+    def heads_at(tokens: int) -> list[tuple[int, int]]:
+        return [_head_of(text, starts, span, lines=settings.keep_head_lines, max_tokens=tokens,
+                         boundary=structure.boundary_at(span[0], settings.boundary))
+                for span in heads]
+
+    def heads_cost(tokens: int) -> int:
+        return sum(counter.count_batch([text[start:end] for start, end in heads_at(tokens)]))
+
+    keep = (*keep, *heads_at(_halved(settings.keep_head_tokens, heads_cost, budget // 4)))
     # a detected question is kept verbatim where it stands, unless it would take more
     # than the tail may (then it only steers)
     if query_span is not None and counter.count(text[slice(*query_span)]) <= budget // 4:
         keep = (*keep, query_span)
     return layout.units(text, starts, structure, head=head, tail=tail, profile=settings, keep=keep)
+
+
+def _halved(tokens: int, cost: Callable[[int], int], room: int) -> int:
+    """The largest of `tokens`, half of it, a quarter, ... 0 whose `cost` is within `room`:
+    what is kept beside the head (the tail, each message's first line) shrinks so that a
+    small budget still leaves room to choose."""
+    while tokens and cost(tokens) > room:
+        tokens //= 2
+    return tokens
+
+
+def _head_of(text: str, starts: np.ndarray, span: tuple[int, int], *, lines: int,
+             max_tokens: int, boundary: str) -> tuple[int, int]:
+    """The head of the text in `span` (a chat message's), cut as the input's head is."""
+    start, end = span
+    inside = starts[np.searchsorted(starts, start):np.searchsorted(starts, end)] - start
+    return start, start + chunks.head_end(text[start:end], inside, lines=lines,
+                                          max_tokens=max_tokens, boundary=boundary)

@@ -84,3 +84,31 @@ def test_the_command_line_prints_the_same_json(llama_dir, target_dir, llama_draf
                               "-t", str(target_dir)], input="not json")
     assert (bad.exit_code, bad.stdout) == (2, "")
     assert bad.stderr.startswith("crossprefill: error: --format messages: the input is not JSON")
+
+
+def test_every_compressed_message_keeps_its_first_line(llama_draft, target):
+    # a pasted README keeps its title, a tool result its opening, as text mode keeps a head
+    data, _ = compress_messages(REQUEST, keep_rate=0.2, draft=llama_draft, target=target,
+                                scorer="lexical", query="falcon")
+    got = data["messages"]
+    for compressed in (got[1]["content"][0]["text"], got[3]["content"]):
+        assert "[...]" in compressed
+        assert compressed.startswith("Field notes from the survey\n")
+
+
+def test_a_one_line_message_keeps_a_bounded_head_and_still_compresses(llama_draft, target):
+    one_line = " ".join(long_text(60).splitlines())
+    request = [{"role": "system", "content": "Answer from the notes."},
+               {"role": "tool", "content": one_line}, {"role": "user", "content": QUESTION}]
+    data, result = compress_messages(request, keep_rate=0.2, draft=llama_draft, target=target,
+                                     scorer="lexical")
+    compressed = data[1]["content"]
+    assert result.tokens_after <= result.budget
+    assert compressed.startswith("Field notes from the survey Entry 0:")
+    assert len(compressed) < len(one_line) / 3
+
+
+def test_a_budget_below_the_messages_first_lines_says_so(llama_draft, target):
+    with pytest.raises(UsageError, match="each message's first line"):
+        compress_messages(REQUEST, target_tokens=5, draft=llama_draft, target=target,
+                          scorer="lexical")
