@@ -29,7 +29,8 @@ compression must always keep (but for blank lines at their start, which are no u
 their own: see `chunks`). A header that is a path alone on its line (files-to-prompt)
 needs a path that looks like one, so prose before a fence or a `---` opens no file.
 
-The language of a file comes from its path (extension or well-known file name).
+The language of a file comes from its path (extension or well-known file name); the gaps
+in a file of unknown language get a marker that guesses no comment syntax (see `layout`).
 """
 
 import ast
@@ -52,11 +53,28 @@ EXTENSIONS = {
     "zig": "zig", "proto": "protobuf", "groovy": "groovy", "gradle": "groovy",
     "sql": "sql", "lua": "lua", "hs": "haskell", "elm": "elm", "json": "json",
     "html": "html", "htm": "html", "xml": "xml", "css": "css", "scss": "css",
+    "ini": "ini", "cfg": "ini",
     "md": "markdown", "markdown": "markdown", "rst": "restructuredtext", "txt": "text",
 }
-FILE_NAMES = {"Makefile": "make", "GNUmakefile": "make", "Dockerfile": "dockerfile",
-              "CMakeLists.txt": "cmake", "Gemfile": "ruby", "Rakefile": "ruby"}
-LANGUAGES = frozenset(EXTENSIONS.values()) | frozenset(FILE_NAMES.values())
+# Languages by file name, in lower case: build files, dotfiles (shell start-up files,
+# settings in INI syntax, environment files) and the prose a repository carries without
+# an extension. A name not listed is looked up by its extension, then by its first part
+# ("Dockerfile.dev", ".env.local", "LICENSE-MIT").
+FILE_NAMES = {
+    "makefile": "make", "gnumakefile": "make", "dockerfile": "dockerfile",
+    "containerfile": "dockerfile", "cmakelists.txt": "cmake", "gemfile": "ruby",
+    "rakefile": "ruby", "vagrantfile": "ruby", "jenkinsfile": "groovy",
+    ".bashrc": "shell", ".bash_profile": "shell", ".bash_logout": "shell",
+    ".profile": "shell", ".zshrc": "shell", ".zprofile": "shell", ".zshenv": "shell",
+    ".envrc": "shell", ".env": "dotenv", ".gitattributes": "gitattributes",
+    ".editorconfig": "ini", ".gitconfig": "ini", ".gitmodules": "ini", ".npmrc": "ini",
+    ".flake8": "ini", ".pylintrc": "ini", ".coveragerc": "ini",
+    "readme": "text", "license": "text", "licence": "text", "copying": "text",
+    "notice": "text", "authors": "text", "contributors": "text", "changelog": "text",
+}
+# .gitignore, .dockerignore, .npmignore, ...: every tool's ignore list is gitignore-like.
+IGNORE_LIST = "ignore"
+LANGUAGES = frozenset(EXTENSIONS.values()) | frozenset(FILE_NAMES.values()) | {IGNORE_LIST}
 PROSE = frozenset({"markdown", "restructuredtext", "text"})
 
 
@@ -167,11 +185,13 @@ ANONYMOUS = Dump(None, ())
 
 
 def language_of(path: str) -> str | None:
-    name = PurePosixPath(path.strip()).name
-    if name in FILE_NAMES:
-        return FILE_NAMES[name]
-    suffix = name.rpartition(".")[2].lower() if "." in name else ""
-    return EXTENSIONS.get(suffix)
+    """The language a file's path names (see `FILE_NAMES`); None when it names none."""
+    name = re.split(r"[/\\]", path.strip())[-1].lower()
+    if name.startswith(".") and name.endswith("ignore"):
+        return IGNORE_LIST
+    extension = name.rpartition(".")[2] if "." in name.lstrip(".") else ""
+    first_part = re.match(r"\.?[^.-]*", name).group()
+    return FILE_NAMES.get(name) or EXTENSIONS.get(extension) or FILE_NAMES.get(first_part)
 
 
 def detect(text: str) -> Dump:

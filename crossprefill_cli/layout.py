@@ -26,7 +26,8 @@ its files are prose); code is chunked on line starts, prose on the profile's bou
 
 The delimiter of a gap is that of the part the gap starts in: in code, the profile's
 `language_delimiters` entry for a file's language, or its plain `delimiter`; in prose,
-its `prose_delimiter`.
+and in a dump's file of unknown language, its `prose_delimiter`: that file's comment
+syntax is unknown, and a comment marker (`// omitted`) would claim one.
 
 `cover_definitions` gives selection function-level coverage (the `code` profile's
 `cover_definitions`): a unit in a definition's body scores at least what the
@@ -76,6 +77,13 @@ class Layout:
 
     def boundary_at(self, position: int, prose_boundary: str) -> str:
         return "line" if self.part_at(position).code else prose_boundary
+
+    def delimiter_at(self, position: int, profile: Profile) -> str:
+        """The delimiter of a gap that starts at `position` (see the module docstring)."""
+        part = self.part_at(position)
+        if not part.code or (part.language is None and self.dump.files):
+            return profile.prose_gap_delimiter
+        return profile.delimiter_for(part.language)
 
     def delimiters(self, profile: Profile) -> set[str]:
         """Every delimiter a gap in this input may get."""

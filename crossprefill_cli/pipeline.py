@@ -123,9 +123,7 @@ class Analysis:
 
     def delimiter_at(self, position: int) -> str:
         """The delimiter of a gap that starts at `position` (see `layout`)."""
-        part = self.structure.part_at(position)
-        return (self.settings.delimiter_for(part.language) if part.code
-                else self.settings.prose_gap_delimiter)
+        return self.structure.delimiter_at(position, self.settings)
 
 
 def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | None = None,

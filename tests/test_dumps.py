@@ -290,7 +290,13 @@ def test_a_path_alone_on_its_line_opens_a_file(line):
 
 @pytest.mark.parametrize("path, language", [
     ("a/b.py", "python"), ("x.TS", "typescript"), ("Makefile", "make"), ("deploy.sh", "shell"),
-    ("README.md", "markdown"), ("LICENSE", None), ("data.unknownext", None)])
+    ("README.md", "markdown"), ("data.unknownext", None), ("bin/run", None),
+    # names without an extension, dotfiles, and names known by their first part
+    ("LICENSE", "text"), ("COPYING", "text"), ("docs/NOTICE", "text"), ("AUTHORS", "text"),
+    ("README", "text"), ("LICENSE-MIT", "text"), (".gitignore", "ignore"),
+    ("web/.dockerignore", "ignore"), (".gitattributes", "gitattributes"),
+    (".editorconfig", "ini"), ("setup.cfg", "ini"), (".env", "dotenv"), (".env.local", "dotenv"),
+    (".bashrc", "shell"), ("Dockerfile.dev", "dockerfile"), ("C:\\repo\\Makefile", "make")])
 def test_language_comes_from_the_path(path, language):
     assert dumps.language_of(path) == language
 
@@ -479,6 +485,51 @@ def test_gaps_speak_the_language_of_their_file(llama_draft, target):
                        result.text)
     assert found == expected
     assert {"# ... omitted", "// ... omitted"} <= set(found)
+
+
+MIT_LICENSE = """\
+MIT License
+
+Copyright (c) 2025 Example Authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+"""
+GITIGNORE = "".join(f"# {tool} output\n{tool}/\n*.{tool[:3]}\n\n" for tool in (
+    "build", "dist", "coverage", "node_modules", "__pycache__", "target", "vendor", "logs",
+    "tmp", "cache"))
+VUE = "<template>\n" + "".join(f'  <li class="row-{i}">{{{{ items[{i}] }}}}</li>\n'
+                                for i in range(30)) + "</template>\n"
+
+
+def test_gaps_in_prose_files_dotfiles_and_unknown_files_claim_no_wrong_syntax(llama_draft,
+                                                                               target):
+    files = [("LICENSE", MIT_LICENSE), (".gitignore", GITIGNORE), ("web/App.vue", VUE)]
+    text = repomix_xml(files)
+    result = compress(text, draft=llama_draft, target=target, profile="code", keep_rate=0.2,
+                      chunk_size=16, scorer="lexical")
+    marker = {"LICENSE": "[...]", ".gitignore": "# ... omitted", "web/App.vue": "[...]"}
+    bounds = [(0, 0)] + [(span.start, span.end) for span in result.spans] + [(len(text),) * 2]
+    gaps = [end for (_, end), (start, _) in zip(bounds, bounds[1:]) if start > end]
+    paths = [next((f.path for f in result.files if f.start <= gap < f.end), None) for gap in gaps]
+    assert set(marker) <= set(paths)  # each file lost something
+    expected = [marker.get(path, "[...]") for path in paths]  # outside the files: prose
+    assert re.findall(r"\[\.\.\.\]|# \.\.\. omitted|// omitted", result.text) == expected
 
 
 def test_an_explicit_delimiter_marks_every_gap(llama_draft, target):
