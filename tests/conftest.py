@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+import property_settings  # noqa: F401  (loads the Hypothesis profile before the tests)
+
 # Tiny models gain nothing from threads, and oversubscribed cores slow them 20x.
 os.environ["OMP_NUM_THREADS"] = "1"
 import torch  # noqa: E402  (after the thread setting, which torch reads at import)

@@ -11,6 +11,7 @@ from crossprefill_cli import compress, dumps, layout, outline
 from crossprefill_cli.errors import UsageError
 from crossprefill_cli.profiles import load_profile
 
+from property_settings import examples
 from structure import assert_verbatim_structure
 
 PYTHON = '''\
@@ -652,7 +653,8 @@ SOURCES = st.lists(st.tuples(st.integers(0, 3), LINES), min_size=1, max_size=40)
     lambda rows: "".join("    " * depth + line + "\n" for depth, line in rows))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(sources=st.lists(SOURCES, min_size=1, max_size=4), name=st.sampled_from(sorted(WRITERS)),
        rate=st.floats(0.1, 0.9))
 def test_property_dumps_keep_headers_lines_and_signatures(llama_draft, target, sources, name,

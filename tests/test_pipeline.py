@@ -11,6 +11,7 @@ from crossprefill_cli.errors import InputError, ModelLoadError, UsageError
 from crossprefill_cli.profiles import load_profile
 
 from conftest import fixture_path, has_tiktoken_fixture, long_text
+from property_settings import examples
 from structure import assert_verbatim_structure
 
 TEXT = long_text(120)
@@ -202,7 +203,8 @@ TEXTS = st.lists(st.tuples(WORDS, st.sampled_from([" ", " ", "\n", "  "])), min_
                  max_size=400).map(lambda pairs: "".join(w + s for w, s in pairs))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(30), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(text=TEXTS, rate=st.floats(0.05, 1.0), profile=st.sampled_from(["text", "code"]),
        chunk_size=st.integers(2, 40))
 def test_property_verbatim_ordered_spans_within_budget(llama_draft, target, text, rate,
