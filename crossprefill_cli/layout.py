@@ -150,6 +150,23 @@ def carve(parts: tuple[Part, ...], spans: tuple[tuple[int, int], ...]) -> tuple[
     return parts
 
 
+def on_lines(text: str, structure: Layout, span: tuple[int, int], prose_boundary: str
+             ) -> tuple[int, int]:
+    """`span` widened to whole lines at each end that lies in text chunked on lines.
+
+    A kept stretch need not start at a line start (a detected question is trimmed, so
+    "    return x" is kept from "return"); in code that would drop the indentation,
+    cut the code's lines and change what Python means.
+    """
+    start, end = span
+    if start < end and structure.boundary_at(start, prose_boundary) == "line":
+        start = text.rfind("\n", 0, start) + 1
+    if start < end and structure.boundary_at(end - 1, prose_boundary) == "line":
+        newline = text.find("\n", end - 1)
+        end = len(text) if newline == -1 else newline + 1
+    return start, end
+
+
 def _prose_segments(text: str, part: Part, low: int, high: int, boundary: str,
                     fences: list[markdown.FencedBlock]) -> list[chunks.Segment]:
     """Prose chunked on `boundary`; each fence line of a fenced block a unit of its own
@@ -175,10 +192,12 @@ def segments(text: str, structure: Layout, *, head: int, tail: int, prose_bounda
              keep: tuple[tuple[int, int], ...] = ()
              ) -> tuple[list[chunks.Segment], list[outline.Definition], list[markdown.FencedBlock]]:
     """Segments tiling the text, the definitions found in its code parts and the fenced
-    blocks in its prose; the stretches in `keep` are required."""
+    blocks in its prose; the stretches in `keep` are required (on whole lines where the
+    text is chunked on lines)."""
     found: list[outline.Definition] = []
     fences: list[markdown.FencedBlock] = []
     result = [chunks.Segment(0, head, required=True)]
+    keep = tuple(on_lines(text, structure, span, prose_boundary) for span in keep)
     for part in carve(structure.parts, keep):
         low, high = max(part.start, head), min(part.end, tail)
         if low >= high:

@@ -479,10 +479,12 @@ def _units(text: str, starts: np.ndarray, settings: Profile, counter: TargetToke
         return sum(counter.count_batch([text[start:end] for start, end in heads_at(tokens)]))
 
     keep = (*keep, *heads_at(_halved(settings.keep_head_tokens, heads_cost, budget // 4)))
-    # a detected question is kept verbatim where it stands, unless it would take more
-    # than the tail may (then it only steers)
-    if query_span is not None and counter.count(text[slice(*query_span)]) <= budget // 4:
-        keep = (*keep, query_span)
+    # a detected question is kept verbatim where it stands (on whole lines in code, as
+    # `layout` keeps it), unless it would take more than the tail may (then it only steers)
+    if query_span is not None:
+        query_span = layout.on_lines(text, structure, query_span, settings.boundary)
+        if counter.count(text[slice(*query_span)]) <= budget // 4:
+            keep = (*keep, query_span)
     return layout.units(text, starts, structure, head=head, tail=tail, profile=settings, keep=keep)
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from crossprefill_cli import compress, dumps, layout, outline
+from crossprefill_cli import compress, dumps, layout, outline, query
 from crossprefill_cli.errors import UsageError
 from crossprefill_cli.profiles import load_profile
 
@@ -653,10 +653,15 @@ SOURCES = st.lists(st.tuples(st.integers(0, 3), LINES), min_size=1, max_size=40)
     lambda rows: "".join("    " * depth + line + "\n" for depth, line in rows))
 
 
+# Issue 30: a question detected in code ("return x") was kept from after the indentation.
+RETURN_AFTER_BLANK = "x = compute(1)\n" * 5 + "\n    return x\n"
+
+
 @settings(max_examples=examples(25), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(sources=st.lists(SOURCES, min_size=1, max_size=4), name=st.sampled_from(sorted(WRITERS)),
        rate=st.floats(0.1, 0.9))
+@example(sources=[RETURN_AFTER_BLANK], name="repomix-plain", rate=0.5)
 def test_property_dumps_keep_headers_lines_and_signatures(llama_draft, target, sources, name,
                                                           rate):
     files = [(f"pkg/mod_{i}.{'py' if i % 2 == 0 else 'go'}", source)
@@ -684,6 +689,27 @@ def test_property_dumps_keep_headers_lines_and_signatures(llama_draft, target, s
             body_start, body_end = (file.body_start + p for p in definition.body)
             if any(a < body_end and body_start < b for a, b in kept):
                 assert is_kept(*(file.body_start + p for p in definition.signature))
+
+
+def test_a_kept_stretch_of_code_is_widened_to_whole_lines():
+    text = repomix_plain([("pkg/mod_0.py", RETURN_AFTER_BLANK)])
+    found = query.detect(text)  # the closing "return x" reads as an instruction
+    assert text[found.start:found.end] == "return x"
+    planned = layout.units(text, np.arange(0, len(text), 3),
+                           layout.describe(text, line_mode=True), head=0, tail=len(text),
+                           profile=load_profile("code"), keep=((found.start, found.end),))
+    kept = [(text[u.start:u.end], u.required) for u in planned.units
+            if "return" in text[u.start:u.end]]
+    assert kept == [("    return x\n\n", True)]  # with the blank line after it
+    assert all(u.start == 0 or text[u.start - 1] == "\n" for u in planned.units)
+
+
+def test_a_question_detected_in_code_keeps_its_indentation(llama_draft, target):
+    text = repomix_plain([("pkg/mod_0.py", RETURN_AFTER_BLANK)])
+    result = compress(text, draft=llama_draft, target=target, profile="code", keep_rate=0.5)
+    assert result.query == "return x"
+    assert "\n    return x\n" in result.text
+    assert all(span.start == 0 or text[span.start - 1] == "\n" for span in result.spans)
 
 
 def test_input_that_python_warns_about_raises_no_warning():
