@@ -24,9 +24,10 @@ footer belong to it, so nothing droppable sits between two files. Tools print a 
 after a file's text: when the text ends with one already, the tool's makes a blank line
 that opens the footer, so a body is exactly the file's text (a text without a final
 newline keeps the tool's: bodies are whole lines). Containers (`<files>`, `<documents>`,
-repomix plain's rows) are reported as frame spans. Headers, footers and frames are what
-compression must always keep (but for blank lines at their start, which are no unit of
-their own: see `chunks`). A header that is a path alone on its line (files-to-prompt)
+repomix plain's rows) are reported as frame spans, and the directory tree some tools
+print before the files (repomix, gitingest, code2prompt) as a `DirectoryTree` whose
+entries know their depth. Headers, footers and frames are what compression must always
+keep (but for blank lines at their start, which are no unit of their own: see `chunks`). A header that is a path alone on its line (files-to-prompt)
 needs a path that looks like one, so prose before a fence or a `---` opens no file.
 
 The language of a file comes from its path (extension or well-known file name); the gaps
@@ -91,12 +92,23 @@ class FileRegion:
 
 
 @dataclass(frozen=True)
+class DirectoryTree:
+    """A dump's directory tree: the lines around its entries (title, rule, fence, tags)
+    and each entry line with its depth (0: the least indented entries)."""
+
+    markup: tuple[tuple[int, int], ...]
+    entries: tuple[tuple[int, int, int], ...]  # (start, end, depth)
+
+
+@dataclass(frozen=True)
 class Dump:
-    """The recognised format (None: not a dump), its files and its frame spans."""
+    """The recognised format (None: not a dump), its files, its frame spans and the
+    directory tree printed before the files, if any."""
 
     format: str | None
     files: tuple[FileRegion, ...]
     frame: tuple[tuple[int, int], ...] = ()
+    tree: DirectoryTree | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +194,15 @@ FORMATS = (
         _after("```", "~~~", "\n") + _crlf(PATH + r"\n" + FENCE)), FENCE_FOOTER),
 )
 ANONYMOUS = Dump(None, ())
+# The title of a directory tree before the files: repomix's (xml, markdown, plain: between
+# rows of "="), gitingest's and code2prompt's; then maybe blank lines and a fence.
+TREE_TITLE = re.compile(_crlf(
+    r"(?m:^)(?:={3,}\n)?"
+    r"(?:<directory_structure>|#{1,6} directory structure|directory structure:?|source tree:)"
+    r"[ \t]*\n(?:={3,}\n)?(?:[ \t]*\n)*(?:(?P<fence>`{3,}|~{3,})[^\n]*\n)?"), re.IGNORECASE)
+# What indents a tree's entry: spaces, and the branches tree-drawing tools print.
+TREE_INDENT = re.compile(r"[ \t│├└┬─|`+\\-]*")
+LINE = re.compile(r"[^\n]*\n?")
 
 
 def language_of(path: str) -> str | None:
@@ -223,7 +244,8 @@ def parse(text: str, dump_format: DumpFormat) -> Dump:
         path = header.group("path").strip()
         files.append(FileRegion(path, header.start(), header.end(), body_end, end,
                                 language_of(path)))
-    return Dump(dump_format.name, tuple(files), frame)
+    return Dump(dump_format.name, tuple(files), frame,
+                directory_tree(text, min([files[0].start, *(start for start, _ in frame)])))
 
 
 def _last_footer(text: str, dump_format: DumpFormat, header: re.Match, region_end: int):
@@ -243,6 +265,29 @@ def _frame(text: str, dump_format: DumpFormat, first: int, last: int) -> tuple[t
         return ()
     return ((opening[-1].start(), opening[-1].end()),
             (last + closing.start(), last + closing.end()))
+
+
+def directory_tree(text: str, end: int) -> DirectoryTree | None:
+    """The first directory tree before `end` (where the files start), or None: its title
+    (with an opening fence) and its closing fence or tag are its markup; its entries run
+    up to a blank line or that closing line."""
+    title = TREE_TITLE.search(text, 0, end)
+    if title is None:
+        return None
+    closing = title.group("fence") or "</directory_structure>"
+    markup, entries = [title.span()], []
+    for line in LINE.finditer(text, title.end(), end):
+        content = line.group().strip()
+        if not content or content == closing:
+            if content:
+                markup.append(line.span())
+            break
+        entries.append((*line.span(), TREE_INDENT.match(line.group()).end()))
+    if not entries:
+        return None
+    indents = sorted({indent for *_, indent in entries})
+    return DirectoryTree(tuple(markup), tuple((start, stop, indents.index(indent))
+                                              for start, stop, indent in entries))
 
 
 def anonymous_language(text: str) -> str | None:

@@ -22,6 +22,8 @@ its files are prose); code is chunked on line starts, prose on the profile's bou
 - in prose, each fence line of a fenced code block (see `markdown`) is a unit; a unit
   inside the block needs both fences and each fence needs the other, so the output's
   Markdown stays balanced; the block's code is chunked on lines;
+- each line of a dump's directory tree (see `dumps`) is a unit, its title and closing
+  markup too, so its top levels can be kept without its depths (`tree_units`);
 - the rest is chunked (chunks never cross a part or a signature).
 
 The delimiter of a gap is that of the part the gap starts in: in code, the profile's
@@ -220,7 +222,38 @@ def segments(text: str, structure: Layout, *, head: int, tail: int, prose_bounda
                 cursor = end
         result.append(chunks.Segment(cursor, high, "line"))
     result.append(chunks.Segment(tail, len(text), required=True))
-    return result, found, fences
+    return _cut_out(result, _tree_lines(structure.dump.tree)), found, fences
+
+
+def _tree_lines(tree: dumps.DirectoryTree | None) -> list[tuple[int, int]]:
+    """Every line of the tree, markup and entries, in order."""
+    if tree is None:
+        return []
+    return sorted([*tree.markup, *((start, end) for start, end, _ in tree.entries)])
+
+
+def _cut_out(planned: list[chunks.Segment], spans: list[tuple[int, int]]) -> list[chunks.Segment]:
+    """`planned` with each of `spans` (sorted, disjoint) that lies in a chunked segment cut
+    out of it as a unit of its own."""
+    ends = [end for _, end in spans]
+    result = []
+    for segment in planned:
+        if segment.boundary is None:
+            result.append(segment)
+            continue
+        cursor = segment.start
+        for index in range(bisect_right(ends, segment.start), len(spans)):
+            start, end = max(spans[index][0], cursor), min(spans[index][1], segment.end)
+            if start >= segment.end:
+                break
+            if start < end:
+                if cursor < start:
+                    result.append(chunks.Segment(cursor, start, segment.boundary))
+                result.append(chunks.Segment(start, end))
+                cursor = end
+        if cursor < segment.end:
+            result.append(chunks.Segment(cursor, segment.end, segment.boundary))
+    return result
 
 
 def _shifted(definition: outline.Definition, offset: int) -> outline.Definition:
@@ -275,6 +308,17 @@ def named_units(units: list[chunks.Unit], definitions: list[outline.Definition],
         for index in range(unit_at(definition.signature[0]), unit_at(definition.body[1] - 1) + 1):
             tiers[index] = max(tiers.get(index, 0), 2 if index <= signature_end else 1)
     return tiers
+
+
+def tree_units(units: list[chunks.Unit], tree: dumps.DirectoryTree, deepest: int
+               ) -> dict[int, int]:
+    """The units of the tree's markup and of its entries down to depth `deepest`, each
+    with its rank, highest first: the markup, then the top level, then each level below."""
+    unit_at = _unit_finder(units)
+    ranked = [(span, deepest + 1) for span in tree.markup] + [
+        ((start, end), deepest - depth) for start, end, depth in tree.entries if depth <= deepest]
+    return {index: rank for (start, end), rank in ranked
+            for index in range(unit_at(start), unit_at(end - 1) + 1)}
 
 
 @dataclass(frozen=True)

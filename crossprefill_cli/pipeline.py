@@ -4,7 +4,8 @@
               draft's token signals: attention importance, and surprise for the
               surprise scorer (cached, the costly part)
     finish:   signals -> units (head, chunks, tail) -> unit scores (`evidence`: the
-              profile's scorer) -> greedy choice under the target-token budget,
+              profile's scorer) -> greedy choice under the target-token budget (a
+              dump's directory tree and the definitions a query names first),
               re-measured exactly -> spans joined with gap markers -> Result
     compress: both, for one budget
 
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from . import chunks, evidence, layout, messages, outline, selection
+from . import chunks, dumps, evidence, layout, messages, outline, selection
 from . import query as query_module
 from .cache import ScoreCache, TokenScores, cache_key
 from .errors import BudgetError, ModelLoadError, UsageError
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
 MIN_WINDOW = 64
 # An output under this share of its budget says why (units too big for the room left).
 FAR_BELOW_BUDGET = 0.5
+# A dump's directory tree is how a reader finds their way, and small: it is taken before
+# the files' text when it costs at most this share of the budget, else its top levels
+# that do.
+TREE_SHARE = 0.1
 
 Progress = Callable[[int, int], None]
 
@@ -339,14 +344,17 @@ class _Plan:
                          if settings.favour_named_definitions and analysis.query else {})
         self.bounds = [(unit.start, unit.end) for unit in self.units]
         costs = counter.count_batch([text[start:end] for start, end in self.bounds])
-        self.candidates = [selection.Candidate(float(score), cost, unit.required, unit_needs,
-                                               priority=self.favoured.get(index, 0))
-                           for index, (score, cost, unit, unit_needs)
-                           in enumerate(zip(scores, costs, self.units, planned.needs))]
         self.newline = selection.newline_of(text)
         self.gap_cost = max(counter.count_batch(
             [marker for delimiter in structure.delimiters(settings)
              for marker in selection.marker_variants(delimiter, self.newline)]))
+        tree_first = 1 + max(self.favoured.values(), default=0)  # above named definitions
+        priority = {**self.favoured, **{index: tree_first + rank for index, rank in _tree_ranks(
+            self.units, structure.dump.tree, costs, self.gap_cost, TREE_SHARE * budget).items()}}
+        self.candidates = [selection.Candidate(float(score), cost, unit.required, unit_needs,
+                                               priority=priority.get(index, 0))
+                           for index, (score, cost, unit, unit_needs)
+                           in enumerate(zip(scores, costs, self.units, planned.needs))]
 
     def join(self, spans: list[tuple[int, int]]) -> str:
         return selection.join_spans(self.text, spans, self.analysis.delimiter_at,
@@ -368,6 +376,25 @@ class _Plan:
         return BudgetError(f"the budget of {self.budget} target tokens is smaller than what must "
                           f"be kept ({required} tokens: {listed}); raise the budget or lower "
                           "keep_head_tokens/keep_tail_tokens in a profile")
+
+
+def _tree_ranks(units: list[chunks.Unit], tree: dumps.DirectoryTree | None, costs: list[int],
+                gap_cost: int, room: float) -> dict[int, int]:
+    """The units of a dump's directory tree to take first, with their ranks (see
+    `layout.tree_units`): the whole tree when it costs at most `room` target tokens, gap
+    markers included, else its top levels that do; none when not even the top level does."""
+    if tree is None:
+        return {}
+    depths = [depth for *_, depth in tree.entries]
+    for deepest in range(max(depths), -1, -1):
+        # a unit kept anyway (the input's first line is often the tree's title) costs nothing
+        ranks = {index: rank for index, rank in layout.tree_units(units, tree, deepest).items()
+                 if not units[index].required}
+        gaps = sum(1 for i, depth in enumerate(depths)
+                   if depth > deepest and (i == 0 or depths[i - 1] <= deepest))
+        if sum(costs[index] for index in ranks) + gaps * gap_cost <= room:
+            return ranks
+    return {}
 
 
 def analyse_messages(conversation: messages.Conversation, *, query: str | None = None,

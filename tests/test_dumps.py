@@ -258,6 +258,31 @@ def test_real_dumps_are_read_exactly(fixture, newline):
     assert [lf(start, end) for start, end in dump.frame] == frame
 
 
+REPOMIX_TREE = [("src/", 0), ("  cli.js", 1), ("  store.py", 1), ("README.md", 0)]
+REAL_TREES = {  # fixture: the directory tree's markup, and its entries with their depths
+    "repomix.xml": (["<directory_structure>\n", "</directory_structure>\n"], REPOMIX_TREE),
+    "repomix.md": (["# Directory Structure\n```\n", "```\n"], REPOMIX_TREE),
+    "repomix.txt": ([f"{'=' * 64}\nDirectory Structure\n{'=' * 64}\n"], REPOMIX_TREE),
+    "gitingest.txt": (["Directory structure:\n"], [
+        ("└── sample/", 0), ("    ├── README.md", 1), ("    └── src/", 1),
+        ("        ├── cli.js", 2), ("        └── store.py", 2)]),
+}
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("fixture", REAL_DUMPS)
+def test_real_dumps_directory_trees_are_found(fixture, newline):
+    text = (REAL / fixture).read_text("utf-8").replace("\n", newline)
+    tree = dumps.detect(text).tree
+    if fixture not in REAL_TREES:  # files-to-prompt and code2prompt print no tree
+        assert tree is None
+        return
+    markup, entries = REAL_TREES[fixture]
+    assert [text[start:end].replace(newline, "\n") for start, end in tree.markup] == markup
+    assert [(text[start:end].rstrip("\r\n"), depth)
+            for start, end, depth in tree.entries] == entries
+
+
 @pytest.mark.parametrize("name", ["files-to-prompt", "files-to-prompt-cxml",
                                   "files-to-prompt-markdown", "gitingest", "code2prompt",
                                   "code2prompt-pypi"])
@@ -569,12 +594,58 @@ def test_a_file_with_nothing_kept_collapses_to_header_delimiter_footer(llama_dra
     def prefer_small(draft, request):  # only the Go file matters
         return (request.token_starts >= small).astype(float)
 
-    expected = ("This file is a merged representation of the entire codebase.\n[...]\n"
+    expected = ("This file is a merged representation of the entire codebase.\n\n"
+                "<directory_structure>\nsrc/\n</directory_structure>\n\n"  # the tree comes first
                 '<files>\n[...]\n<file path="big.py">\n# ... omitted\n</file>\n\n'
                 f'<file path="small.go">\n{GO}</file>\n\n</files>\n')
     result = compress(text, draft=llama_draft, target=target, profile="code",
                       target_tokens=target.count(expected), scorer=prefer_small)
     assert result.text == expected
+
+
+# gitingest's tree of a small repository (a real excerpt)
+DEEP_TREE = """\
+Directory structure:
+└── sample_repo/
+    ├── pyproject.toml
+    ├── crossprefill_cli/
+    │   ├── __init__.py
+    │   ├── cache.py
+    │   ├── chunks.py
+    │   └── profiles/
+    │       ├── code.yaml
+    │       └── text.yaml
+    ├── docs/
+    │   └── usage.md
+    └── tests/
+        ├── test_chunks.py
+        └── data/
+            └── sample/
+                └── README.md
+"""
+
+
+@pytest.mark.parametrize("keep_rate, whole", [(0.5, True), (0.2, False)])
+def test_the_directory_tree_or_its_top_levels_come_before_the_files(llama_draft, target,
+                                                                      keep_rate, whole):
+    text = gitingest([("crossprefill_cli/chunks.py", big_python(20)), ("cmd/main.go", GO * 6)])
+    text = DEEP_TREE + text[text.index("\n\n"):]
+    first_file = dumps.detect(text).files[0].start
+
+    def files_only(draft, request):  # the scores alone would drop the tree
+        return (request.token_starts >= first_file).astype(float)
+
+    result = compress(text, draft=llama_draft, target=target, profile="code",
+                      keep_rate=keep_rate, scorer=files_only)
+    kept = [(span.start, span.end) for span in result.spans]
+    tree = dumps.detect(text).tree
+    kept_depths = {depth for start, end, depth in tree.entries
+                   if any(a <= start and end <= b for a, b in kept)}
+    deepest = max(kept_depths)
+    assert kept_depths == set(range(deepest + 1))  # whole levels, the top ones first
+    assert deepest >= 1 and (deepest == max(depth for *_, depth in tree.entries)) == whole
+    assert all(any(a <= start and end <= b for a, b in kept) for start, end in tree.markup)
+    assert result.tokens_after <= result.budget
 
 
 def test_function_level_coverage_keeps_the_body_of_a_function_the_scores_point_at(
