@@ -11,14 +11,19 @@ import io
 from rich.console import Console
 from rich.table import Table
 
+from .render import without_trailing_spaces
+
 
 def render_estimate(report: dict, *, color: bool, width: int = 80) -> str:
     """The report as a table with a short header and footer, for stdout, `width` columns wide."""
     console = Console(file=io.StringIO(), force_terminal=color, no_color=not color,
                       width=width, highlight=False)
-    console.print(f"{report['tokens_before']:,} target tokens ({report['target']}), "
-                  f"draft {report['draft']}, profile {report['profile']}"
-                  f"{', scores from cache' if report['scores_cached'] else ''}")
+    # two short lines, each whole however long a path in it: a name wrapped in its
+    # middle helps nobody
+    console.print(f"{report['tokens_before']:,} target tokens ({report['target']})",
+                  soft_wrap=True)
+    console.print(f"draft {report['draft']}, profile {report['profile']}"
+                  f"{', scores from cache' if report['scores_cached'] else ''}", soft_wrap=True)
     # Headers of two short lines over cells that never wrap, one space apart, keep a report
     # with every option inside 80 columns.
     table = Table(box=None, padding=(0, 0, 0, 1), pad_edge=False, header_style="bold")
@@ -46,6 +51,7 @@ def render_estimate(report: dict, *, color: bool, width: int = 80) -> str:
         cells += ["kept" if row["survives"][text] else "lost" for text in strings]
         table.add_row(*cells)
     console.print(table)
+    console.print(_legend(report), style="dim")
     if any(row["tokens_after"] is None for row in report["rows"]):
         console.print("too low = a budget below what must always be kept")
     for index, text in enumerate(strings, start=1):
@@ -58,4 +64,21 @@ def render_estimate(report: dict, *, color: bool, width: int = 80) -> str:
         else:
             console.print(f"smallest keep rate that keeps all of them: "
                           f"{report['smallest_keep_rate']:g}")
-    return console.file.getvalue()
+    return without_trailing_spaces(console.file.getvalue())
+
+
+def _legend(report: dict) -> Table:
+    """What each column means, for the columns shown."""
+    legend = Table.grid(padding=(0, 1))
+    legend.add_column(no_wrap=True)
+    legend.add_column()
+    legend.add_row("tokens after", "the result's target tokens, gap markers included")
+    legend.add_row("share", "tokens after / the input's target tokens")
+    legend.add_row("prefill saved", "input tokens the model no longer reads")
+    legend.add_row("attn saved", "share of the prefill's attention work saved (grows with "
+                   "length²)")
+    if report["context_window"] is not None:
+        legend.add_row("fits", "whether the result fits in --context-window tokens")
+    if report["price_per_mtok"] is not None:
+        legend.add_row("cost", "the result's input cost at --price-per-mtok, and what is saved")
+    return legend

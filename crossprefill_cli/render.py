@@ -10,6 +10,7 @@ goes through one Rich console on stderr, which follows Rich's rules for colour
 """
 
 import contextlib
+import re
 import textwrap
 from bisect import bisect_left
 from typing import Callable, Iterator, TextIO
@@ -28,9 +29,13 @@ ProgressCallback = Callable[[int, int], None]  # as `pipeline.Progress`: windows
 PALETTE = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779",
            "#6ece58", "#b5de2b", "#fde725"]
 KEPT, REQUIRED, DROPPED = "█", "▓", "░"
-LABEL_WIDTH = 22
+MIN_LABEL_WIDTH = 22
 TOP_CHUNKS = 5
-EXCERPT_CHARS = 60
+# the excerpt column takes what the others leave: score (6), kept (4), line (6 for
+# inputs under a million lines), two spaces after each
+OTHER_COLUMNS_WIDTH = 24
+MIN_EXCERPT_CHARS = 20
+TRAILING_SPACES = re.compile(r" +((?:\x1b\[[0-9;]*m)*)$", re.MULTILINE)
 
 
 def stderr_console(stream: TextIO) -> Console:
@@ -58,9 +63,10 @@ def heatmap(result: Result, width: int, *, coloured: bool) -> Group:
         rows.append(Text.assemble(*cells, overflow="fold"))
     else:
         starts = [chunk.start for chunk in result.chunks]
+        label_width = _label_width(result, width)
         for file in result.files:
             first, last = bisect_left(starts, file.start), bisect_left(starts, file.end)
-            label = Text(_fit(file.path, LABEL_WIDTH).ljust(LABEL_WIDTH + 1), style="bold")
+            label = Text(_fit(file.path, label_width).ljust(label_width + 1), style="bold")
             rows.extend(_wrapped_row(label, cells[first:last], width))
     legend = Text.assemble(
         ("cell", "bold"), " = one chunk in reading order   ",
@@ -73,17 +79,33 @@ def heatmap(result: Result, width: int, *, coloured: bool) -> Group:
     return Group(title, *rows, legend)
 
 
+def _label_width(result: Result, width: int) -> int:
+    """Room for file paths: what the longest needs, between a floor and a third of the line."""
+    longest = max(len(file.path) for file in result.files)
+    return max(MIN_LABEL_WIDTH, min(longest, width // 3))
+
+
 def _wrapped_row(label: Text, cells: list[Text], width: int) -> list[Text]:
-    per_line = max(8, width - LABEL_WIDTH - 1)
+    per_line = max(8, width - len(label))
     lines = []
     for offset in range(0, max(1, len(cells)), per_line):
-        head = label if offset == 0 else Text(" " * (LABEL_WIDTH + 1))
+        head = label if offset == 0 else Text(" " * len(label))
         lines.append(Text.assemble(head, *cells[offset:offset + per_line]))
     return lines
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else "…" + text[-(width - 1):]
+def _fit(path: str, width: int) -> str:
+    """`path` in `width` characters: the file name whole after as much of the path's
+    start as fits (`src/cr…/name.py`), or, for a file name too long for that, the
+    name's start and end (`very-lo…f20a.yaml`)."""
+    if len(path) <= width:
+        return path
+    name = path.rsplit("/", 1)[-1]
+    if "/" in path and len(name) + 2 < width:
+        return path[:width - 2 - len(name)] + "…/" + name
+    if len(name) <= width:
+        return name
+    return name[:width // 2] + "…" + name[len(name) - (width - 1 - width // 2):]
 
 
 def counts(result: Result) -> Table:
@@ -108,9 +130,11 @@ def counts(result: Result) -> Table:
     return table
 
 
-def top_chunks(result: Result, source_text: str) -> Table:
+def top_chunks(result: Result, source_text: str, width: int) -> Table:
     table = Table(title="Highest-scoring chunks", title_justify="left", box=None,
-                  padding=(0, 2, 0, 0))
+                  padding=(0, 2, 0, 0), caption=f"score: the chunk's weight under the "
+                  f"{result.scorer} scorer (higher is likelier kept)\nline: the input line "
+                  "where the chunk starts", caption_justify="left")
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("kept", no_wrap=True, min_width=4)
     table.add_column("line", justify="right", no_wrap=True)
@@ -119,27 +143,37 @@ def top_chunks(result: Result, source_text: str) -> Table:
     for chunk in ranked:
         table.add_row(f"{chunk.score:.4f}", "yes" if chunk.kept else "no",
                       str(source_text.count("\n", 0, chunk.start) + 1),
-                      _excerpt(source_text[chunk.start:chunk.end]))
+                      _excerpt(source_text[chunk.start:chunk.end],
+                               max(MIN_EXCERPT_CHARS, width - OTHER_COLUMNS_WIDTH)))
     return table
 
 
-def _excerpt(text: str) -> str:
-    """The text on one line, cut after a whole word with `…` when longer than EXCERPT_CHARS.
+def _excerpt(text: str, chars: int) -> str:
+    """The text on one line, cut after a whole word with `…` when longer than `chars`.
 
     A first word too long for that comes back whole, for the column's ellipsis to cut.
     """
     flat = " ".join(text.split())
-    short = textwrap.shorten(flat, EXCERPT_CHARS, placeholder="…", break_on_hyphens=False)
+    short = textwrap.shorten(flat, chars, placeholder="…", break_on_hyphens=False)
     return flat if short == "…" else short
 
 
 def show_report(console: Console, result: Result, source_text: str) -> None:
     coloured = console.color_system is not None and not console.no_color
-    console.print(heatmap(result, console.width, coloured=coloured))
-    console.print()
-    console.print(counts(result))
-    console.print()
-    console.print(top_chunks(result, source_text))
+    with console.capture() as captured:
+        console.print(heatmap(result, console.width, coloured=coloured))
+        console.print()
+        console.print(counts(result))
+        console.print()
+        console.print(top_chunks(result, source_text, console.width))
+    console.file.write(without_trailing_spaces(captured.get()))
+    console.file.flush()
+
+
+def without_trailing_spaces(text: str) -> str:
+    """Rich pads table cells to their column's width; nothing a reader or a diff wants
+    at the end of a line (colour codes after the spaces stay)."""
+    return TRAILING_SPACES.sub(r"\1", text)
 
 
 @contextlib.contextmanager

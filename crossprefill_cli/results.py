@@ -77,6 +77,13 @@ class Result:
                       "files": [FileSpan(**f) for f in report["files"]]})
 
 
+def summary_line(result: Result, seconds: float) -> str:
+    """One line for a person at a terminal: tokens before and after, the rate, the time."""
+    return (f"crossprefill: {result.tokens_before:,} → {result.tokens_after:,} target tokens "
+            f"({result.target}), {100 * result.tokens_after / result.tokens_before:.1f}% kept, "
+            f"{seconds:.1f} s")
+
+
 INPUT_FORMATS = ("text", "messages", "auto")
 
 

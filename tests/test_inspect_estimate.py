@@ -78,6 +78,8 @@ def test_top_chunk_excerpts_end_on_a_word_or_an_ellipsis(llama_dir, target_dir, 
         if columns == 120 or stem == excerpt:
             assert re.search(re.escape(stem) + r"(\s|$)", flat), excerpt
     assert any(excerpt.endswith("…") for excerpt in excerpts)
+    if columns == 120:  # the excerpts use the room a wide terminal has
+        assert max(len(excerpt) for excerpt in excerpts) > 80
 
 
 def test_estimate_table_fits_80_columns_with_every_option():
@@ -111,18 +113,72 @@ def terminal_stderr() -> Environment:
                        stdin_isatty=False, stderr_isatty=True)
 
 
-def test_compress_shows_the_heatmap_only_when_asked_or_on_a_terminal(llama_dir, target_dir):
+def test_compress_shows_the_heatmap_only_when_asked_and_one_line_on_a_terminal(llama_dir,
+                                                                              target_dir):
     piped = invoke(llama_dir, target_dir, "compress")
     assert piped.exit_code == 0 and piped.stderr == ""
     asked = invoke(llama_dir, target_dir, "compress", "--heatmap")
     assert "Saliency of" in asked.stderr and asked.stdout == piped.stdout
     options = ["-d", str(llama_dir), "-t", str(target_dir)]
-    shown, hidden = terminal_stderr(), terminal_stderr()
-    runner.invoke(app, ["compress", *options], obj=shown)
-    runner.invoke(app, ["compress", "--no-heatmap", *options], obj=hidden)
-    assert "Saliency of" in shown.stderr.getvalue()
-    assert "Saliency" not in hidden.stderr.getvalue()
-    assert shown.stdout.getvalue().decode() == hidden.stdout.getvalue().decode() == piped.stdout
+    terminal, quiet = terminal_stderr(), terminal_stderr()
+    runner.invoke(app, ["compress", *options], obj=terminal)
+    runner.invoke(app, ["compress", "--quiet", *options], obj=quiet)
+    report = json.loads(invoke(llama_dir, target_dir, "compress", "--json").stdout)
+    assert re.fullmatch(
+        f"crossprefill: {report['tokens_before']:,} → {report['tokens_after']:,} target tokens "
+        rf"\({re.escape(str(target_dir))}\), "
+        f"{100 * report['tokens_after'] / report['tokens_before']:.1f}% kept, "
+        r"\d+\.\d s", terminal.stderr.getvalue().splitlines()[-1])
+    # (before it, only what the transient progress bar leaves on a fake terminal)
+    assert terminal.stderr.getvalue().strip().count("\n") == 0
+    assert quiet.stderr.getvalue() == ""
+    assert terminal.stdout.getvalue().decode() == quiet.stdout.getvalue().decode() == piped.stdout
+
+
+def test_piped_reports_have_no_trailing_spaces_and_an_unbroken_header(llama_dir, target_dir):
+    for args in (["inspect"], ["estimate", "--context-window", "900", "--price-per-mtok", "2"]):
+        result = invoke(llama_dir, target_dir, *args, env={"COLUMNS": "80", "NO_COLOR": "1"})
+        assert result.exit_code == 0, result.stderr
+        shown = result.stderr if args[0] == "inspect" else result.stdout
+        assert shown and not re.search(r" +$", shown, re.M)
+    header = invoke(llama_dir, target_dir, "estimate", "--no-cache",
+                    env={"COLUMNS": "40"}).stdout.split("\n")[:2]
+    assert header[1] == f"draft {llama_dir}, profile text" and len(header[1]) > 40
+
+
+def test_the_estimate_table_says_what_its_columns_mean():
+    rows = [{"keep_rate": 0.3, "budget": 30, "tokens_after": 30, "share": 0.3,
+             "prefill_tokens_saved": 70, "attention_work_saved": 0.91, "survivors": {},
+             "survives": {}}]
+    report = {"target": "o200k_base", "draft": "builtin", "profile": "text",
+              "tokens_before": 100, "context_window": None, "price_per_mtok": None,
+              "scores_cached": False, "rows": rows, "must_keep": []}
+    shown = render_estimate(report, color=False)
+    for column in ("tokens after", "share", "prefill saved", "attn saved"):
+        assert re.search(rf"^{column} +\S", shown, re.M), column
+    assert "fits" not in shown and "cost" not in shown
+    both = render_estimate({**report, "context_window": 50, "price_per_mtok": 2.0,
+                            "rows": [{**rows[0], "fits": True, "cost_after": 0.1,
+                                      "money_saved": 0.2}]}, color=False)
+    assert re.search(r"^fits +whether", both, re.M) and re.search(r"^cost +the result", both, re.M)
+
+
+@pytest.mark.parametrize("path, width, shown", [
+    ("pkg/mod.py", 22, "pkg/mod.py"),
+    ("src/crossprefill_cli/profiles/code.yaml", 22, "src/crosspr…/code.yaml"),
+    ("cache/pnpm-lock-2ab282f20a2c22f7.yaml", 22, "pnpm-lock-2…c22f7.yaml"),
+    ("pnpm-lock-2ab282f20a2c22f7aaaa.yaml", 22, "pnpm-lock-2…7aaaa.yaml"),
+])
+def test_long_paths_keep_their_start_and_file_name(path, width, shown):
+    from crossprefill_cli.render import _fit
+
+    assert _fit(path, width) == shown and len(shown) <= width
+
+
+def test_inspect_explains_its_columns(llama_dir, target_dir):
+    result = invoke(llama_dir, target_dir, "inspect", env={"COLUMNS": "120", "NO_COLOR": "1"})
+    assert "score: the chunk's weight under the evidence scorer" in result.stderr
+    assert "line: the input line where the chunk starts" in result.stderr
 
 
 def test_estimate_json_rows_grow_with_the_keep_rate(llama_dir, target_dir):
