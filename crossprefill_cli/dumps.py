@@ -37,7 +37,6 @@ in a file of unknown language get a marker that guesses no comment syntax (see `
 import ast
 import re
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 from .outline import parse_python
 

@@ -6,6 +6,7 @@ stdout is written as bytes, so the compressed text reaches the next program exac
 as its spans appear in the input (no newline translation, no encoding surprises).
 """
 
+import errno
 import os
 import shutil
 import sys
@@ -47,6 +48,21 @@ class Environment:
     def say(self, message: str) -> None:
         """A line for people, on stderr."""
         print(message, file=self.stderr, flush=True)
+
+
+def check_writable(path: Path) -> None:
+    """Raise the `OSError` that writing `path` atomically would meet for its folder (none,
+    not a folder, not writable) or for itself (a folder), before any work is done."""
+    path = path.expanduser()
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.exists():
+        raise FileNotFoundError(errno.ENOENT, "no such directory", str(folder))
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(folder))
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "permission denied", str(folder))
 
 
 def write_atomically(path: Path, data: str) -> None:

@@ -20,6 +20,7 @@ only that.
 
 import contextlib
 import hashlib
+import json
 import os
 import socket
 import warnings
@@ -42,6 +43,8 @@ MESSAGE_CHARS = 240  # a library's error message beyond this is cut, to stay one
 DRAFT_DEFAULTS_FILE = "crossprefill.yaml"
 # What a draft that names nothing gets: the values of Upasani et al.
 PAPER_DRAFT_DEFAULTS = {"lookahead": 8}
+# transformers tokenizer classes that are a `tokenizer.json` and nothing more
+PLAIN_TOKENIZER_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
 Loaded = TypeVar("Loaded")
 
 
@@ -71,6 +74,13 @@ def draft_location(spec: str) -> str:
             raise ModelLoadError(f"draft {spec}: not a model directory (it has no config.json)")
         return str(location)
     return spec
+
+
+def check_draft_available(spec: str) -> None:
+    """Fail at once on a draft that cannot load (see `check_hub_model`), before any
+    model code is imported."""
+    if draft_location(spec) == spec and not looks_like_path(spec):
+        check_hub_model(spec, ("config.json",), what=f"draft {spec}")
 
 
 def draft_fingerprint(spec: str) -> str:
@@ -115,6 +125,20 @@ def draft_defaults(spec: str) -> dict[str, int]:
     return {**PAPER_DRAFT_DEFAULTS, **named}
 
 
+def plain_tokenizer_file(spec: str) -> str | None:
+    """The `tokenizer.json` of a local draft whose transformers tokenizer is that file
+    and nothing more (no class that rewrites it on load), else None."""
+    folder = Path(draft_location(spec))
+    tokenizer, config = folder / "tokenizer.json", folder / "tokenizer_config.json"
+    if not (tokenizer.is_file() and config.is_file()):
+        return None
+    try:
+        named = json.loads(config.read_text(encoding="utf-8")).get("tokenizer_class")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return str(tokenizer) if named in PLAIN_TOKENIZER_CLASSES else None
+
+
 def looks_like_path(spec: str) -> bool:
     """True for names that can only mean a local path (never sent to a model hub)."""
     return (spec.startswith(("/", "./", "../", "~", "."))
@@ -143,6 +167,23 @@ def _cached_or_fetched(loader: Callable[..., Loaded], location: str, **options) 
         pass
     check_hub_reachable(location)
     return loader(location, **options)
+
+
+def check_hub_model(repo_id: str, files: tuple[str, ...], *, what: str) -> None:
+    """Fail at once on a hub id that cannot load here: one not in the local cache (none
+    of `files` there) while the hub cannot be reached, or no valid id at all."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        if any(isinstance(try_to_load_from_cache(repo_id, name), str) for name in files):
+            return
+    except ValueError:  # huggingface_hub's HFValidationError: not a repository id
+        raise ModelLoadError(f"cannot load {what}: {repo_id!r} is neither a local path nor "
+                             "a Hugging Face id (owner/name)") from None
+    try:
+        check_hub_reachable(repo_id)
+    except ModelLoadError as error:
+        raise ModelLoadError(f"cannot load {what}: {error}") from None
 
 
 def check_hub_reachable(repo_id: str) -> None:

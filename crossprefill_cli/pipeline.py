@@ -20,6 +20,7 @@ The draft is loaded only when its scores are not in the cache, and `draft.py` (w
 imports torch and transformers) is imported only then: a cache hit stays cheap.
 """
 
+import functools
 import json
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
@@ -31,8 +32,8 @@ from . import query as query_module
 from .cache import ScoreCache, TokenScores, cache_key
 from .errors import BudgetError, ModelLoadError, UsageError
 from .results import ChunkReport, FileSpan, Result, Span, check_budget_options
-from .loading import (BUILTIN, check_device_and_dtype, draft_defaults, draft_fingerprint,
-                      draft_location, load_pretrained)
+from .loading import (BUILTIN, check_device_and_dtype, check_draft_available, draft_defaults,
+                      draft_fingerprint, draft_location, load_pretrained)
 from .profiles import AUTO, Profile, load_profile
 from .source import check_text
 from .target import DEFAULT_TARGET, TargetTokenizer, tokenizer_target
@@ -82,6 +83,7 @@ class DraftSource:
         check_device_and_dtype(device, dtype)
         self.device, self.dtype = device, dtype
         if isinstance(draft, str):
+            check_draft_available(draft)
             self.name, self.fingerprint, self._model = draft, draft_fingerprint(draft), None
         else:
             self.name, self.fingerprint, self._model = draft.name, draft.fingerprint, draft
@@ -99,6 +101,18 @@ class DraftSource:
             return settings
         return replace(settings, lookahead=draft_defaults(self.name)["lookahead"])
 
+    def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The draft's token ids and token starts for `text` (`Draft.encode`), before the
+        model is loaded when its tokenizer is a plain `tokenizers` file, so that checks on
+        them cost no model load (the model's own tokenizer wraps that very file)."""
+        if self._model is None:
+            from .loading import plain_tokenizer_file
+
+            path = plain_tokenizer_file(self.name)
+            if path is not None:
+                return encode_with_offsets(_plain_tokenizer(path), text)
+        return self.load().encode(text)
+
     def tokenizer(self):
         """The draft's tokenizer, without loading the model when it is not loaded yet."""
         if self._model is not None:
@@ -107,6 +121,24 @@ class DraftSource:
 
         return load_pretrained(AutoTokenizer.from_pretrained, draft_location(self.name),
                                what=f"draft {self.name}", trust_remote_code=False)
+
+
+@functools.lru_cache(maxsize=4)
+def _plain_tokenizer(path: str):
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(path)
+
+
+def encode_with_offsets(tokenizer, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and the character offset where each token starts, no special tokens,
+    from a `tokenizers.Tokenizer` (a fast transformers tokenizer's backend)."""
+    encoded = tokenizer.encode(text, add_special_tokens=False)
+    ids = np.asarray(encoded.ids, dtype=np.int64)
+    starts = np.asarray([start for start, _ in encoded.offsets], dtype=np.int64)
+    # Byte-level tokens inside one multi-byte character share its offsets; keep
+    # starts non-decreasing so that chunk edges stay ordered.
+    return ids, np.maximum.accumulate(starts) if len(starts) else starts
 
 
 @dataclass
@@ -212,10 +244,10 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
         if scores is not None and (scores.surprise is not None or not surprise):
             return Analysis(text, settings, query, source, scores, cached=True,
                             structure=structure, **found)
-    model = source.load()
-    token_ids, starts = model.encode(text)
+    token_ids, starts = source.encode(text)
     if before_scoring is not None:
         before_scoring(starts, settings, structure)
+    model = source.load()
     query_ids, query_rows = _query_prompt(model, settings, query)
     window_size = _window_size(model, window, len(query_ids), settings.lookahead)
     request = ScoringRequest(text, token_ids, starts, query, query_ids, settings.lookahead,

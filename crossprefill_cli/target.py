@@ -19,13 +19,15 @@ from typing import Callable, Sequence
 import tiktoken
 
 from .errors import ModelLoadError
-from .loading import load_pretrained, looks_like_path
+from .loading import check_hub_model, load_pretrained, looks_like_path
 
 DEFAULT_TARGET = "o200k_base"
 # the rank file each tiktoken encoding reads (gpt2 reads two others), and from where
 TIKTOKEN_RANK_FILES = {"o200k_base": "o200k_base", "o200k_harmony": "o200k_base",
                        "cl100k_base": "cl100k_base", "p50k_base": "p50k_base",
                        "p50k_edit": "p50k_base", "r50k_base": "r50k_base"}
+# a Hugging Face tokenizer folder holds at least one of these
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 
 
@@ -42,11 +44,8 @@ class TargetTokenizer:
 
 def load_target(spec: str) -> TargetTokenizer:
     """Resolve a target name to a token counter, or raise `ModelLoadError`."""
-    if spec in tiktoken.list_encoding_names():
-        return _tiktoken_target(spec, spec)
-    try:
-        encoding_name = tiktoken.encoding_name_for_model(spec)
-    except KeyError:
+    encoding_name = tiktoken_encoding(spec)
+    if encoding_name is None:
         return hf_target(spec)
     return _tiktoken_target(spec, encoding_name)
 
@@ -58,12 +57,10 @@ def _tiktoken_target(name: str, encoding_name: str) -> TargetTokenizer:
         raise ModelLoadError(
             f"cannot load tiktoken encoding {encoding_name} for target {name} "
             f"({type(error).__name__}); {_offline_hint(encoding_name)}") from None
-    label = name if name == encoding_name else f"{name} ({encoding_name})"
-
     def count_batch(texts: Sequence[str]) -> list[int]:
         return [len(encoding.encode_ordinary(text)) for text in texts]
 
-    return TargetTokenizer(label, count_batch)
+    return TargetTokenizer(tiktoken_label(name, encoding_name), count_batch)
 
 
 def _offline_hint(encoding_name: str) -> str:
@@ -76,15 +73,53 @@ def _offline_hint(encoding_name: str) -> str:
             f"named {hashlib.sha1(url.encode()).hexdigest()}")
 
 
-def check_target_path(spec: str) -> None:
-    """Fail at once on a target that is a path to nothing (before any loading)."""
-    if looks_like_path(spec) and not Path(spec).expanduser().exists():
-        raise ModelLoadError(f"target tokenizer {spec}: no such file or directory")
+def check_target_name(spec: str) -> None:
+    """Fail at once on a target that cannot load, before any tokenizer is built: a path
+    to nothing, a bare name tiktoken does not know and no cached tokenizer has, or a hub
+    id that is not cached while the hub cannot be reached."""
+    if tiktoken_encoding(spec) is not None:
+        return
+    if looks_like_path(spec):
+        if not Path(spec).expanduser().exists():
+            raise ModelLoadError(f"target tokenizer {spec}: no such file or directory")
+        return
+    if "/" not in spec and not _cached(spec):
+        raise ModelLoadError(
+            f"unknown target {spec!r}: not a tiktoken encoding ({', '.join(TIKTOKEN_RANK_FILES)}) "
+            "or an OpenAI model name tiktoken knows (gpt-4o, gpt-4, ...), nor a local folder "
+            "or a Hugging Face tokenizer id (owner/name)")
+    check_hub_model(spec, TOKENIZER_FILES, what=f"target tokenizer {spec}")
+
+
+def _cached(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return any(isinstance(try_to_load_from_cache(repo_id, name), str)
+                   for name in TOKENIZER_FILES)
+    except ValueError:  # not a valid repository id
+        return False
+
+
+def tiktoken_encoding(spec: str) -> str | None:
+    """The tiktoken encoding a target name counts with (an encoding's own name, or an
+    OpenAI model's encoding), or None for other names."""
+    if spec in tiktoken.list_encoding_names():
+        return spec
+    try:
+        return tiktoken.encoding_name_for_model(spec)
+    except KeyError:
+        return None
+
+
+def tiktoken_label(name: str, encoding_name: str) -> str:
+    """How a tiktoken target is reported: `gpt-4o (o200k_base)`, or just the encoding."""
+    return name if name == encoding_name else f"{name} ({encoding_name})"
 
 
 def hf_target(spec: str) -> TargetTokenizer:
     """A Hugging Face tokenizer from a local directory or a hub id."""
-    check_target_path(spec)
+    check_target_name(spec)
     from transformers import AutoTokenizer
 
     location = str(Path(spec).expanduser()) if looks_like_path(spec) else spec

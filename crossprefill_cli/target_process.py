@@ -21,7 +21,7 @@ import sys
 from typing import Sequence
 
 from .errors import ModelLoadError
-from .target import DEFAULT_TARGET, TargetTokenizer, check_target_path, load_target
+from .target import DEFAULT_TARGET, TargetTokenizer, check_target_name, load_target
 from .threads import usable_cores
 
 
@@ -109,7 +109,7 @@ def start_target(spec: str | None) -> PendingTarget:
     """Start building the target `spec` (None: the default) in a child process; a path
     to nothing fails here and now."""
     if spec is not None:
-        check_target_path(spec)
+        check_target_name(spec)
     if usable_cores() < 2:
         return PendingTarget(spec, None)
     try:

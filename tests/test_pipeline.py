@@ -342,3 +342,16 @@ def test_a_custom_scorer_is_reported_as_custom(llama_draft, target):
     result = run(llama_draft, target, keep_rate=0.3,
                  scorer=lambda draft, request: np.ones(len(request.token_ids)))
     assert result.scorer == "custom"
+
+
+def test_the_draft_source_tokenises_as_the_loaded_draft_does(draft_dirs):
+    from crossprefill_cli.loading import plain_tokenizer_file
+    from crossprefill_cli.pipeline import DraftSource
+
+    text = long_text(5) + "naïve café 世界 ☃\r\n\tend"
+    for folder in [*draft_dirs.values(), "builtin"]:
+        source = DraftSource(str(folder), device="cpu", dtype="float32")
+        before = source.encode(text)  # from tokenizer.json alone, when it is plain
+        after = source.load().encode(text)
+        assert plain_tokenizer_file(str(folder)) is not None
+        assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
