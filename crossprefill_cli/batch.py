@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .cache import ScoreCache
-from .errors import BudgetError, CrossprefillError, InputError, ModelLoadError, UsageError
+from .errors import CrossprefillError, UsageError
 from .loading import BUILTIN, first_line
 from .messages import Conversation, parse
 from .pipeline import DraftSource, analyse, analyse_messages, finish, resolve_target
@@ -35,8 +35,6 @@ from .profiles import Profile, load_profile
 from .results import check_budget_options
 
 RECORD_FIELDS = ("id", "text", "messages", "query", "keep_rate", "target_tokens", "profile")
-ERROR_TYPES = ((BudgetError, "budget"), (UsageError, "usage"), (InputError, "input"),
-               (ModelLoadError, "model"), (CrossprefillError, "error"))
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,7 @@ def error_record(record_id, error: Exception, line: int | None = None) -> dict:
     if isinstance(error, RecordError):
         kind = error.kind
     else:
-        kind = next((name for cls, name in ERROR_TYPES if isinstance(error, cls)), "internal")
+        kind = error.wire_type if isinstance(error, CrossprefillError) else "internal"
     out: dict = {"id": record_id}
     if record_id is None and line is not None:
         out["line"] = line

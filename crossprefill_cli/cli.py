@@ -21,6 +21,7 @@ import inspect
 import json
 import os
 import sys
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -30,9 +31,9 @@ from typing import TYPE_CHECKING, Annotated, Iterator, Optional
 import typer
 
 from . import messages
-from .environment import Environment, write_atomically
+from .environment import Environment, check_writable, write_atomically
 from .errors import CrossprefillError, InputError, UsageError
-from .results import Result, check_budget_options, read_format, report
+from .results import Result, check_budget_options, read_format, report, summary_line
 from .source import MAX_INPUT_BYTES, decode_input
 
 if TYPE_CHECKING:
@@ -158,7 +159,7 @@ def _root(version: Annotated[bool, typer.Option(
     """Compress long prompts and repository dumps with cross-family speculative prefill."""
 
 
-@app.command("compress")
+@app.command("compress", short_help="Compress INPUT to a target-token budget; the text goes to stdout.")
 @reading_options
 def compress_command(
     ctx: typer.Context,
@@ -168,23 +169,30 @@ def compress_command(
     target_tokens: TargetTokensOption = None,
     output: OutputOption = None,
     json_report: JsonOption = False,
-    heatmap: Annotated[Optional[bool], typer.Option(
-        "--heatmap/--no-heatmap", help="Show the saliency heatmap and counts on stderr "
-        "[default: when stderr is a terminal].", show_default=False)] = None,
+    heatmap: Annotated[bool, typer.Option(
+        "--heatmap/--no-heatmap", help="Show the saliency heatmap, counts and top chunks on "
+        "stderr (what inspect shows).")] = False,
     reading: Reading,
 ) -> None:
-    """Compress INPUT to a target-token budget; the result goes to stdout."""
+    """Compress INPUT to a target-token budget; the result goes to stdout.
+
+    On a terminal, one line on stderr says what it did (--quiet: nothing)."""
     env: Environment = ctx.obj or Environment.from_sys()
+    started = time.perf_counter()
     with _reporting_errors(env):
+        if output is not None:
+            _check_output(output, input_path)
         done = _compressed(env, input_path, reading, keep_rate, target_tokens)
         _emit(env, _json(report(done.result, done.conversation, done.printed)) if json_report
               else done.printed, output)
-        if heatmap or (heatmap is None and env.stderr_isatty):
+        if heatmap:
             from .render import show_report, stderr_console
             show_report(stderr_console(env.stderr), done.result, done.text)
+        elif env.stderr_isatty and not reading.quiet:
+            env.say(summary_line(done.result, time.perf_counter() - started))
 
 
-@app.command("inspect")
+@app.command("inspect", short_help="Show what the draft finds salient and what a budget keeps.")
 @reading_options
 def inspect_command(
     ctx: typer.Context,
@@ -205,7 +213,7 @@ def inspect_command(
             _emit(env, _json(report(done.result, done.conversation, done.printed)), None)
 
 
-@app.command("estimate")
+@app.command("estimate", short_help="Tabulate tokens, savings and survivors of INPUT per keep rate.")
 @reading_options
 def estimate_command(
     ctx: typer.Context,
@@ -257,7 +265,7 @@ def estimate_command(
               None)
 
 
-@app.command("serve")
+@app.command("serve", short_help="Serve compression over HTTP, or proxy an LLM API.")
 def serve_command(
     *,
     host: Annotated[str, typer.Option("--host", help="Address to bind (anything but loopback "
@@ -311,15 +319,23 @@ def serve_command(
         "--connect-timeout", help="Proxy: seconds to connect to the upstream (502 after).",
         rich_help_panel="Proxy")] = 10.0,
 ) -> None:
-    """Serve compression over HTTP with the drafts loaded once; with --upstream, also an
-    OpenAI-compatible compression proxy (see docs/serve.md)."""
+    """Serve compression over HTTP with the drafts loaded once, or proxy an LLM API.
+
+    POST /v1/compress and /v1/estimate take the options of compress and estimate as JSON
+    fields ({"text": ..., "keep_rate": 0.3, ...}) and answer what --json prints; GET
+    /healthz says when the drafts are loaded, GET /metrics counts in Prometheus text.
+    The commands' --server URL (or CROSSPREFILL_SERVER) sends their work here. With
+    --upstream URL it is also an OpenAI/Anthropic-compatible proxy: point a client's
+    base URL at http://HOST:PORT/v1 and long tool results and earlier turns are
+    compressed on their way upstream."""
     env = Environment.from_sys()
     with _reporting_errors(env):
         try:
             from .serve import ServerOptions, run
         except ImportError as error:
-            raise UsageError(f"crossprefill serve needs {error.name}: pip install "
-                             "'crossprefill[serve]'") from None
+            from .extras import missing
+
+            raise missing("serve", "crossprefill serve", error.name) from None
         proxy = None
         if upstream is not None:
             from .proxy import ProxyOptions, parse_target_map
@@ -337,7 +353,7 @@ def serve_command(
                           proxy=proxy), host=host, port=port)
 
 
-@app.command("batch")
+@app.command("batch", short_help="Compress every record of a JSONL file with one model load.")
 @reading_options(without=("format", "server"))
 def batch_command(
     ctx: typer.Context,
@@ -592,6 +608,18 @@ def _query(query: str | None, query_file: Path | None) -> str | None:
         raise UsageError(f"cannot read --query-file {query_file}: {error.strerror}") from None
     except InputError as error:
         raise UsageError(f"--query-file {query_file}: {error}") from None
+
+
+def _check_output(output: Path, input_path: str | None) -> None:
+    """Fail before any work on an output that cannot be written, or that is the input
+    (compression drops text: replacing the input would lose it for good)."""
+    if input_path not in (None, "-") and os.path.exists(input_path) and output.exists() \
+            and os.path.samefile(input_path, output):
+        raise UsageError(f"--output {output} is the input file; write the result elsewhere")
+    try:
+        check_writable(output)
+    except OSError as error:
+        raise CrossprefillError(f"cannot write {output}: {error.strerror}") from None
 
 
 def _emit(env: Environment, payload: str, output: Path | None) -> None:

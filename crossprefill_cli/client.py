@@ -18,11 +18,13 @@ import os
 import urllib.error
 import urllib.request
 
-from .errors import BudgetError, CrossprefillError, InputError, ModelLoadError, UsageError
+from .errors import CrossprefillError, ModelLoadError, UsageError, error_class
 
 TIMEOUT_SECONDS = 600
-ERRORS = {"usage": UsageError, "bad_request": UsageError, "budget": BudgetError,
-          "input": InputError, "model": ModelLoadError, "not_found": ModelLoadError}
+# the server's own request-level types, beside the error classes' (`errors.error_class`)
+# (an unknown profile is a usage error, as it is locally)
+REQUEST_ERRORS = {"bad_request": UsageError, "unknown_profile": UsageError,
+                  "not_found": ModelLoadError}
 
 
 def request(server: str, path: str, body: dict) -> dict:
@@ -53,4 +55,4 @@ def _server_error(error: urllib.error.HTTPError) -> CrossprefillError:
         kind, message = details["type"], details["message"]
     except (ValueError, KeyError, TypeError):
         kind, message = "", f"the server answered {error.code} {error.reason}"
-    return ERRORS.get(kind, CrossprefillError)(message)
+    return REQUEST_ERRORS.get(kind, error_class(kind))(message)

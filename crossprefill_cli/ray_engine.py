@@ -24,6 +24,7 @@ from typing import Iterable, Iterator
 
 from .batch import BatchSettings, Line, RecordCompressor
 from .errors import CrossprefillError, UsageError
+from .extras import missing
 from .draft import check_device_and_dtype, resolve_device
 from .loading import first_line
 from .pipeline import DraftSource
@@ -103,8 +104,8 @@ def ray_outputs(lines: Iterable[Line], settings: BatchSettings,
         import ray
         import ray.data
         import ray.exceptions
-    except ImportError:
-        raise UsageError("--engine ray needs Ray: pip install 'crossprefill[ray]'") from None
+    except ImportError as error:
+        raise missing("ray", "--engine ray", error.name) from None
     # a column holds one type: a line that is not UTF-8 travels as a flag
     pending = [{"number": line.number, "text": line.text if isinstance(line.text, str) else "",
                 "utf8": isinstance(line.text, str)} for line in lines]

@@ -12,16 +12,18 @@ The server loads its drafts and targets once (in the background: `/healthz` answ
 through the same library calls the command line makes (`pipeline.read_format`,
 `analyse`, `finish`, `product`, `report`), so a client prints byte for byte what local
 mode prints. Errors are `{"error": {"type", "message"}}`: 400 a malformed request, 401 a
-missing or wrong key, 404 a draft, target or profile the server was not started with,
-413 a body over `max_bytes`, 422 unusable input or a budget below what must be kept, 503
+missing or wrong key, 404 a draft or target (`not_found`) or profile (`unknown_profile`)
+the server was not started with, 413 a body over `max_bytes`, 422 unusable input or a budget below what must be kept, 503
 busy (with Retry-After) or not ready, 500 (one line) when the model code itself fails;
 the server keeps serving.
 
 One draft runs one request at a time, in a worker thread; the others wait in a bounded
 queue (`max_queue`): a full queue answers 503 at once, and a client that disconnects
 while it waits is dropped. A request may name only what the server was started with
-(drafts, targets, built-in profiles and the started one), unless `allow_any_draft`.
-Binding anything but loopback needs an API key, compared in constant time and never
+(drafts, targets, built-in profiles and the started one), unless `allow_any_draft`;
+a target is found by the name local mode resolves (`gpt-4o` is served by `o200k_base`).
+The port is bound before anything loads, so a port in use is one line and exit 1, and
+one line says when the server is ready. Binding anything but loopback needs an API key, compared in constant time and never
 logged. SIGTERM and SIGINT stop accepting, let running requests finish, and exit 0
 (uvicorn's own shutdown).
 
@@ -35,6 +37,7 @@ import hmac
 import ipaddress
 import json
 import signal
+import socket
 import sys
 import threading
 import time
@@ -49,13 +52,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .cache import ScoreCache
-from .errors import BudgetError, CrossprefillError, InputError, ModelLoadError, UsageError
+from .errors import CrossprefillError, UsageError
 from .loading import BUILTIN, first_line
 from .pipeline import DraftSource, analyse, analyse_messages, finish, product, resolve_target
 from .profiles import builtin_names, load_profile
 from .results import check_budget_options, read_format, report
 from .source import MAX_INPUT_BYTES, check_text
-from .target import DEFAULT_TARGET, TargetTokenizer
+from .target import DEFAULT_TARGET, TargetTokenizer, tiktoken_encoding, tiktoken_label
 
 RETRY_AFTER_SECONDS = 1
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -131,7 +134,8 @@ class Engine:
         self.sources: dict[str, DraftSource] = {}
         self.targets: dict[str, tuple[TargetTokenizer, list[str]]] = {}
         self.lanes: dict[str, Lane] = {}
-        self.ready = threading.Event()
+        self.ready = threading.Event()  # loaded: requests are answered
+        self.settled = threading.Event()  # loaded, or failed with `failure`
         self.failure: str | None = None
         self.cache = ScoreCache()
         self.profile = load_profile(options.profile)  # the one named at start, maybe a file
@@ -149,6 +153,8 @@ class Engine:
             self.ready.set()
         except CrossprefillError as error:
             self.failure = str(error)
+        finally:
+            self.settled.set()
 
     def _load_draft(self, name: str) -> DraftSource:
         source = DraftSource(name, device=self.options.device, dtype=self.options.dtype)
@@ -164,9 +170,21 @@ class Engine:
 
     def target(self, name: str) -> TargetTokenizer:
         """The target called `name`, loaded now if it is not yet (`ModelLoadError`)."""
-        if name in self.targets:
+        if name in self.targets or self._alias_target(name):
             return self.targets[name][0]
         return self._load_target(name, self.sources[self.options.drafts[0]])
+
+    def _alias_target(self, name: str) -> bool:
+        """Serve `name` with a loaded target of the same tiktoken encoding (`gpt-4o` with
+        `o200k_base`), labelled as local mode labels it; False when none is loaded. A
+        default target standing in for an encoding it could not load is no such target."""
+        encoding = tiktoken_encoding(name)
+        for served, (counter, warnings) in list(self.targets.items()):
+            if encoding is not None and not warnings and tiktoken_encoding(served) == encoding:
+                self.targets[name] = (TargetTokenizer(tiktoken_label(name, encoding),
+                                                      counter.count_batch), [])
+                return True
+        return False
 
     def lane(self, draft: str) -> Lane:
         return self.lanes.setdefault(draft, Lane())
@@ -179,14 +197,14 @@ class Engine:
                 raise HTTPError(404, "not_found", f"this server has no draft {draft!r}; it "
                                 f"serves {', '.join(self.options.drafts)}")
             self._load_draft(draft)
-        if target not in self.targets:
+        if target not in self.targets and not self._alias_target(target):
             if not self.options.allow_any_draft:
                 raise HTTPError(404, "not_found", f"this server has no target {target!r}; it "
                                 f"serves {', '.join(self.targets)}")
             self._load_target(target, self.sources[draft])
         profile = body.get("profile", self.profile.name)
         if profile not in self.profiles:
-            raise HTTPError(404, "not_found", f"this server has no profile {profile!r}; it "
+            raise HTTPError(404, "unknown_profile", f"this server has no profile {profile!r}; it "
                             f"serves {', '.join(sorted(self.profiles))}")
         counter, warnings = self.targets[target]
         return self.sources[draft], counter, warnings
@@ -380,13 +398,7 @@ def create_app(options: ServerOptions) -> Starlette:
 
 
 def _http_error(error: CrossprefillError) -> HTTPError:
-    if isinstance(error, (BudgetError, InputError)):
-        return HTTPError(422, "budget" if isinstance(error, BudgetError) else "input", str(error))
-    if isinstance(error, ModelLoadError):
-        return HTTPError(404, "model", str(error))
-    if isinstance(error, UsageError):
-        return HTTPError(400, "usage", str(error))
-    return HTTPError(400, "error", str(error))
+    return HTTPError(error.http_status, error.wire_type, str(error))
 
 
 def validated(body: Any, *, estimate: bool) -> dict:
@@ -425,15 +437,54 @@ def run(options: ServerOptions, *, host: str, port: int) -> None:
         from .proxy import check
 
         check(options.proxy)
+    listening = listen(host, port)
+    url = f"http://{_url_host(host)}:{listening.getsockname()[1]}"
+    app = create_app(options)
+    forwarding = f", forwarding /v1/ to {options.proxy.upstream}" if options.proxy else ""
+    print(f"crossprefill: loading the drafts for {url}{forwarding}", file=sys.stderr, flush=True)
+    threading.Thread(target=_say_when_settled, args=(app.state.engine, url), daemon=True).start()
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for
     # the handler it found: a handler that ignores it lets the process exit 0
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in STOP_SIGNALS}
-    forwarding = f", forwarding /v1/ to {options.proxy.upstream}" if options.proxy else ""
-    print(f"crossprefill: serving on http://{host}:{port}{forwarding} (loading the drafts; "
-          "Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
-        uvicorn.run(create_app(options), host=host, port=port, log_level="warning",
-                    access_log=False, timeout_graceful_shutdown=60)
+        config = uvicorn.Config(app, log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=60)
+        uvicorn.Server(config).run(sockets=[listening])
     finally:
+        listening.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to `host:port` (port 0: any free one), or a `CrossprefillError`
+    saying why not, before anything is printed or loaded."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listening = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as error:
+        raise CrossprefillError(f"cannot listen on {host}:{port} ({first_line(error)})") from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+        listening.listen(2048)
+    except OSError as error:
+        listening.close()
+        reason = error.strerror or first_line(error)
+        raise CrossprefillError(f"cannot listen on {host}:{port}: {reason}") from None
+    listening.set_inheritable(True)
+    return listening
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _say_when_settled(engine: Engine, url: str) -> None:
+    """One line once the server answers (or cannot)."""
+    engine.settled.wait()
+    if engine.failure is None:
+        print(f"crossprefill: ready on {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    else:
+        print(f"crossprefill: error: {engine.failure} (the server answers 503 until it is "
+              "stopped)", file=sys.stderr, flush=True)

@@ -253,3 +253,107 @@ def test_a_target_that_cannot_load_fails_before_the_draft_reads(
         assert result.exit_code == 1 and result.stdout == ""
         assert result.stderr.startswith("crossprefill: error: cannot load target tokenizer "
                                         "nobody/no-such-tokenizer: ")
+
+
+@pytest.fixture()
+def draft_never_runs(monkeypatch):
+    """Fail the test if the draft tokenises or loads: what it guards is checked before."""
+    from crossprefill_cli.pipeline import DraftSource
+
+    def refuse(self, *args):
+        raise AssertionError("the draft ran before the check")
+
+    monkeypatch.setattr(DraftSource, "encode", refuse)
+    monkeypatch.setattr(DraftSource, "load", refuse)
+
+
+def test_an_output_that_cannot_be_written_fails_before_the_draft(llama_dir, target_dir, input_file,
+                                                                 tmp_path, draft_never_runs):
+    nowhere = tmp_path / "nodir" / "x.txt"
+    result = runner.invoke(app, ["compress", str(input_file), "-o", str(nowhere),
+                                 *options(llama_dir, target_dir)])
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1, "", f"crossprefill: error: cannot write {nowhere}: no such directory\n")
+    folder = runner.invoke(app, ["compress", str(input_file), "-o", str(tmp_path),
+                                 *options(llama_dir, target_dir)])
+    assert (folder.exit_code, folder.stderr) == (
+        1, f"crossprefill: error: cannot write {tmp_path}: is a directory\n")
+
+
+def test_an_output_that_is_the_input_is_refused(llama_dir, target_dir, input_file,
+                                                draft_never_runs):
+    result = runner.invoke(app, ["compress", str(input_file), "-o", str(input_file),
+                                 *options(llama_dir, target_dir)])
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2, "", f"crossprefill: error: --output {input_file} is the input file; write the "
+        "result elsewhere\n")
+    assert input_file.read_text(encoding="utf-8") == TEXT
+
+
+def test_unknown_targets_and_uncached_drafts_fail_before_the_draft(
+        llama_dir, target_dir, input_file, unreachable_hub, draft_never_runs):
+    unknown = runner.invoke(app, ["compress", str(input_file), "-d", str(llama_dir),
+                                  "-t", "gpt-99"])
+    assert (unknown.exit_code, unknown.stdout) == (1, "")
+    assert unknown.stderr == (
+        "crossprefill: error: unknown target 'gpt-99': not a tiktoken encoding (o200k_base, "
+        "o200k_harmony, cl100k_base, p50k_base, p50k_edit, r50k_base) or an OpenAI model name "
+        "tiktoken knows (gpt-4o, gpt-4, ...), nor a local folder or a Hugging Face tokenizer "
+        "id (owner/name)\n")
+    for option, what in (("-d", "draft"), ("-t", "target tokenizer")):
+        other = "-t" if option == "-d" else "-d"
+        result = runner.invoke(app, ["compress", str(input_file), option, "nobody/nothing",
+                                     other, str(target_dir if other == "-t" else llama_dir)])
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1
+        assert result.stderr.startswith(f"crossprefill: error: cannot load {what} "
+                                        "nobody/nothing: nobody/nothing is not in the local "
+                                        "Hugging Face cache and huggingface.co cannot be reached")
+
+
+def test_a_budget_below_what_must_be_kept_fails_before_the_draft_loads(
+        llama_dir, target_dir, input_file, monkeypatch):
+    from crossprefill_cli.pipeline import DraftSource
+
+    def refuse(self):
+        raise AssertionError("the model loaded before the budget check")
+
+    monkeypatch.setattr(DraftSource, "load", refuse)
+    result = runner.invoke(app, ["compress", str(input_file), "--no-cache",
+                                 *options(llama_dir, target_dir, "-n", "3")])
+    assert result.exit_code == 2 and "smaller than what must be kept" in result.stderr
+
+
+def test_a_missing_extra_exits_1_with_advice_that_works_here(monkeypatch):
+    from crossprefill_cli import extras
+
+    for name in [name for name in sys.modules if name.split(".")[0] == "starlette"]:
+        monkeypatch.setitem(sys.modules, name, None)  # each: a loaded submodule imports alone
+    monkeypatch.setitem(sys.modules, "starlette", None)
+    monkeypatch.delitem(sys.modules, "crossprefill_cli.serve", raising=False)
+    # (were serve importable, this bind without a key would fail at once, not serve)
+    result = runner.invoke(app, ["serve", "--host", "0.0.0.0"])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == ("crossprefill: error: crossprefill serve needs the 'serve' extra "
+                             f"(starlette is not installed): {extras.install_advice('serve')}\n")
+
+
+def test_install_advice_names_the_clone_or_the_packages():
+    from crossprefill_cli import extras
+
+    clone = Path(extras.__file__).resolve().parents[1]
+    assert extras.install_advice("serve") == f"pip install -e '{clone}[serve]'"
+    listed = extras.extra_requirements("serve")
+    assert any(r.startswith("starlette>=") for r in listed)
+    assert any(r.startswith("uvicorn>=") for r in listed) and not any(";" in r for r in listed)
+    assert extras.extra_requirements("ray") == ["ray[data]>=2.40"]
+
+
+def test_help_lists_one_line_per_command_and_points_to_no_missing_file():
+    listed = subprocess.run([sys.executable, "-m", "crossprefill_cli", "--help"],
+                            capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"})
+    commands = listed.stdout.split("Commands:\n")[1].splitlines()
+    assert [line.split()[0] for line in commands] == ["compress", "inspect", "estimate",
+                                                      "serve", "batch"]
+    assert all(not line.endswith("...") and len(line) <= 80 for line in commands)
+    serve_help = runner.invoke(app, ["serve", "--help"]).stdout
+    assert "docs/" not in serve_help and "/v1/compress" in serve_help

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from crossprefill_cli.cli import app
 
-from conftest import long_text
+from conftest import has_tiktoken_fixture, long_text
 from servers import START_SECONDS, call, free_port, server
 
 TEXT = long_text(60)
@@ -90,7 +90,7 @@ def test_the_client_never_imports_torch_or_numpy(served, command):
     ({"text": "x", "keep_rate": 1.5}, 400, "usage"),
     ({"text": TEXT, "scorer": "bm25"}, 400, "usage"),
     ({"text": "x", "draft": "nobody/else"}, 404, "not_found"),
-    ({"text": "x", "profile": "/etc/passwd"}, 404, "not_found"),
+    ({"text": "x", "profile": "/etc/passwd"}, 404, "unknown_profile"),
     ({"text": "x" * 500_000}, 413, "too_large"),
     ({"text": "   "}, 422, "input"),
     ({"text": TEXT, "target_tokens": 2}, 422, "budget"),
@@ -194,3 +194,45 @@ def test_a_client_that_leaves_the_queue_is_dropped_from_it(llama_dir, target_dir
             text = metrics.read().decode()
         assert 'crossprefill_requests_total{path="/v1/compress",status="499"} 1.0' in text
         assert 'status="503"' not in text
+
+
+@pytest.mark.skipif(not (has_tiktoken_fixture("o200k_base") and has_tiktoken_fixture("cl100k_base")),
+                    reason="tiktoken fixtures absent")
+def test_the_server_accepts_the_target_names_local_mode_accepts(llama_dir, tmp_path):
+    path = tmp_path / "notes.md"
+    path.write_text(TEXT)
+    with server("-d", str(llama_dir), "-t", "o200k_base", "-t", "cl100k_base") as (url, _):
+        for name in ("gpt-4o", "gpt-4", "cl100k_base"):
+            args = ["compress", str(path), "-d", str(llama_dir), "-t", name, "-r", "0.3",
+                    "--json", "--no-cache"]
+            local = CliRunner().invoke(app, args)
+            remote = client(url, *args)
+            assert remote.returncode == local.exit_code == 0, remote.stderr
+            assert remote.stdout.decode() == local.stdout
+        unknown = client(url, "compress", "-t", "gpt-99", stdin=TEXT.encode())
+        assert unknown.returncode == 1
+        assert unknown.stderr.decode().startswith("crossprefill: error: this server has no "
+                                                  "target 'gpt-99'")
+
+
+def test_an_unknown_profile_is_a_usage_error_through_the_server(served):
+    done = client(served, "compress", "-p", "prose", stdin=TEXT.encode())
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert done.stderr.decode() == ("crossprefill: error: this server has no profile 'prose'; "
+                                    "it serves code, text\n")
+
+
+def test_serve_says_when_it_is_ready_and_a_port_in_use_is_one_line(llama_dir, target_dir):
+    with server("-d", str(llama_dir), "-t", str(target_dir)) as (url, process):
+        port = url.rsplit(":", 1)[1]
+        taken = subprocess.run([sys.executable, "-m", "crossprefill_cli", "serve", "--port", port,
+                                "-d", str(llama_dir)], capture_output=True, timeout=60)
+        assert (taken.returncode, taken.stdout) == (1, b"")
+        assert taken.stderr.decode() == (f"crossprefill: error: cannot listen on 127.0.0.1:{port}: "
+                                         "Address already in use\n")
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        said = process.stderr.read().decode().splitlines()
+    assert said == [f"crossprefill: loading the drafts for {url}",
+                    f"crossprefill: ready on {url} (Ctrl-C stops)"]
