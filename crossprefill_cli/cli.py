@@ -559,9 +559,13 @@ def _analysed(env: Environment, input_path: str | None, reading: Reading,
                 targets.append(resolve_target(pending, source, warn))
             return targets[0]
 
+        spans = {} if conversation is None else dict(keep=conversation.keep(),
+                                                     heads=conversation.heads())
+
         def before_scoring(starts, settings, structure) -> None:
             if budget is not None:
-                check_budget_fits(text, starts, settings, structure, target(), **budget)
+                check_budget_fits(text, starts, settings, structure, target(), **budget,
+                                  **spans)
             else:
                 target()
 

@@ -323,13 +323,15 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
 
 def check_budget_fits(text: str, starts: np.ndarray, settings: Profile, structure: layout.Layout,
                       counter: TargetTokenizer, *, keep_rate: float | None = None,
-                      target_tokens: int | None = None) -> None:
+                      target_tokens: int | None = None, keep: tuple[tuple[int, int], ...] = (),
+                      heads: tuple[tuple[int, int], ...] = ()) -> None:
     """Raise the `UsageError` that `finish` would for a budget below what must be kept,
-    from the draft's tokens alone: callers check before the draft reads the text."""
+    from the draft's tokens alone: callers check before the draft reads the text.
+    `keep` and `heads` are a conversation's (`messages.Conversation.keep`, `heads`)."""
     _, _, budget = _budget(text, counter, settings, keep_rate, target_tokens)
     plan = _Plan(Analysis(text, settings, None, None, TokenScores(
-        starts, np.zeros(len(starts)), windows=0), cached=False, structure=structure),
-        counter, budget)
+        starts, np.zeros(len(starts)), windows=0), cached=False, structure=structure,
+        keep=keep, heads=heads), counter, budget)
     if plan.measure([c.required for c in plan.candidates]) > budget:
         raise plan.too_small()
 

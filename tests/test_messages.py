@@ -112,3 +112,22 @@ def test_a_budget_below_the_messages_first_lines_says_so(llama_draft, target):
     with pytest.raises(UsageError, match="each message's first line"):
         compress_messages(REQUEST, target_tokens=5, draft=llama_draft, target=target,
                           scorer="lexical")
+
+
+def test_the_command_line_finds_a_messages_budget_too_small_before_scoring(
+        llama_dir, target_dir, llama_draft, target, tmp_path, monkeypatch):
+    from crossprefill_cli.pipeline import DraftSource
+
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(REQUEST))
+    with pytest.raises(UsageError) as raised:
+        compress_messages(REQUEST, target_tokens=40, draft=llama_draft, target=target)
+
+    def refuse(self):
+        raise AssertionError("the model loaded before the budget check")
+
+    monkeypatch.setattr(DraftSource, "load", refuse)
+    done = CliRunner().invoke(app, ["compress", str(path), "--format", "messages", "-n", "40",
+                                    "--no-cache", "-d", str(llama_dir), "-t", str(target_dir)])
+    assert (done.exit_code, done.stdout) == (2, "")
+    assert done.stderr == f"crossprefill: error: {raised.value}\n"
