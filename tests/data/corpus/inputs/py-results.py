@@ -1,0 +1,112 @@
+"""What a compression reports, in plain data: no numpy, no model.
+
+`Result` (and its spans, chunks and files) is what `pipeline.finish` returns and what
+`--json` and `crossprefill serve` print; `Result.from_json` reads such a report back, so
+the `--server` client rebuilds the very result the server made. The input formats and
+the budget options are checked here too, because a client checks them before sending.
+This module imports nothing heavy: the client's start-up is what it imports.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from . import messages
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class FileSpan:
+    """A file of a repository dump: its header to its footer, and its language."""
+
+    path: str
+    start: int
+    end: int
+    language: str | None
+
+
+@dataclass(frozen=True)
+class ChunkReport:
+    start: int
+    end: int
+    score: float
+    kept: bool
+    required: bool
+    favoured: bool = False  # in a definition the query names (favour_named_definitions)
+
+
+@dataclass
+class Result:
+    text: str
+    tokens_before: int
+    tokens_after: int
+    budget: int
+    keep_rate: float | None
+    target: str
+    draft: str
+    profile: str
+    scorer: str  # how units were scored: a profile's scorer name, or "custom"
+    draft_tokens: int
+    windows: int
+    lookahead: int  # lookahead queries the draft scored with
+    query: str | None  # the query that steered scoring
+    query_source: str  # "given" (--query), "detected" (found in the text) or "none"
+    spans: list[Span]
+    chunks: list[ChunkReport]
+    scores_cached: bool = False
+    warnings: list[str] = field(default_factory=list)
+    files: list[FileSpan] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        report = asdict(self)
+        report["achieved_rate"] = round(self.tokens_after / self.tokens_before, 4)
+        return report
+
+    @classmethod
+    def from_json(cls, report: dict) -> "Result":
+        """The result a `to_json` report (a server's answer) describes."""
+        known = {name: value for name, value in report.items()
+                 if name in cls.__dataclass_fields__}
+        return cls(**{**known, "spans": [Span(**s) for s in report["spans"]],
+                      "chunks": [ChunkReport(**c) for c in report["chunks"]],
+                      "files": [FileSpan(**f) for f in report["files"]]})
+
+
+def summary_line(result: Result, seconds: float) -> str:
+    """One line for a person at a terminal: tokens before and after, the rate, the time."""
+    return (f"crossprefill: {result.tokens_before:,} → {result.tokens_after:,} target tokens "
+            f"({result.target}), {100 * result.tokens_after / result.tokens_before:.1f}% kept, "
+            f"{seconds:.1f} s")
+
+
+INPUT_FORMATS = ("text", "messages", "auto")
+
+
+def read_format(text: str, input_format: str) -> messages.Conversation | None:
+    """The conversation `text` holds under `input_format` (None: plain text)."""
+    if input_format not in INPUT_FORMATS:
+        raise UsageError(f"unknown --format {input_format!r}; choose one of "
+                         f"{', '.join(INPUT_FORMATS)}")
+    if input_format == "messages":
+        return messages.parse(text)
+    return messages.sniffed(text) if input_format == "auto" else None
+
+
+def report(result: Result, conversation: messages.Conversation | None, printed: str) -> dict:
+    """The JSON report; for messages, with the compressed messages as well."""
+    body = result.to_json()
+    if conversation is not None:
+        body["messages"] = json.loads(printed)
+    return body
+
+
+def check_budget_options(keep_rate: float | None, target_tokens: int | None) -> None:
+    if keep_rate is not None and not 0 < keep_rate <= 1:
+        raise UsageError(f"keep rate must be in (0, 1], got {keep_rate}")
+    if target_tokens is not None and target_tokens < 1:
+        raise UsageError(f"--target-tokens must be a positive number, got {target_tokens}")
