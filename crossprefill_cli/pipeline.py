@@ -31,8 +31,9 @@ from . import chunks, dumps, evidence, layout, messages, outline, selection
 from . import query as query_module
 from .cache import ScoreCache, TokenScores, cache_key
 from .errors import BudgetError, ModelLoadError, UsageError
-from .results import ChunkReport, FileSpan, Result, Span, check_budget_options
-from .loading import (BUILTIN, check_device_and_dtype, check_draft_available, draft_defaults,
+from .results import ChunkReport, FileSpan, Result, Span
+from .settings import check_budget_options, check_device_and_dtype
+from .loading import (BUILTIN, check_draft_available, draft_defaults,
                       draft_fingerprint, draft_location, load_pretrained)
 from .profiles import AUTO, Profile, load_profile
 from .source import check_text

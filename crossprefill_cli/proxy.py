@@ -47,8 +47,8 @@ from . import chat_requests
 from .chat_requests import ANTHROPIC, DEFAULT_ROLES, OPENAI, ChatTexts
 from .errors import BudgetError, InputError, ModelLoadError, UsageError
 from .loading import first_line
-from .pipeline import analyse, finish
-from .results import check_budget_options
+from .job import Job
+from .settings import Settings, check_budget_options
 from .serve import (Engine, HTTPError, Metrics, ServerOptions, error_response, read_body,
                     same_key, take_turn)
 from .target import DEFAULT_TARGET, TargetTokenizer
@@ -170,11 +170,11 @@ class Compressor:
     def _compress(self, text: str, query: str | None, rate: float,
                   counter: TargetTokenizer) -> str | None:
         engine = self.engine
+        settings = Settings(keep_rate=rate, query=query, detect_query=False,
+                            profile=engine.profile.name)
         try:
-            analysis = analyse(text, profile=engine.profile, query=query, detect_query=False,
-                               draft=engine.sources[engine.options.drafts[0]],
-                               cache=engine.cache)
-            return finish(analysis, keep_rate=rate, target=counter).text
+            return Job(settings, draft=engine.sources[engine.options.drafts[0]], target=counter,
+                       cache=engine.cache, profile=engine.profile).compress(text).result.text
         except (BudgetError, InputError) as error:
             warn(f"a text of {self.count(counter, text):,} tokens is forwarded whole: "
                  f"{first_line(error)}")

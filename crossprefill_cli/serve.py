@@ -41,7 +41,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -54,29 +54,27 @@ from starlette.routing import Route
 from .cache import ScoreCache
 from .errors import CrossprefillError, UsageError
 from .loading import BUILTIN, first_line
-from .pipeline import DraftSource, analyse, analyse_messages, finish, product, resolve_target
+from .job import Job
+from .pipeline import DraftSource, resolve_target
 from .profiles import builtin_names, load_profile
-from .results import check_budget_options, read_format, report
-from .source import MAX_INPUT_BYTES, check_text
+from .results import report
+from .settings import MACHINE_FIELDS, SETTINGS, Settings, json_types
+from .source import MAX_INPUT_BYTES
 from .target import DEFAULT_TARGET, TargetTokenizer, tiktoken_encoding, tiktoken_label
 
 RETRY_AFTER_SECONDS = 1
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 DISCONNECT_POLL_SECONDS = 0.1
-# request fields and the JSON types each may have (None: may be null)
+ESTIMATE_FIELDS = {"keep_rates": (list,), "context_window": (int, type(None)),
+                   "price_per_mtok": (int, float, type(None)), "must_keep": (list,)}
+# request fields and the JSON types each may have (None: may be null): the input, every
+# setting but the machine's (the server's own), and what /v1/estimate asks besides
 FIELDS: dict[str, tuple[type, ...]] = {
-    "text": (str,), "messages": (list, dict), "format": (str,), "query": (str, type(None)),
-    "detect_query": (bool,), "keep_rate": (int, float, type(None)),
-    "target_tokens": (int, type(None)), "profile": (str,), "draft": (str,), "target": (str,),
-    "scorer": (str, type(None)), "chunk_size": (int, type(None)), "pool_kernel": (int, type(None)),
-    "lookahead": (int, type(None)), "delimiter": (str, type(None)),
-    "window": (int, type(None)), "no_cache": (bool,),
-    # /v1/estimate only
-    "keep_rates": (list,), "context_window": (int, type(None)),
-    "price_per_mtok": (int, float, type(None)), "must_keep": (list,),
-}
+    "text": (str,), "messages": (list, dict),
+    **{setting.name: json_types(setting.type) for setting in SETTINGS
+       if setting.name not in MACHINE_FIELDS}, **ESTIMATE_FIELDS}
+REQUEST_SETTINGS = set(FIELDS) - {"text", "messages"} - set(ESTIMATE_FIELDS)
 PROXIED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-ESTIMATE_FIELDS = {"keep_rates", "context_window", "price_per_mtok", "must_keep"}
 
 
 class HTTPError(Exception):
@@ -190,8 +188,8 @@ class Engine:
         return self.lanes.setdefault(draft, Lane())
 
     def resolve(self, body: dict) -> tuple[DraftSource, TargetTokenizer, list[str]]:
-        draft = body.get("draft", self.options.drafts[0])
-        target = body.get("target", (self.options.targets or [DEFAULT_TARGET])[0])
+        draft = body.get("draft") or self.options.drafts[0]
+        target = body.get("target") or (self.options.targets or [DEFAULT_TARGET])[0]
         if draft not in self.sources:
             if not self.options.allow_any_draft:
                 raise HTTPError(404, "not_found", f"this server has no draft {draft!r}; it "
@@ -202,7 +200,7 @@ class Engine:
                 raise HTTPError(404, "not_found", f"this server has no target {target!r}; it "
                                 f"serves {', '.join(self.targets)}")
             self._load_target(target, self.sources[draft])
-        profile = body.get("profile", self.profile.name)
+        profile = body.get("profile") or self.profile.name
         if profile not in self.profiles:
             raise HTTPError(404, "unknown_profile", f"this server has no profile {profile!r}; it "
                             f"serves {', '.join(sorted(self.profiles))}")
@@ -213,38 +211,23 @@ class Engine:
         """The report one request asks for (runs in the draft's worker thread)."""
         source, counter, target_warnings = self.resolve(body)
         text = body.get("text")
+        asked = {name: value for name, value in body.items() if name in REQUEST_SETTINGS}
         if text is None:
-            text = json.dumps(body["messages"], ensure_ascii=False)
-            input_format = "messages"
-        else:
-            input_format = body.get("format", "text")
-        check_text(text)
-        conversation = read_format(text, input_format)
-        profile = body.get("profile", self.profile.name)
-        options = dict(profile=self.profile if profile == self.profile.name else profile,
-                       draft=source, query=body.get("query"),
-                       detect_query=body.get("detect_query", True), scorer=body.get("scorer"),
-                       chunk_size=body.get("chunk_size"), pool_kernel=body.get("pool_kernel"),
-                       lookahead=body.get("lookahead"), delimiter=body.get("delimiter"),
-                       window=body.get("window"),
-                       cache=None if body.get("no_cache") else self.cache)
-        analysis = (analyse(text, **options) if conversation is None
-                    else analyse_messages(conversation, **options))
+            text, asked["format"] = json.dumps(body["messages"], ensure_ascii=False), "messages"
+        settings = Settings(**asked)
+        profile = settings.profile or self.profile.name
+        job = Job(replace(settings, profile=profile), draft=source, target=counter,
+                  cache=self.cache, profile=self.profile if profile == self.profile.name else None)
         if estimate_rates is not None:
-            from .estimate import estimate
-
-            for rate in estimate_rates:
-                check_budget_options(rate, None)
-            answer = estimate(analysis, counter, estimate_rates,
-                              context_window=body.get("context_window"),
-                              price_per_mtok=body.get("price_per_mtok"),
-                              must_keep=body.get("must_keep", []))
-            answer["warnings"] = list(target_warnings)
+            answer = job.estimate(job.analyse(text, with_budget=False), estimate_rates,
+                                  context_window=body.get("context_window"),
+                                  price_per_mtok=body.get("price_per_mtok"),
+                                  must_keep=body.get("must_keep", []))
+            answer["warnings"][:0] = target_warnings
             return answer
-        result = finish(analysis, keep_rate=body.get("keep_rate"),
-                        target_tokens=body.get("target_tokens"), target=counter)
-        result.warnings[:0] = target_warnings
-        return report(result, conversation, product(result, analysis, conversation))
+        done = job.compress(text)
+        done.result.warnings[:0] = target_warnings
+        return report(done.result, done.conversation, done.printed)
 
 
 class Metrics:
@@ -338,7 +321,7 @@ def create_app(options: ServerOptions) -> Starlette:
             body = validated(_json(await read_body(request, options.max_bytes)),
                              estimate=path.endswith("/estimate"))
             rates = body.get("keep_rates") if path.endswith("/estimate") else None
-            lane = engine.lane(body.get("draft", options.drafts[0]))
+            lane = engine.lane(body.get("draft") or options.drafts[0])
             if not await take_turn(request, lane, options.max_queue, metrics):
                 metrics.requests.labels(path, "499").inc()
                 return Response(status_code=499)
@@ -405,7 +388,7 @@ def validated(body: Any, *, estimate: bool) -> dict:
     """The request body, checked: an object of known fields of the right JSON types."""
     if not isinstance(body, dict):
         raise HTTPError(400, "bad_request", "the request body must be a JSON object")
-    allowed = set(FIELDS) if estimate else set(FIELDS) - ESTIMATE_FIELDS
+    allowed = set(FIELDS) if estimate else set(FIELDS) - set(ESTIMATE_FIELDS)
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise HTTPError(400, "bad_request", f"unknown field(s): {', '.join(unknown)}")
