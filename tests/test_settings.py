@@ -12,7 +12,7 @@ import click
 import pytest
 import typer
 
-from crossprefill_cli import batch, pipeline, serve
+from crossprefill_cli import batch, job, serve
 from crossprefill_cli.cli import app
 from crossprefill_cli.errors import UsageError
 from crossprefill_cli.loading import BUILTIN
@@ -55,11 +55,11 @@ def test_batch_records_default_to_the_settings():
 
 
 def test_the_library_takes_every_setting_with_the_same_default():
-    keywords = inspect.signature(pipeline.compress).parameters
+    keywords = inspect.signature(job.compress).parameters
     for setting in SETTINGS:
         if setting.name in LIBRARY_WAYS:
             way = LIBRARY_WAYS[setting.name]
-            assert way in keywords or hasattr(pipeline, way)
+            assert way in keywords or hasattr(job, way)
             continue
         assert setting.name in keywords, setting.name
         expected = LIBRARY_DEFAULTS.get(setting.name, setting.default)
