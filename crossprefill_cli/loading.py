@@ -149,6 +149,14 @@ def load_pretrained(loader: Callable[..., Loaded], location: str, *, what: str,
         raise ModelLoadError(f"cannot load {what}: {first_line(error)}") from None
 
 
+def load_tokenizer(location: str, *, what: str):
+    """A transformers tokenizer from a folder or hub id (see `load_pretrained`)."""
+    from transformers import AutoTokenizer
+
+    return load_pretrained(AutoTokenizer.from_pretrained, location, what=what,
+                           trust_remote_code=False)
+
+
 def _cached_or_fetched(loader: Callable[..., Loaded], location: str, **options) -> Loaded:
     if Path(location).is_dir():
         return loader(location, **options)

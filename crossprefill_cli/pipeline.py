@@ -34,7 +34,7 @@ from .errors import BudgetError, ModelLoadError, UsageError
 from .results import ChunkReport, FileSpan, Result, Span
 from .settings import check_budget_options, check_device_and_dtype
 from .loading import (BUILTIN, check_draft_available, draft_defaults,
-                      draft_fingerprint, draft_location, load_pretrained)
+                      draft_fingerprint, draft_location, load_tokenizer)
 from .profiles import AUTO, Profile, load_profile
 from .source import check_text
 from .target import DEFAULT_TARGET, TargetTokenizer, tokenizer_target
@@ -118,10 +118,7 @@ class DraftSource:
         """The draft's tokenizer, without loading the model when it is not loaded yet."""
         if self._model is not None:
             return self._model.tokenizer
-        from transformers import AutoTokenizer
-
-        return load_pretrained(AutoTokenizer.from_pretrained, draft_location(self.name),
-                               what=f"draft {self.name}", trust_remote_code=False)
+        return load_tokenizer(draft_location(self.name), what=f"draft {self.name}")
 
 
 @functools.lru_cache(maxsize=4)
