@@ -40,7 +40,7 @@ from .settings import BUDGET_FIELDS, MACHINE_FIELDS, SETTINGS, Settings, check_b
 from .source import MAX_INPUT_BYTES, decode_input
 
 if TYPE_CHECKING:
-    from .job import Analysed, Done, Job
+    from .job import AnalysedInput, Done, Job
 
 app = typer.Typer(
     name="crossprefill",
@@ -462,8 +462,8 @@ def _json(report: dict) -> str:
 
 
 @contextmanager
-def _local_job(env: Environment, input_path: str | None, settings: Settings,
-               line: CommandLine, *, with_budget: bool = True) -> Iterator[tuple["Job", "Analysed"]]:
+def _local_job(env: Environment, input_path: str | None, settings: Settings, line: CommandLine,
+               *, with_budget: bool = True) -> Iterator[tuple["Job", "AnalysedInput"]]:
     """The job for this command and its analysis of the input, the draft's progress on
     the terminal; the target tokenizer builds in another process meanwhile and counts
     until the block ends. What can fail without the draft's scores fails before the

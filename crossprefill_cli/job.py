@@ -37,7 +37,7 @@ DEFAULT_PROFILE = "text"
 
 
 @dataclass
-class Analysed:
+class AnalysedInput:
     """The draft's reading of one input: the text it read (for messages, their joined
     texts), the messages if any, and the analysis every budget is chosen from."""
 
@@ -100,7 +100,7 @@ class Job:
             self._counter = resolve_target(self._target, self.source, self.warn)
         return self._counter
 
-    def analyse(self, source_text: str, *, with_budget: bool = True) -> Analysed:
+    def analyse(self, source_text: str, *, with_budget: bool = True) -> AnalysedInput:
         """Read `source_text` in the settings' format and score it with the draft; with
         `with_budget`, a budget below what must be kept fails before the draft reads."""
         check_text(source_text)
@@ -124,14 +124,14 @@ class Job:
                        before_scoring=before_scoring)
         analysis = (analyse(text, keep=self.keep, **options) if conversation is None
                     else analyse_messages(conversation, **options))
-        return Analysed(text, conversation, analysis)
+        return AnalysedInput(text, conversation, analysis)
 
     def compress(self, source_text: str) -> Done:
         """Compress `source_text` to the settings' budget."""
         analysed = self.analyse(source_text)
         return self.finish(analysed)
 
-    def finish(self, analysed: Analysed, **budget) -> Done:
+    def finish(self, analysed: AnalysedInput, **budget) -> Done:
         """The compression of an analysed input, at the settings' budget or at `budget`
         (`keep_rate`, `target_tokens`) when given."""
         budget = budget or dict(keep_rate=self.settings.keep_rate,
@@ -145,7 +145,7 @@ class Job:
                     product(result, analysed.analysis, analysed.conversation),
                     analysed.analysis)
 
-    def estimate(self, analysed: Analysed, rates: list[float], *,
+    def estimate(self, analysed: AnalysedInput, rates: list[float], *,
                  context_window: int | None = None, price_per_mtok: float | None = None,
                  must_keep: list[str] = ()) -> dict:
         """The `estimate` report for each keep rate, from one analysis (made with
