@@ -1,24 +1,29 @@
 """crossprefill: compress long prompts with cross-family speculative prefill.
 
-The library entry points are `compress(text, ...) -> Result` and, for many records
-with one model load, `compress_many(records, BatchSettings(...))`; the command line
-(`crossprefill_cli.cli`) is a thin layer over it and is never imported from here.
+The library entry points are `compress(text, ...) -> Result`, `compress_messages(data,
+...)` for chat JSON and, for many records with one model load, `compress_many(records,
+Settings(...))`; `Settings` declares every option once and `Job` is the one compression
+job behind every front end. The command line (`crossprefill_cli.cli`) is a thin layer
+over them and is never imported from here.
 """
 
 from .errors import CrossprefillError, InputError, ModelLoadError, UsageError
 
 __version__ = "0.1.0"
-__all__ = ["compress", "compress_many", "BatchSettings", "Result", "CrossprefillError",
-           "InputError", "ModelLoadError", "UsageError", "__version__"]
+__all__ = ["compress", "compress_messages", "compress_many", "Settings", "Job", "Result",
+           "BatchSettings", "CrossprefillError", "InputError", "ModelLoadError", "UsageError",
+           "__version__"]
+
+# where each lazily imported name lives
+_LAZY = {"compress": "job", "compress_messages": "job", "Job": "job", "Settings": "settings",
+         "Result": "results", "compress_many": "batch", "BatchSettings": "batch"}
 
 
 def __getattr__(name: str):
     # The pipeline (numpy, PyYAML, ...) is imported on first use, so that a process that
     # needs one module, like the target tokenizer's (`target_process`), starts quickly.
-    if name in ("compress", "Result"):
-        from . import pipeline
-        return getattr(pipeline, name)
-    if name in ("compress_many", "BatchSettings"):
-        from . import batch
-        return getattr(batch, name)
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

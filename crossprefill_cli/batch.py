@@ -3,7 +3,7 @@
 A record is a JSON object (one per line of a JSONL file): an `id` (a string or an
 integer, unique in the file), the prompt as `text` or as chat `messages` (the
 `--format messages` shapes), and optionally its own `query`, `keep_rate`,
-`target_tokens` and `profile`; what a record leaves out comes from `BatchSettings` (the
+`target_tokens` and `profile`; what a record leaves out comes from `Settings` (the
 command line's options). Other fields are not read. Each record becomes one output
 record: `id`, the compressed `text` (or `messages`), `tokens_before`, `tokens_after`,
 `budget`, `keep_rate` and `query_source`, or, for a record that cannot be compressed,
@@ -11,7 +11,7 @@ record: `id`, the compressed `text` (or `messages`), `tokens_before`, `tokens_af
 id). A failed record never stops the others.
 
 `RecordCompressor` loads the draft and the target once and compresses records one at a
-time through the same library calls as `crossprefill compress`; `compress_many` is the
+time through the one `job.Job` that `crossprefill compress` runs; `compress_many` is the
 library entry point, and the Ray engine (`ray_engine`) runs one `RecordCompressor` per
 actor. The file-level rules live here too, so that both engines share them: ids are
 checked for duplicates before any work (`scan`), and resuming reads the
@@ -21,43 +21,24 @@ that an interrupted run left half-written.
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .cache import ScoreCache
 from .errors import CrossprefillError, UsageError
 from .loading import BUILTIN, first_line
-from .messages import Conversation, parse
-from .pipeline import DraftSource, analyse, analyse_messages, finish, resolve_target
-from .pipeline import restore_messages
+from .job import DEFAULT_PROFILE, Job
+from .pipeline import DraftSource, resolve_target
 from .profiles import Profile, load_profile
-from .results import check_budget_options
+from .settings import Settings
 
 RECORD_FIELDS = ("id", "text", "messages", "query", "keep_rate", "target_tokens", "profile")
 
 
-@dataclass(frozen=True)
-class BatchSettings:
-    """What a record does not say for itself."""
-
-    keep_rate: float | None = None
-    target_tokens: int | None = None
-    profile: str = "text"
-    draft: str = BUILTIN
-    target: str | None = None
-    query: str | None = None
-    detect_query: bool = True
-    scorer: str | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    cache: bool = True
-    # scoring knobs over the profile's (None: the profile's)
-    chunk_size: int | None = None
-    pool_kernel: int | None = None
-    lookahead: int | None = None
-    delimiter: str | None = None
-    window: int | None = None
+# What a record does not say for itself comes from these (the command line's options);
+# the name stays for one release, the class is the one `Settings`.
+BatchSettings = Settings
 
 
 class RecordError(Exception):
@@ -184,16 +165,16 @@ def line_key(line: Line):
 class RecordCompressor:
     """The draft and target, loaded once; each call compresses one record."""
 
-    def __init__(self, settings: BatchSettings = BatchSettings(),
+    def __init__(self, settings: Settings = Settings(),
                  on_warning: Callable[[str], None] | None = None):
-        check_budget_options(settings.keep_rate, settings.target_tokens)
-        self.settings = settings
+        self.settings = settings.checked()
         self.profiles: dict[str, Profile] = {}
-        self.profile(settings.profile)  # an unknown default profile fails before any work
-        self.source = DraftSource(settings.draft, device=settings.device, dtype=settings.dtype)
+        self.profile(settings.profile or DEFAULT_PROFILE)  # an unknown one fails before any work
+        self.source = DraftSource(settings.draft or BUILTIN, device=settings.device,
+                                  dtype=settings.dtype)
         self.source.load()
         self.target = resolve_target(settings.target, self.source, on_warning or (lambda _: None))
-        self.cache = ScoreCache() if settings.cache else None
+        self.cache = None if settings.no_cache else ScoreCache()
 
     def profile(self, name: str) -> Profile:
         if name not in self.profiles:
@@ -218,48 +199,43 @@ class RecordCompressor:
             return error_record(identity, error, line)
 
     def _compressed(self, record: dict) -> dict:
-        text, conversation = _prompt(record)
+        source_text, input_format = _prompt(record)
         own_budget = "keep_rate" in record or "target_tokens" in record
         keep_rate = record.get("keep_rate") if own_budget else self.settings.keep_rate
         target_tokens = record.get("target_tokens") if own_budget else self.settings.target_tokens
         query = record.get("query", self.settings.query)
-        profile_name = record.get("profile", self.settings.profile)
+        profile_name = record.get("profile", self.settings.profile or DEFAULT_PROFILE)
         for name, value, kinds in (("keep_rate", keep_rate, (int, float)),
                                    ("target_tokens", target_tokens, (int,)),
                                    ("query", query, (str,)), ("profile", profile_name, (str,))):
             if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
                 raise RecordError("usage", f"{name} has the wrong type")
-        check_budget_options(keep_rate, target_tokens)
-        knobs = self.settings
-        options = dict(profile=self.profile(profile_name), draft=self.source, query=query,
-                       detect_query=knobs.detect_query, scorer=knobs.scorer, cache=self.cache,
-                       chunk_size=knobs.chunk_size, pool_kernel=knobs.pool_kernel,
-                       lookahead=knobs.lookahead, delimiter=knobs.delimiter, window=knobs.window)
-        analysis = (analyse(text, **options) if conversation is None
-                    else analyse_messages(conversation, **options))
-        result = finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens,
-                        target=self.target)
-        product = ({"text": result.text} if conversation is None
-                   else {"messages": restore_messages(conversation, analysis, result)})
+        settings = replace(self.settings, keep_rate=keep_rate, target_tokens=target_tokens,
+                           query=query, profile=profile_name, format=input_format)
+        done = Job(settings, draft=self.source, target=self.target, cache=self.cache,
+                   profile=self.profile(profile_name)).compress(source_text)
+        result = done.result
+        product = ({"text": result.text} if done.conversation is None
+                   else {"messages": done.messages()})
         return {**product, "tokens_before": result.tokens_before,
                 "tokens_after": result.tokens_after, "budget": result.budget,
                 "keep_rate": result.keep_rate, "query_source": result.query_source}
 
 
-def _prompt(record: dict) -> tuple[str, Conversation | None]:
+def _prompt(record: dict) -> tuple[str, str]:
+    """The record's prompt as text, and its format (`text` or `messages`)."""
     if ("text" in record) == ("messages" in record):
         raise RecordError("input", "a record needs exactly one of text and messages")
     if "text" in record:
         if not isinstance(record["text"], str):
             raise RecordError("input", "text must be a string")
-        return record["text"], None
+        return record["text"], "text"
     if not isinstance(record["messages"], (list, dict)):
         raise RecordError("input", "messages must be a list of messages")
-    conversation = parse(json.dumps(record["messages"], ensure_ascii=False))
-    return conversation.text, conversation
+    return json.dumps(record["messages"], ensure_ascii=False), "messages"
 
 
-def local_outputs(lines: Iterable[Line], settings: BatchSettings,
+def local_outputs(lines: Iterable[Line], settings: Settings,
                   on_warning: Callable[[str], None] | None = None) -> Iterator[dict]:
     """The output record of each line, in order, computed here."""
     compressor = RecordCompressor(settings, on_warning)
@@ -267,7 +243,7 @@ def local_outputs(lines: Iterable[Line], settings: BatchSettings,
         yield compressor.line(line)
 
 
-def compress_many(records: Iterable[dict], settings: BatchSettings = BatchSettings(),
+def compress_many(records: Iterable[dict], settings: Settings = Settings(),
                   *, on_warning: Callable[[str], None] | None = None) -> Iterator[dict]:
     """Compress each record (see the module docstring) with one draft and target load;
     the output records come in input order, failures as records with `error`."""

@@ -10,9 +10,10 @@ Contract (what scripts may rely on):
   (a broken pipe ends quietly);
 - `-o PATH` is written atomically and only after compression succeeded.
 
-The options that say how to read the input (profile, draft, target, query, scoring
-knobs, device, cache) are the same for every command; `reading_options` adds them to
-each command's signature and hands the command one `Reading` object.
+The compression options are `settings.Settings`, declared once: `settings_options`
+derives each command's Typer options from it (and from `CommandLine`, what only a
+command line has), and hands the command one `Settings`; the work itself is one
+`job.Job` (locally) or one request to a server (`--server`).
 """
 
 import functools
@@ -24,7 +25,8 @@ import sys
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+import typing
+from dataclasses import Field, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Iterator, Optional
 
@@ -33,12 +35,12 @@ import typer
 from . import messages
 from .environment import Environment, check_writable, write_atomically
 from .errors import CrossprefillError, InputError, UsageError
-from .results import Result, check_budget_options, read_format, report, summary_line
+from .results import Result, read_format, report, summary_line
+from .settings import BUDGET_FIELDS, MACHINE_FIELDS, SETTINGS, Settings, check_budget_options
 from .source import MAX_INPUT_BYTES, decode_input
 
 if TYPE_CHECKING:
-    from .pipeline import Analysis
-    from .target import TargetTokenizer
+    from .job import AnalysedInput, Done, Job
 
 app = typer.Typer(
     name="crossprefill",
@@ -56,65 +58,18 @@ CLICK_ERRORS = importlib.import_module(typer.BadParameter.__module__)
 
 InputArgument = Annotated[Optional[str], typer.Argument(
     metavar="INPUT", help="File to read, or - for stdin (the default).", show_default=False)]
-KeepRateOption = Annotated[Optional[float], typer.Option(
-    "--keep-rate", "-r", help="Share of the input's target tokens to keep, in (0, 1] "
-    "(default: the profile's).", show_default=False)]
-TargetTokensOption = Annotated[Optional[int], typer.Option(
-    "--target-tokens", "-n", help="Hard ceiling in target tokens (wins over --keep-rate).",
-    show_default=False)]
 OutputOption = Annotated[Optional[Path], typer.Option(
     "--output", "-o", help="Write to this file (atomically) instead of stdout.", show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON report instead.")]
 
 
 @dataclass
-class Reading:
-    """How to read the input: the options every command shares."""
+class CommandLine:
+    """What a command line adds to the settings: a file holding the query, how much it
+    says, and a server to send the work to."""
 
-    profile: Annotated[Optional[str], typer.Option(
-        "--profile", "-p", help="Profile: text, code, or a YAML file.  [default: text; with "
-        "--server, the server's]", show_default=False)] = None
-    draft: Annotated[Optional[str], typer.Option(
-        "--draft", "-d", help="Draft model: builtin, a Hugging Face causal LM id, or a local "
-        "directory.  [default: builtin; with --server, the server's first]",
-        show_default=False)] = None
-    target: Annotated[Optional[str], typer.Option(
-        "--target", "-t", help="Target tokenizer: a tiktoken encoding (o200k_base), an OpenAI "
-        "model (gpt-4o), or a Hugging Face tokenizer id or directory.  [default: o200k_base]",
-        show_default=False)] = None
-    query: Annotated[Optional[str], typer.Option(
-        "--query", "-q", help="The question the compressed text must answer (steers scoring, "
-        "not printed).", show_default=False)] = None
     query_file: Annotated[Optional[Path], typer.Option(
         "--query-file", help="Read the query from a file.", show_default=False)] = None
-    format: Annotated[str, typer.Option(
-        "--format", help="text, messages (OpenAI-style chat JSON: the same JSON comes out, "
-        "long contents compressed) or auto (messages when the input parses as such).")
-        ] = "text"
-    detect_query: Annotated[bool, typer.Option(
-        "--detect-query/--no-detect-query", help="Without --query, steer by the question "
-        "found in the text (a final question, an instruction, a chat's last user turn).")] = True
-    scorer: Annotated[Optional[str], typer.Option(
-        "--scorer", help="How chunks are scored: evidence (the draft's attention fused with "
-        "the question's words and their links), attention (the paper's scorer), lexical or "
-        "surprise (overrides the profile).  [default: evidence]", show_default=False)] = None
-    chunk_size: Annotated[Optional[int], typer.Option(
-        "--chunk-size", help="Draft tokens per chunk (overrides the profile).", show_default=False)] = None
-    pool_kernel: Annotated[Optional[int], typer.Option(
-        "--pool-kernel", help="Average-pooling kernel (overrides the profile).", show_default=False)] = None
-    lookahead: Annotated[Optional[int], typer.Option(
-        "--lookahead", help="Lookahead queries: the last prompt token plus greedy tokens "
-        "(overrides the profile; default: the draft's, else 8).", show_default=False)] = None
-    delimiter: Annotated[Optional[str], typer.Option(
-        "--delimiter", help="Marker for omitted text (overrides the profile's, per-language "
-        "ones included).", show_default=False)] = None
-    window: Annotated[Optional[int], typer.Option(
-        "--window", help="Draft tokens scored at once (default: what the draft's context allows).",
-        show_default=False)] = None
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto"
-    dtype: Annotated[str, typer.Option("--dtype", help="auto, float32, bfloat16 or float16.")] = "auto"
-    no_cache: Annotated[bool, typer.Option(
-        "--no-cache", help="Neither read nor write the draft-score cache.")] = False
     quiet: Annotated[bool, typer.Option("--quiet", help="No warnings or progress on stderr.")] = False
     server: Annotated[Optional[str], typer.Option(
         "--server", envvar="CROSSPREFILL_SERVER", help="Send the work to a `crossprefill serve` "
@@ -122,22 +77,39 @@ class Reading:
         show_default=False)] = None
 
 
-def reading_options(command=None, *, without: tuple[str, ...] = ()):
-    """Add the `Reading` fields (but those named in `without`, which keep their
-    defaults) to a command's options and pass them as `reading=`."""
+def _option(setting: Field) -> object:
+    """The Typer option of a `Settings` field, from its declaration."""
+    meta = setting.metadata
+    kinds = [kind for kind in typing.get_args(setting.type) if kind is not type(None)]
+    kind = Optional[kinds[0]] if kinds else setting.type
+    shown = meta["shown_default"]
+    return Annotated[kind, typer.Option(
+        *meta["flags"], help=meta["help"] + (f"  [default: {shown}]" if shown else ""),
+        show_default=setting.default is not None and shown is None)]
+
+
+def settings_options(command=None, *, without: tuple[str, ...] = (),
+                     line: tuple[str, ...] = tuple(f.name for f in fields(CommandLine))):
+    """Add the `Settings` fields (but those named in `without`, which keep their
+    defaults) and the `CommandLine` fields named in `line` to a command's options, and
+    pass them as `settings=` and `line=`."""
     if command is None:
-        return functools.partial(reading_options, without=without)
-    chosen = [field for field in fields(Reading) if field.name not in without]
-    names = [field.name for field in chosen]
+        return functools.partial(settings_options, without=without, line=line)
+    chosen = [setting for setting in SETTINGS if setting.name not in without]
+    added = [f for f in fields(CommandLine) if f.name in line]
     signature = inspect.signature(command)
-    own = [p for p in signature.parameters.values() if p.name != "reading"]
-    shared = [inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default,
-                                annotation=field.type) for field in chosen]
+    own = [p for p in signature.parameters.values() if p.name not in ("settings", "line")]
+    shared = [inspect.Parameter(setting.name, inspect.Parameter.KEYWORD_ONLY,
+                                default=setting.default, annotation=_option(setting))
+              for setting in chosen]
+    shared += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                 annotation=f.type) for f in added]
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        reading = Reading(**{name: kwargs.pop(name) for name in names})
-        return command(*args, reading=reading, **kwargs)
+        settings = Settings(**{setting.name: kwargs.pop(setting.name) for setting in chosen})
+        given = CommandLine(**{f.name: kwargs.pop(f.name) for f in added})
+        return command(*args, settings=settings, line=given, **kwargs)
 
     del wrapper.__wrapped__  # Typer must see the wrapper's signature, not the command's
     wrapper.__signature__ = signature.replace(parameters=own + shared)
@@ -160,19 +132,18 @@ def _root(version: Annotated[bool, typer.Option(
 
 
 @app.command("compress", short_help="Compress INPUT to a target-token budget; the text goes to stdout.")
-@reading_options
+@settings_options
 def compress_command(
     ctx: typer.Context,
     input_path: InputArgument = None,
     *,
-    keep_rate: KeepRateOption = None,
-    target_tokens: TargetTokensOption = None,
     output: OutputOption = None,
     json_report: JsonOption = False,
     heatmap: Annotated[bool, typer.Option(
         "--heatmap/--no-heatmap", help="Show the saliency heatmap, counts and top chunks on "
         "stderr (what inspect shows).")] = False,
-    reading: Reading,
+    settings: Settings,
+    line: CommandLine,
 ) -> None:
     """Compress INPUT to a target-token budget; the result goes to stdout.
 
@@ -182,31 +153,30 @@ def compress_command(
     with _reporting_errors(env):
         if output is not None:
             _check_output(output, input_path)
-        done = _compressed(env, input_path, reading, keep_rate, target_tokens)
+        done = _compressed(env, input_path, settings, line)
         _emit(env, _json(report(done.result, done.conversation, done.printed)) if json_report
               else done.printed, output)
         if heatmap:
             from .render import show_report, stderr_console
             show_report(stderr_console(env.stderr), done.result, done.text)
-        elif env.stderr_isatty and not reading.quiet:
+        elif env.stderr_isatty and not line.quiet:
             env.say(summary_line(done.result, time.perf_counter() - started))
 
 
 @app.command("inspect", short_help="Show what the draft finds salient and what a budget keeps.")
-@reading_options
+@settings_options
 def inspect_command(
     ctx: typer.Context,
     input_path: InputArgument = None,
     *,
-    keep_rate: KeepRateOption = None,
-    target_tokens: TargetTokensOption = None,
     json_report: JsonOption = False,
-    reading: Reading,
+    settings: Settings,
+    line: CommandLine,
 ) -> None:
     """Show which parts of INPUT the draft finds salient, and what a budget keeps (stderr)."""
     env: Environment = ctx.obj or Environment.from_sys()
     with _reporting_errors(env):
-        done = _compressed(env, input_path, reading, keep_rate, target_tokens)
+        done = _compressed(env, input_path, settings, line)
         from .render import show_report, stderr_console
         show_report(stderr_console(env.stderr), done.result, done.text)
         if json_report:
@@ -214,7 +184,7 @@ def inspect_command(
 
 
 @app.command("estimate", short_help="Tabulate tokens, savings and survivors of INPUT per keep rate.")
-@reading_options
+@settings_options(without=BUDGET_FIELDS)
 def estimate_command(
     ctx: typer.Context,
     input_path: InputArgument = None,
@@ -231,7 +201,8 @@ def estimate_command(
         "--must-keep", help="A string that must survive (repeatable); finds the smallest keep "
         "rate that keeps them all.", show_default=False)] = None,
     json_report: JsonOption = False,
-    reading: Reading,
+    settings: Settings,
+    line: CommandLine,
 ) -> None:
     """Tabulate what each keep rate leaves of INPUT: tokens, fit, savings, survivors."""
     env: Environment = ctx.obj or Environment.from_sys()
@@ -243,23 +214,20 @@ def estimate_command(
             raise UsageError(f"--context-window must be positive, got {context_window}")
         if price_per_mtok is not None and price_per_mtok < 0:
             raise UsageError(f"--price-per-mtok must not be negative, got {price_per_mtok}")
-        if reading.server:
+        settings = _with_query_file(settings, line)
+        extra = dict(context_window=context_window, price_per_mtok=price_per_mtok,
+                     must_keep=must_keep or [])
+        if line.server:
             from .client import request
 
-            extra = {"keep_rates": rates, "context_window": context_window,
-                     "price_per_mtok": price_per_mtok, "must_keep": must_keep or []}
-            report = request(reading.server, "/v1/estimate",
-                             _server_request(env, input_path, reading, extra)[2])
+            report = request(line.server, "/v1/estimate", _server_request(
+                env, input_path, settings, line, {"keep_rates": rates, **extra})[2])
             for warning in report["warnings"]:
-                _warner(env, reading)(warning)
+                _warner(env, line)(warning)
         else:
-            from .estimate import estimate
-
-            with _analysed(env, input_path, reading) as analysed:
-                report = estimate(analysed.analysis, analysed.target, rates,
-                                  context_window=context_window, price_per_mtok=price_per_mtok,
-                                  must_keep=must_keep or [])
-            report["warnings"] = analysed.warnings
+            with _local_job(env, input_path, settings, line,
+                            with_budget=False) as (job, analysed):
+                report = job.estimate(analysed, rates, **extra)
         _emit(env, _json(report) if json_report
               else render_estimate(report, color=env.stdout_isatty, width=env.terminal_width),
               None)
@@ -354,7 +322,7 @@ def serve_command(
 
 
 @app.command("batch", short_help="Compress every record of a JSONL file with one model load.")
-@reading_options(without=("format", "server"))
+@settings_options(without=("format",), line=("query_file", "quiet"))
 def batch_command(
     ctx: typer.Context,
     input_path: Annotated[str, typer.Argument(
@@ -366,8 +334,6 @@ def batch_command(
         "[default: stdout]", show_default=False)] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Skip the records already in --output and append the rest.")] = False,
-    keep_rate: KeepRateOption = None,
-    target_tokens: TargetTokensOption = None,
     engine: Annotated[str, typer.Option(
         "--engine", help="local (this process) or ray (Ray Data actors).")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(
@@ -381,35 +347,28 @@ def batch_command(
                                                   "actor.")] = 0.0,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Ray: records per batch "
                                             "an actor takes.")] = 8,
-    reading: Reading,
+    settings: Settings,
+    line: CommandLine,
 ) -> None:
     """Compress every record of a JSONL file with one model load; exit 1 if any failed."""
     env: Environment = ctx.obj or Environment.from_sys()
     with _reporting_errors(env):
-        from .batch import BatchSettings, scan
+        from .batch import scan
         from .batch_files import BatchOutput, input_lines
         from .profiles import load_profile
 
         if engine not in ("local", "ray"):
             raise UsageError(f"unknown --engine {engine!r}; choose local or ray")
-        check_budget_options(keep_rate, target_tokens)
-        load_profile(reading.profile or "text")  # an unknown one fails before any work
-        settings = BatchSettings(
-            keep_rate=keep_rate, target_tokens=target_tokens, profile=reading.profile or "text",
-            draft=reading.draft or "builtin", target=reading.target,
-            query=_query(reading.query, reading.query_file), detect_query=reading.detect_query,
-            scorer=reading.scorer, device=reading.device, dtype=reading.dtype,
-            cache=not reading.no_cache, chunk_size=reading.chunk_size,
-            pool_kernel=reading.pool_kernel, lookahead=reading.lookahead,
-            delimiter=reading.delimiter, window=reading.window)
+        settings = _with_query_file(settings, line).checked()
+        load_profile(settings.profile or "text")  # an unknown one fails before any work
         lines = input_lines(env, input_path)
         found = scan(lines())
-        say = _warner(env, reading)
+        say = _warner(env, line)
         for name in found.unknown_fields:
             say(f"records have a field {name!r} that batch does not read (output records "
                 "carry the id to join on)")
         with BatchOutput(env, output, resume=resume) as sink:
-            pending = [line for line in lines() if not sink.has(line)]
+            pending = [entry for entry in lines() if not sink.has(entry)]
             if engine == "ray":
                 from .ray_engine import RayOptions, ray_outputs
 
@@ -421,7 +380,7 @@ def batch_command(
 
                 outputs = local_outputs(pending, settings, say)
             sink.write_all(outputs, len(pending), skipped=found.lines - len(pending),
-                           quiet=reading.quiet)
+                           quiet=line.quiet)
         if sink.failed:
             raise typer.Exit(1)
 
@@ -438,23 +397,52 @@ def _parse_rates(value: str) -> list[float]:
     return rates
 
 
+def _compressed(env: Environment, input_path: str | None, settings: Settings,
+                line: CommandLine) -> "Done":
+    settings = _with_query_file(settings, line).checked()
+    if line.server:
+        return _compressed_by_server(env, input_path, settings, line)
+    with _local_job(env, input_path, settings, line) as (job, analysed):
+        return job.finish(analysed)
+
+
+def _with_query_file(settings: Settings, line: CommandLine) -> Settings:
+    """The settings with the query read from --query-file, when one is given."""
+    return replace(settings, query=_query(settings.query, line.query_file))
+
+
+def _server_request(env: Environment, input_path: str | None, settings: Settings,
+                    line: CommandLine, extra: dict) -> tuple[str, messages.Conversation | None, dict]:
+    """The input, its messages if any, and the request for a server: every setting that
+    is not the machine's and not left to the server (None)."""
+    if any(getattr(settings, name) != getattr(Settings, name) for name in MACHINE_FIELDS):
+        _warner(env, line)("--device and --dtype are the server's to choose; ignored "
+                           "with --server")
+    source_text = _read_input(env, input_path)
+    conversation = read_format(source_text, settings.format)
+    body = {name: value for name, value in asdict(settings).items()
+            if name not in MACHINE_FIELDS and value is not None}
+    return source_text, conversation, {"text": source_text, **body, **extra}
+
+
+def _compressed_by_server(env: Environment, input_path: str | None, settings: Settings,
+                          line: CommandLine) -> "Done":
+    from .client import request
+
+    source_text, conversation, body = _server_request(env, input_path, settings, line, {})
+    answer = request(line.server, "/v1/compress", body)
+    result = Result.from_json(answer)
+    for warning in result.warnings:
+        _warner(env, line)(warning)
+    printed = (result.text if conversation is None
+               else messages.dumps_like(source_text, answer["messages"]))
+    return Printed(source_text if conversation is None else conversation.text,
+                   conversation, result, printed)
+
+
 @dataclass
-class Analysed:
-    """What `_analysed` yields: the text the draft read (for messages, their joined
-    texts), its analysis, the target, the warnings so far, and the messages if any."""
-
-    text: str
-    analysis: "Analysis"
-    target: "TargetTokenizer"
-    warnings: list[str]
-    conversation: messages.Conversation | None
-
-
-@dataclass
-class Compressed:
-    """A compression as the commands print it: the text the draft read (for messages,
-    their joined texts), the messages if any, the result and what stdout gets without
-    --json (the compressed text, or the messages' JSON)."""
+class Printed:
+    """What a server's answer gives a command to print (as `job.Done` does locally)."""
 
     text: str
     conversation: messages.Conversation | None
@@ -462,58 +450,9 @@ class Compressed:
     printed: str
 
 
-def _compressed(env: Environment, input_path: str | None, reading: Reading,
-                keep_rate: float | None, target_tokens: int | None) -> Compressed:
-    check_budget_options(keep_rate, target_tokens)
-    budget = {"keep_rate": keep_rate, "target_tokens": target_tokens}
-    if reading.server:
-        return _compressed_by_server(env, input_path, reading, budget)
-    with _analysed(env, input_path, reading, budget) as analysed:
-        from .pipeline import finish, product
-
-        result = finish(analysed.analysis, keep_rate=keep_rate, target_tokens=target_tokens,
-                        target=analysed.target, on_warning=_warner(env, reading))
-        result.warnings[:0] = analysed.warnings
-        return Compressed(analysed.text, analysed.conversation, result,
-                          product(result, analysed.analysis, analysed.conversation))
-
-
-def _server_request(env: Environment, input_path: str | None, reading: Reading,
-                    extra: dict) -> tuple[str, messages.Conversation | None, dict]:
-    """The input, its messages if any, and the request for a server."""
-    if (reading.device, reading.dtype) != ("auto", "auto"):
-        _warner(env, reading)("--device and --dtype are the server's to choose; ignored "
-                              "with --server")
-    source_text = _read_input(env, input_path)
-    conversation = read_format(source_text, reading.format)
-    body = {"text": source_text, "format": reading.format, "query":
-            _query(reading.query, reading.query_file), "detect_query": reading.detect_query,
-            "no_cache": reading.no_cache, **extra}
-    for name in ("profile", "draft", "target", "scorer", "chunk_size", "pool_kernel",
-                 "lookahead", "delimiter", "window"):
-        if getattr(reading, name) is not None:
-            body[name] = getattr(reading, name)
-    return source_text, conversation, body
-
-
-def _compressed_by_server(env: Environment, input_path: str | None, reading: Reading,
-                          budget: dict) -> Compressed:
-    from .client import request
-
-    source_text, conversation, body = _server_request(env, input_path, reading, budget)
-    answer = request(reading.server, "/v1/compress", body)
-    result = Result.from_json(answer)
-    for warning in result.warnings:
-        _warner(env, reading)(warning)
-    printed = (result.text if conversation is None
-               else messages.dumps_like(source_text, answer["messages"]))
-    return Compressed(source_text if conversation is None else conversation.text,
-                      conversation, result, printed)
-
-
-def _warner(env: Environment, reading: Reading):
+def _warner(env: Environment, line: CommandLine):
     def warn(message: str) -> None:
-        if not reading.quiet:
+        if not line.quiet:
             env.say(f"crossprefill: warning: {message}")
     return warn
 
@@ -523,66 +462,26 @@ def _json(report: dict) -> str:
 
 
 @contextmanager
-def _analysed(env: Environment, input_path: str | None, reading: Reading,
-              budget: dict | None = None) -> Iterator[Analysed]:
-    """Read the input and score it with the draft while the target tokenizer builds in
-    another process; the target counts until the block ends.
-
-    What can fail without the draft's scores fails before the draft reads the text:
-    the target is waited for once the draft is loaded, and `budget` (the keep rate and
-    target tokens of one compression) is checked against what must be kept."""
+def _local_job(env: Environment, input_path: str | None, settings: Settings, line: CommandLine,
+               *, with_budget: bool = True) -> Iterator[tuple["Job", "AnalysedInput"]]:
+    """The job for this command and its analysis of the input, the draft's progress on
+    the terminal; the target tokenizer builds in another process meanwhile and counts
+    until the block ends. What can fail without the draft's scores fails before the
+    draft reads (see `job.Job.analyse`)."""
     # here, not at the top: the --server client never needs the pipeline (numpy), the
     # cache or the target tokenizer, and its start-up is all it costs
-    from .cache import ScoreCache
-    from .loading import BUILTIN
-    from .pipeline import (DraftSource, analyse, analyse_messages, check_budget_fits,
-                           resolve_target)
+    from .job import Job
+    from .render import draft_progress, stderr_console
     from .target_process import start_target
 
-    with start_target(reading.target) as pending:
+    with start_target(settings.target) as pending:
         source_text = _read_input(env, input_path)
-        conversation = read_format(source_text, reading.format)
-        text = source_text if conversation is None else conversation.text
-        query = _query(reading.query, reading.query_file)
-        warnings: list[str] = []
-        say = _warner(env, reading)
-
-        def warn(message: str) -> None:
-            warnings.append(message)
-            say(message)
-
-        source = DraftSource(reading.draft or BUILTIN, device=reading.device, dtype=reading.dtype)
-        targets: list["TargetTokenizer"] = []
-
-        def target() -> "TargetTokenizer":
-            if not targets:
-                targets.append(resolve_target(pending, source, warn))
-            return targets[0]
-
-        spans = {} if conversation is None else dict(keep=conversation.keep(),
-                                                     heads=conversation.heads())
-
-        def before_scoring(starts, settings, structure) -> None:
-            if budget is not None:
-                check_budget_fits(text, starts, settings, structure, target(), **budget,
-                                  **spans)
-            else:
-                target()
-
-        from .render import draft_progress, stderr_console
-
-        options = dict(profile=reading.profile or "text", draft=source, query=query,
-                       detect_query=reading.detect_query, scorer=reading.scorer,
-                       chunk_size=reading.chunk_size,
-                       pool_kernel=reading.pool_kernel, lookahead=reading.lookahead,
-                       delimiter=reading.delimiter, window=reading.window,
-                       cache=None if reading.no_cache else ScoreCache(),
-                       before_scoring=before_scoring)
         with draft_progress(stderr_console(env.stderr),
-                            enabled=env.stderr_isatty and not reading.quiet) as on_progress:
-            analysis = (analyse(text, on_progress=on_progress, **options) if conversation is None
-                        else analyse_messages(conversation, on_progress=on_progress, **options))
-        yield Analysed(text, analysis, target(), warnings, conversation)
+                            enabled=env.stderr_isatty and not line.quiet) as on_progress:
+            job = Job(settings, target=pending, on_warning=_warner(env, line),
+                      on_progress=on_progress)
+            analysed = job.analyse(source_text, with_budget=with_budget)
+        yield job, analysed
 
 
 def _read_input(env: Environment, input_path: str | None) -> str:

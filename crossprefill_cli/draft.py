@@ -44,8 +44,8 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask  # noqa
 
 from . import scoring
 from .errors import ModelLoadError, UsageError
-from .loading import (check_device_and_dtype, draft_fingerprint, draft_location, load_pretrained,
-                      quiet_libraries)
+from .loading import draft_fingerprint, draft_location, load_pretrained, quiet_libraries
+from .settings import check_device_and_dtype
 
 ATTENTION_NAME = "crossprefill"
 # Output-head positions per block when measuring surprise: bounds the logits' memory.

@@ -31,11 +31,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .errors import ModelLoadError, UsageError
+from .errors import ModelLoadError
 
 BUILTIN = "builtin"
-DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 HUB_CONNECT_TIMEOUT = 3.0
@@ -46,13 +44,6 @@ PAPER_DRAFT_DEFAULTS = {"lookahead": 8}
 # transformers tokenizer classes that are a `tokenizer.json` and nothing more
 PLAIN_TOKENIZER_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
 Loaded = TypeVar("Loaded")
-
-
-def check_device_and_dtype(device: str, dtype: str) -> None:
-    if device not in DEVICES:
-        raise UsageError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if dtype not in DTYPES:
-        raise UsageError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
 
 
 def builtin_path() -> Path:
@@ -156,6 +147,14 @@ def load_pretrained(loader: Callable[..., Loaded], location: str, *, what: str,
         raise ModelLoadError(f"cannot load {what}: {error}") from None
     except Exception as error:  # transformers raises OSError, ValueError, KeyError...
         raise ModelLoadError(f"cannot load {what}: {first_line(error)}") from None
+
+
+def load_tokenizer(location: str, *, what: str):
+    """A transformers tokenizer from a folder or hub id (see `load_pretrained`)."""
+    from transformers import AutoTokenizer
+
+    return load_pretrained(AutoTokenizer.from_pretrained, location, what=what,
+                           trust_remote_code=False)
 
 
 def _cached_or_fetched(loader: Callable[..., Loaded], location: str, **options) -> Loaded:

@@ -7,7 +7,8 @@
               profile's scorer) -> greedy choice under the target-token budget (a
               dump's directory tree and the definitions a query names first),
               re-measured exactly -> spans joined with gap markers -> Result
-    compress: both, for one budget
+    (the library's `compress` and `compress_messages`, in `job`, run both through the
+    one `Job`; they are re-exported here, where they were first documented)
 
 The budget is counted in the target's tokens: `target_tokens` if given (a hard
 ceiling that wins over the keep rate), else floor(keep_rate x target tokens of the
@@ -21,7 +22,6 @@ imports torch and transformers) is imported only then: a cache hit stays cheap.
 """
 
 import functools
-import json
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
@@ -31,9 +31,10 @@ from . import chunks, dumps, evidence, layout, messages, outline, selection
 from . import query as query_module
 from .cache import ScoreCache, TokenScores, cache_key
 from .errors import BudgetError, ModelLoadError, UsageError
-from .results import ChunkReport, FileSpan, Result, Span, check_budget_options
-from .loading import (BUILTIN, check_device_and_dtype, check_draft_available, draft_defaults,
-                      draft_fingerprint, draft_location, load_pretrained)
+from .results import ChunkReport, FileSpan, Result, Span
+from .settings import check_budget_options, check_device_and_dtype
+from .loading import (BUILTIN, check_draft_available, draft_defaults,
+                      draft_fingerprint, draft_location, load_tokenizer)
 from .profiles import AUTO, Profile, load_profile
 from .source import check_text
 from .target import DEFAULT_TARGET, TargetTokenizer, tokenizer_target
@@ -117,10 +118,7 @@ class DraftSource:
         """The draft's tokenizer, without loading the model when it is not loaded yet."""
         if self._model is not None:
             return self._model.tokenizer
-        from transformers import AutoTokenizer
-
-        return load_pretrained(AutoTokenizer.from_pretrained, draft_location(self.name),
-                               what=f"draft {self.name}", trust_remote_code=False)
+        return load_tokenizer(draft_location(self.name), what=f"draft {self.name}")
 
 
 @functools.lru_cache(maxsize=4)
@@ -161,40 +159,6 @@ class Analysis:
     def delimiter_at(self, position: int) -> str:
         """The delimiter of a gap that starts at `position` (see `layout`)."""
         return self.structure.delimiter_at(position, self.settings)
-
-
-def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | None = None,
-             profile: str | Profile = "text", draft: "str | Draft" = BUILTIN,
-             target: str | TargetTokenizer | None = None, query: str | None = None,
-             detect_query: bool = True, keep: tuple[tuple[int, int], ...] = (),
-             chunk_size: int | None = None, pool_kernel: int | None = None,
-             lookahead: int | None = None, delimiter: str | None = None,
-             window: int | None = None, device: str = "auto", dtype: str = "auto",
-             scorer: "str | Scorer | None" = None, cache: ScoreCache | None = None,
-             on_progress: Progress | None = None,
-             on_warning: Callable[[str], None] | None = None) -> Result:
-    """Compress `text` to a target-token budget with cross-family speculative prefill.
-
-    `scorer` names how units are scored (`profiles.SCORERS`; None: the profile's, by
-    default `evidence`, see `evidence`), or is a function giving every draft token an
-    importance (a baseline), which then scores alone and goes through exactly the same
-    chunking, budget and assembly. With a `cache`, the draft's scores are
-    reused across calls that differ only in budget or chunking. Without a `query`, the
-    question inside the text steers (see `query.detect`) unless `detect_query` is False.
-    The character spans in `keep` are kept whole, like the head and tail.
-    """
-    check_text(text)
-    check_budget_options(keep_rate, target_tokens)
-    source = DraftSource(draft, device=device, dtype=dtype)
-    warnings: list[str] = []
-    counter = resolve_target(target, source, _warner(warnings, on_warning))
-    analysis = analyse(text, profile=profile, draft=source, query=query,
-                       detect_query=detect_query, keep=keep, chunk_size=chunk_size,
-                       pool_kernel=pool_kernel, lookahead=lookahead, delimiter=delimiter,
-                       window=window, scorer=scorer, cache=cache, on_progress=on_progress)
-    result = finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens, target=counter)
-    result.warnings[:0] = warnings
-    return result
 
 
 def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft | DraftSource" = BUILTIN,
@@ -465,18 +429,6 @@ def product(result: Result, analysis: Analysis,
                                restore_messages(conversation, analysis, result))
 
 
-def compress_messages(data: "str | list | dict", *, keep_rate: float | None = None,
-                      target_tokens: int | None = None,
-                      target: str | TargetTokenizer | None = None, query: str | None = None,
-                      detect_query: bool = True, **options) -> tuple[object, Result]:
-    """Compress chat messages (a JSON text, a list of messages or an object holding one
-    under `messages`): the same JSON with long contents compressed, and the report."""
-    conversation = messages.parse(data if isinstance(data, str) else json.dumps(data))
-    analysis = analyse_messages(conversation, query=query, detect_query=detect_query, **options)
-    result = finish(analysis, keep_rate=keep_rate, target_tokens=target_tokens, target=target)
-    return restore_messages(conversation, analysis, result), result
-
-
 def _warner(warnings: list[str], on_warning: Callable[[str], None] | None) -> Callable[[str], None]:
     def warn(message: str) -> None:
         warnings.append(message)
@@ -565,3 +517,12 @@ def _head_of(text: str, starts: np.ndarray, span: tuple[int, int], *, lines: int
     inside = starts[np.searchsorted(starts, start):np.searchsorted(starts, end)] - start
     return start, start + chunks.head_end(text[start:end], inside, lines=lines,
                                           max_tokens=max_tokens, boundary=boundary)
+
+
+def __getattr__(name: str):
+    # `compress` and `compress_messages` live with the one Job (`job`), which imports
+    # this module; their documented import path here stays, resolved on first use
+    if name in ("compress", "compress_messages"):
+        from . import job
+        return getattr(job, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

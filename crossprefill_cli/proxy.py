@@ -39,7 +39,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import httpx
-import tiktoken
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -47,11 +46,11 @@ from . import chat_requests
 from .chat_requests import ANTHROPIC, DEFAULT_ROLES, OPENAI, ChatTexts
 from .errors import BudgetError, InputError, ModelLoadError, UsageError
 from .loading import first_line
-from .pipeline import analyse, finish
-from .results import check_budget_options
-from .serve import (Engine, HTTPError, Metrics, ServerOptions, error_response, read_body,
-                    same_key, take_turn)
-from .target import DEFAULT_TARGET, TargetTokenizer
+from .job import Job
+from .settings import Settings, check_budget_options
+from .http_wire import HTTPError, Metrics, error_response, read_body, same_key, take_turn
+from .server_models import ServerModels, ServerOptions
+from .target import DEFAULT_TARGET, TargetTokenizer, tiktoken_encoding
 
 COMPRESSED_ROUTES = {"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC}
 # not forwarded either way: they describe one connection, not the message
@@ -103,10 +102,7 @@ def target_name(model: object, target_map: tuple[tuple[str, str], ...], default:
     for pattern, spec in target_map:
         if fnmatch.fnmatchcase(model, pattern):
             return spec
-    try:
-        return tiktoken.encoding_name_for_model(model)
-    except KeyError:
-        return default
+    return tiktoken_encoding(model) or default
 
 
 class Bypass(Exception):
@@ -122,7 +118,7 @@ class Compressor:
 
     Runs in worker threads; the memo's get and put are single dict operations."""
 
-    def __init__(self, engine: Engine, options: ProxyOptions):
+    def __init__(self, engine: ServerModels, options: ProxyOptions):
         self.engine, self.options = engine, options
         self.memo: OrderedDict[tuple, object] = OrderedDict()
         self.unloadable: set[str] = set()
@@ -170,11 +166,11 @@ class Compressor:
     def _compress(self, text: str, query: str | None, rate: float,
                   counter: TargetTokenizer) -> str | None:
         engine = self.engine
+        settings = Settings(keep_rate=rate, query=query, detect_query=False,
+                            profile=engine.profile.name)
         try:
-            analysis = analyse(text, profile=engine.profile, query=query, detect_query=False,
-                               draft=engine.sources[engine.options.drafts[0]],
-                               cache=engine.cache)
-            return finish(analysis, keep_rate=rate, target=counter).text
+            return Job(settings, draft=engine.sources[engine.options.drafts[0]], target=counter,
+                       cache=engine.cache, profile=engine.profile).compress(text).result.text
         except (BudgetError, InputError) as error:
             warn(f"a text of {self.count(counter, text):,} tokens is forwarded whole: "
                  f"{first_line(error)}")
@@ -184,7 +180,7 @@ class Compressor:
 class Proxy:
     """The `/v1/` routes of a server started with an upstream."""
 
-    def __init__(self, options: ProxyOptions, engine: Engine, metrics: Metrics,
+    def __init__(self, options: ProxyOptions, engine: ServerModels, metrics: Metrics,
                  server: ServerOptions):
         self.options, self.engine, self.metrics, self.server = options, engine, metrics, server
         self.compressor = Compressor(engine, options)

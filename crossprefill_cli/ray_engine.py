@@ -22,12 +22,13 @@ import sys
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from .batch import BatchSettings, Line, RecordCompressor
+from .batch import Line, RecordCompressor
 from .errors import CrossprefillError, UsageError
 from .extras import missing
-from .draft import check_device_and_dtype, resolve_device
-from .loading import first_line
+from .draft import resolve_device
+from .loading import BUILTIN, first_line
 from .pipeline import DraftSource
+from .settings import Settings, check_device_and_dtype
 from .threads import usable_cores
 
 
@@ -43,7 +44,7 @@ class RayOptions:
 class LineCompressor:
     """One actor's compressor (Ray builds it once per actor)."""
 
-    def __init__(self, settings: BatchSettings):
+    def __init__(self, settings: Settings):
         self.compressor = RecordCompressor(settings)
 
     def __call__(self, batch: dict) -> dict:
@@ -91,12 +92,12 @@ def check(options: RayOptions) -> None:
         raise UsageError("--cpus-per-actor must be positive and --gpus-per-actor 0 or more")
 
 
-def ray_outputs(lines: Iterable[Line], settings: BatchSettings,
+def ray_outputs(lines: Iterable[Line], settings: Settings,
                 options: RayOptions) -> Iterator[dict]:
     """The output record of each line, in order, computed by Ray actors."""
     check(options)
     # what can be checked here fails here, once, not in every actor
-    DraftSource(settings.draft, device=settings.device, dtype=settings.dtype)
+    DraftSource(settings.draft or BUILTIN, device=settings.device, dtype=settings.dtype)
     if options.address is None:  # the actors run on this machine, with its devices
         check_device_and_dtype(settings.device, settings.dtype)
         resolve_device(settings.device)

@@ -2,8 +2,8 @@
 
 `Result` (and its spans, chunks and files) is what `pipeline.finish` returns and what
 `--json` and `crossprefill serve` print; `Result.from_json` reads such a report back, so
-the `--server` client rebuilds the very result the server made. The input formats and
-the budget options are checked here too, because a client checks them before sending.
+the `--server` client rebuilds the very result the server made. The input format is
+read here too, because a client reads it before sending.
 This module imports nothing heavy: the client's start-up is what it imports.
 """
 
@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from . import messages
-from .errors import UsageError
+from .settings import INPUT_FORMATS, check_choice
 
 
 @dataclass(frozen=True)
@@ -84,14 +84,9 @@ def summary_line(result: Result, seconds: float) -> str:
             f"{seconds:.1f} s")
 
 
-INPUT_FORMATS = ("text", "messages", "auto")
-
-
 def read_format(text: str, input_format: str) -> messages.Conversation | None:
     """The conversation `text` holds under `input_format` (None: plain text)."""
-    if input_format not in INPUT_FORMATS:
-        raise UsageError(f"unknown --format {input_format!r}; choose one of "
-                         f"{', '.join(INPUT_FORMATS)}")
+    check_choice("--format", input_format, INPUT_FORMATS)
     if input_format == "messages":
         return messages.parse(text)
     return messages.sniffed(text) if input_format == "auto" else None
@@ -103,10 +98,3 @@ def report(result: Result, conversation: messages.Conversation | None, printed: 
     if conversation is not None:
         body["messages"] = json.loads(printed)
     return body
-
-
-def check_budget_options(keep_rate: float | None, target_tokens: int | None) -> None:
-    if keep_rate is not None and not 0 < keep_rate <= 1:
-        raise UsageError(f"keep rate must be in (0, 1], got {keep_rate}")
-    if target_tokens is not None and target_tokens < 1:
-        raise UsageError(f"--target-tokens must be a positive number, got {target_tokens}")

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import tiktoken
 
 from .errors import ModelLoadError
-from .loading import check_hub_model, load_pretrained, looks_like_path
+from .loading import check_hub_model, load_tokenizer, looks_like_path
 
 DEFAULT_TARGET = "o200k_base"
 # the rank file each tiktoken encoding reads (gpt2 reads two others), and from where
@@ -120,11 +120,8 @@ def tiktoken_label(name: str, encoding_name: str) -> str:
 def hf_target(spec: str) -> TargetTokenizer:
     """A Hugging Face tokenizer from a local directory or a hub id."""
     check_target_name(spec)
-    from transformers import AutoTokenizer
-
     location = str(Path(spec).expanduser()) if looks_like_path(spec) else spec
-    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, location,
-                                what=f"target tokenizer {spec}", trust_remote_code=False)
+    tokenizer = load_tokenizer(location, what=f"target tokenizer {spec}")
     return tokenizer_target(spec, tokenizer)
 
 

@@ -167,7 +167,7 @@ def test_compress_many_is_the_library_side_of_batch(tmp_path, llama_dir, target_
     rows = [r for r in records() if "id" in r]
     output = tmp_path / "out.jsonl"
     run(jsonl(tmp_path, rows), "-o", str(output), *args(llama_dir, target_dir))
-    settings = BatchSettings(draft=str(llama_dir), target=str(target_dir), cache=False)
+    settings = BatchSettings(draft=str(llama_dir), target=str(target_dir), no_cache=True)
     assert list(compress_many(rows, settings)) == read_jsonl(output)
 
 

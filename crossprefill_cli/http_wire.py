@@ -1,0 +1,113 @@
+"""What the HTTP front ends share: errors on the wire, request bodies, keys, turns at
+the drafts, metrics.
+
+`serve` (the compression endpoints) and its proxy (`proxy`) both answer HTTP with the
+same conventions, so they take them from here rather than from each other: an error is
+`{"error": {"type", "message"}}` with its status, a body over the limit is a 413 as soon
+as it is, keys are compared in constant time, a draft runs one request at a time while
+a bounded queue waits (a full queue is a 503 at once, a client that leaves is dropped),
+and Prometheus counts it all.
+"""
+
+import asyncio
+import hmac
+import json
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+RETRY_AFTER_SECONDS = 1
+DISCONNECT_POLL_SECONDS = 0.1
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, kind: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.kind, self.headers = status, kind, headers or {}
+
+
+def error_response(error: HTTPError) -> JSONResponse:
+    return JSONResponse({"error": {"type": error.kind, "message": str(error)}},
+                        status_code=error.status, headers=error.headers)
+
+
+def same_key(given: str, key: str) -> bool:
+    """Whether `given` is the API key, compared in constant time."""
+    return hmac.compare_digest(given.encode(), key.encode())
+
+
+class Lane:
+    """One draft's turn-taking: a lock, and how many requests wait for it."""
+
+    def __init__(self):
+        self.lock = asyncio.Lock()
+        self.waiting = 0
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("crossprefill_requests", "Requests by path and status",
+                                ["path", "status"], registry=self.registry)
+        self.tokens_before = Counter("crossprefill_tokens_before", "Target tokens received",
+                                     registry=self.registry)
+        self.tokens_after = Counter("crossprefill_tokens_after", "Target tokens returned",
+                                    registry=self.registry)
+        self.latency = Histogram("crossprefill_request_seconds", "Time to answer a request",
+                                 ["path"], registry=self.registry)
+        self.tokens_saved = Counter("crossprefill_tokens_saved", "Target tokens the proxy "
+                                    "took out of requests", registry=self.registry)
+        self.bypassed = Counter("crossprefill_proxy_bypassed", "Requests the proxy forwarded "
+                                "uncompressed though they had long texts", ["reason"],
+                                registry=self.registry)
+        self.queue = Gauge("crossprefill_queue_length", "Requests waiting for a draft",
+                           registry=self.registry)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request's body, or a 413 as soon as it is over `max_bytes`."""
+    declared = request.headers.get("content-length")
+    too_large = HTTPError(413, "too_large", f"the request body is over the limit of "
+                          f"{max_bytes:,} bytes")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    data = bytearray()
+    async for piece in request.stream():
+        data += piece
+        if len(data) > max_bytes:
+            raise too_large
+    return bytes(data)
+
+
+def parse_json(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise HTTPError(400, "bad_request", "the request body is not JSON") from None
+
+
+async def take_turn(request: Request, lane: Lane, max_queue: int, metrics: "Metrics") -> bool:
+    """Wait for the draft's lock; False when the client went away meanwhile, a 503 at
+    once when `max_queue` requests wait already."""
+    if lane.lock.locked() and lane.waiting >= max_queue:
+        raise HTTPError(503, "busy", "the server is busy; try again shortly",
+                        {"Retry-After": str(RETRY_AFTER_SECONDS)})
+    lane.waiting += 1
+    metrics.queue.inc()
+    acquiring = asyncio.ensure_future(lane.lock.acquire())
+    try:
+        while True:
+            done, _ = await asyncio.wait({acquiring}, timeout=DISCONNECT_POLL_SECONDS)
+            if done:
+                return True
+            if await request.is_disconnected():
+                acquiring.cancel()
+                await asyncio.gather(acquiring, return_exceptions=True)
+                if acquiring.done() and not acquiring.cancelled():
+                    lane.lock.release()
+                return False
+    finally:
+        lane.waiting -= 1
+        metrics.queue.dec()

@@ -1,0 +1,223 @@
+"""One compression job: settings and an input in, the result and its printed form out.
+
+Every front end runs compression through a `Job`: the CLI (a process per prompt), the
+server and its proxy, batch (locally and in Ray actors) and the library. The job owns
+the order of the steps, so no front end re-orders them:
+
+    input text -> its format (plain text, or chat messages) -> the draft's analysis,
+    with the budget checked against what must be kept before the draft reads (the
+    draft's tokens are enough) -> the budgeted selection -> the printed product
+
+What a front end adds comes in as resources and hooks: a loaded draft (`DraftSource`),
+a target (a name, a loaded `TargetTokenizer`, or a `PendingTarget` built in a child
+process), a score cache, an already loaded profile, and callbacks for warnings and the
+draft's progress. Warnings are also collected on the result, in the order they came.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from . import messages
+from .cache import ScoreCache
+from .loading import BUILTIN
+from .pipeline import (Analysis, DraftSource, Progress, Scorer, analyse, analyse_messages,
+                       check_budget_fits, finish, product, resolve_target, restore_messages)
+from .profiles import Profile
+from .results import Result, read_format
+from .settings import Settings, check_budget_options
+from .source import check_text
+from .target import TargetTokenizer
+from .target_process import PendingTarget
+
+if TYPE_CHECKING:
+    from .draft import Draft
+
+DEFAULT_PROFILE = "text"
+
+
+@dataclass
+class AnalysedInput:
+    """The draft's reading of one input: the text it read (for messages, their joined
+    texts), the messages if any, and the analysis every budget is chosen from."""
+
+    text: str
+    conversation: messages.Conversation | None
+    analysis: Analysis
+
+
+@dataclass
+class Done:
+    """A compression: what the draft read, the messages if any, the result, and what a
+    command prints without --json (the compressed text, or the messages' JSON in the
+    input's style)."""
+
+    text: str
+    conversation: messages.Conversation | None
+    result: Result
+    printed: str
+    analysis: Analysis
+
+    def messages(self) -> object:
+        """The compressed messages as JSON data (None for plain text)."""
+        if self.conversation is None:
+            return None
+        return restore_messages(self.conversation, self.analysis, self.result)
+
+
+class Job:
+    """Compression with one `Settings`, over the resources a front end holds."""
+
+    def __init__(self, settings: Settings, *, draft: DraftSource | None = None,
+                 target: "str | TargetTokenizer | PendingTarget | None" = None,
+                 cache: ScoreCache | None = None, profile: Profile | None = None,
+                 scorer: Scorer | None = None, keep: tuple[tuple[int, int], ...] = (),
+                 on_warning: Callable[[str], None] | None = None,
+                 on_progress: Progress | None = None):
+        """`scorer`, a function, scores instead of the settings' named scorer (see
+        `pipeline.analyse`); `keep` are character spans kept whole."""
+        self.settings = settings.checked()
+        self.scorer = scorer if scorer is not None else settings.scorer
+        self.keep = tuple(keep)
+        self.source = draft or DraftSource(settings.draft or BUILTIN, device=settings.device,
+                                           dtype=settings.dtype)
+        self._target = settings.target if target is None else target
+        self._counter: TargetTokenizer | None = None
+        self.cache = None if settings.no_cache else (cache or ScoreCache())
+        self.profile = profile or settings.profile or DEFAULT_PROFILE
+        self.on_progress = on_progress
+        self.warnings: list[str] = []
+        self._on_warning = on_warning
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        if self._on_warning is not None:
+            self._on_warning(message)
+
+    def target(self) -> TargetTokenizer:
+        """The target the budget is counted in (waited for, the first time)."""
+        if self._counter is None:
+            self._counter = resolve_target(self._target, self.source, self.warn)
+        return self._counter
+
+    def analyse(self, source_text: str, *, with_budget: bool = True) -> AnalysedInput:
+        """Read `source_text` in the settings' format and score it with the draft; with
+        `with_budget`, a budget below what must be kept fails before the draft reads."""
+        check_text(source_text)
+        conversation = read_format(source_text, self.settings.format)
+        text = source_text if conversation is None else conversation.text
+        spans = dict(keep=self.keep) if conversation is None else dict(
+            keep=conversation.keep(), heads=conversation.heads())
+        knobs = self.settings
+        budget = dict(keep_rate=knobs.keep_rate, target_tokens=knobs.target_tokens)
+
+        def before_scoring(starts, settings, structure) -> None:
+            counter = self.target()  # a target that cannot load fails before the draft reads
+            if with_budget:
+                check_budget_fits(text, starts, settings, structure, counter, **budget, **spans)
+
+        options = dict(profile=self.profile, draft=self.source, query=knobs.query,
+                       detect_query=knobs.detect_query, scorer=self.scorer,
+                       chunk_size=knobs.chunk_size, pool_kernel=knobs.pool_kernel,
+                       lookahead=knobs.lookahead, delimiter=knobs.delimiter,
+                       window=knobs.window, cache=self.cache, on_progress=self.on_progress,
+                       before_scoring=before_scoring)
+        analysis = (analyse(text, keep=self.keep, **options) if conversation is None
+                    else analyse_messages(conversation, **options))
+        return AnalysedInput(text, conversation, analysis)
+
+    def compress(self, source_text: str) -> Done:
+        """Compress `source_text` to the settings' budget."""
+        analysed = self.analyse(source_text)
+        return self.finish(analysed)
+
+    def finish(self, analysed: AnalysedInput, **budget) -> Done:
+        """The compression of an analysed input, at the settings' budget or at `budget`
+        (`keep_rate`, `target_tokens`) when given."""
+        budget = budget or dict(keep_rate=self.settings.keep_rate,
+                                target_tokens=self.settings.target_tokens)
+        check_budget_options(**budget)
+        counter = self.target()
+        earlier = list(self.warnings)
+        result = finish(analysed.analysis, target=counter, on_warning=self.warn, **budget)
+        result.warnings[:0] = earlier
+        return Done(analysed.text, analysed.conversation, result,
+                    product(result, analysed.analysis, analysed.conversation),
+                    analysed.analysis)
+
+    def estimate(self, analysed: AnalysedInput, rates: list[float], *,
+                 context_window: int | None = None, price_per_mtok: float | None = None,
+                 must_keep: list[str] = ()) -> dict:
+        """The `estimate` report for each keep rate, from one analysis (made with
+        `with_budget=False`: each rate is a budget of its own)."""
+        from .estimate import estimate
+
+        for rate in rates:
+            check_budget_options(rate, None)
+        report = estimate(analysed.analysis, self.target(), rates,
+                          context_window=context_window, price_per_mtok=price_per_mtok,
+                          must_keep=must_keep)
+        report["warnings"] = list(self.warnings)
+        return report
+
+
+def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | None = None,
+             profile: str | Profile = DEFAULT_PROFILE, draft: "str | Draft" = BUILTIN,
+             target: str | TargetTokenizer | None = None, query: str | None = None,
+             detect_query: bool = True, keep: tuple[tuple[int, int], ...] = (),
+             chunk_size: int | None = None, pool_kernel: int | None = None,
+             lookahead: int | None = None, delimiter: str | None = None,
+             window: int | None = None, device: str = "auto", dtype: str = "auto",
+             scorer: "str | Scorer | None" = None, cache: ScoreCache | None = None,
+             on_progress: Progress | None = None,
+             on_warning: Callable[[str], None] | None = None) -> Result:
+    """Compress `text` to a target-token budget with cross-family speculative prefill.
+
+    The keywords are the `Settings` fields, and resources a caller may hold already: a
+    loaded `Draft`, `TargetTokenizer` or `Profile`. `scorer` names how units are scored
+    (`profiles.SCORERS`; None: the profile's, by default `evidence`) or is a function
+    giving every draft token an importance (a baseline), which then scores alone through
+    the same chunking, budget and assembly. With a `cache`, the draft's scores are reused
+    across calls that differ only in budget or chunking (None: no cache). Without a
+    `query`, the question inside the text steers unless `detect_query` is False. The
+    character spans in `keep` are kept whole, like the head and tail.
+    """
+    job = _library_job(dict(keep_rate=keep_rate, target_tokens=target_tokens, query=query,
+                            detect_query=detect_query, chunk_size=chunk_size,
+                            pool_kernel=pool_kernel, lookahead=lookahead, delimiter=delimiter,
+                            window=window, device=device, dtype=dtype),
+                       profile=profile, draft=draft, target=target, scorer=scorer, cache=cache,
+                       keep=keep, on_progress=on_progress, on_warning=on_warning)
+    return job.compress(text).result
+
+
+def compress_messages(data: "str | list | dict", *, keep_rate: float | None = None,
+                      target_tokens: int | None = None,
+                      target: str | TargetTokenizer | None = None, query: str | None = None,
+                      detect_query: bool = True, profile: str | Profile = DEFAULT_PROFILE,
+                      draft: "str | Draft" = BUILTIN, scorer: "str | Scorer | None" = None,
+                      cache: ScoreCache | None = None, **knobs) -> tuple[object, Result]:
+    """Compress chat messages (a JSON text, a list of messages or an object holding one
+    under `messages`): the same JSON with long contents compressed, and the report.
+    `knobs` are the other `Settings` fields (`chunk_size`, `window`, ...)."""
+    job = _library_job(dict(keep_rate=keep_rate, target_tokens=target_tokens, query=query,
+                            detect_query=detect_query, format="messages", **knobs),
+                       profile=profile, draft=draft, target=target, scorer=scorer, cache=cache)
+    done = job.compress(data if isinstance(data, str) else json.dumps(data))
+    return done.messages(), done.result
+
+
+def _library_job(values: dict, *, profile: "str | Profile", draft: "str | Draft",
+                 target: "str | TargetTokenizer | None", scorer: "str | Scorer | None",
+                 cache: ScoreCache | None, **hooks) -> Job:
+    """The Job of a library call: its settings, and the resources it was handed."""
+    named = dict(profile=profile if isinstance(profile, str) else profile.name,
+                 draft=draft if isinstance(draft, str) else None,
+                 scorer=scorer if isinstance(scorer, str) else None,
+                 target=target if isinstance(target, str) else None)
+    settings = Settings(**values, **named, no_cache=cache is None)
+    source = None if isinstance(draft, str) else DraftSource(draft, device=settings.device,
+                                                             dtype=settings.dtype)
+    return Job(settings, draft=source, target=target, cache=cache,
+               profile=None if isinstance(profile, str) else profile,
+               scorer=scorer if callable(scorer) else None, **hooks)

@@ -1,0 +1,160 @@
+"""What a server holds warm: its options, and the drafts and targets it loaded.
+
+`ServerModels` loads every draft and target once (in a thread at start-up; `ready` is
+set when they are loaded, `settled` when they are loaded or have failed) and resolves
+what a request names to a loaded draft, target and profile: only what the server was
+started with (drafts, targets, built-in profiles and the started one) unless
+`allow_any_draft`; a target is found by the name local mode resolves (`gpt-4o` is
+served by `o200k_base`). `run` is one request's compression, through the one `Job`.
+`serve` and its proxy both use it; it imports neither.
+"""
+
+import json
+import threading
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from .cache import ScoreCache
+from .errors import CrossprefillError
+from .http_wire import HTTPError, Lane
+from .job import Job
+from .loading import BUILTIN
+from .pipeline import DraftSource, resolve_target
+from .profiles import builtin_names, load_profile
+from .results import report
+from .settings import MACHINE_FIELDS, SETTINGS, Settings, json_types
+from .source import MAX_INPUT_BYTES
+from .target import DEFAULT_TARGET, TargetTokenizer, tiktoken_encoding, tiktoken_label
+
+if TYPE_CHECKING:
+    from .proxy import ProxyOptions
+
+ESTIMATE_FIELDS = {"keep_rates": (list,), "context_window": (int, type(None)),
+                   "price_per_mtok": (int, float, type(None)), "must_keep": (list,)}
+# request fields and the JSON types each may have (None: may be null): the input, every
+# setting but the machine's (the server's own), and what /v1/estimate asks besides
+FIELDS: dict[str, tuple[type, ...]] = {
+    "text": (str,), "messages": (list, dict),
+    **{setting.name: json_types(setting.type) for setting in SETTINGS
+       if setting.name not in MACHINE_FIELDS}, **ESTIMATE_FIELDS}
+REQUEST_SETTINGS = set(FIELDS) - {"text", "messages"} - set(ESTIMATE_FIELDS)
+
+
+@dataclass
+class ServerOptions:
+    drafts: list[str] = field(default_factory=lambda: [BUILTIN])
+    targets: list[str] = field(default_factory=list)  # empty: the default target
+    profile: str = "text"
+    api_key: str | None = None
+    max_queue: int = 4
+    max_bytes: int = MAX_INPUT_BYTES
+    allow_any_draft: bool = False
+    device: str = "auto"
+    dtype: str = "auto"
+    proxy: "ProxyOptions | None" = None  # also forward LLM API calls upstream
+
+
+class ServerModels:
+    """The loaded drafts and targets, and the work one request asks for."""
+
+    def __init__(self, options: ServerOptions):
+        self.options = options
+        self.sources: dict[str, DraftSource] = {}
+        self.targets: dict[str, tuple[TargetTokenizer, list[str]]] = {}
+        self.lanes: dict[str, Lane] = {}
+        self.ready = threading.Event()  # loaded: requests are answered
+        self.settled = threading.Event()  # loaded, or failed with `failure`
+        self.failure: str | None = None
+        self.cache = ScoreCache()
+        self.profile = load_profile(options.profile)  # the one named at start, maybe a file
+        self.profiles = set(builtin_names()) | {self.profile.name}
+
+    def load(self) -> None:
+        """Load every draft and target (run in a thread at start-up)."""
+        try:
+            for name in self.options.drafts:
+                self._load_draft(name)
+            default = self.sources[self.options.drafts[0]]
+            mapped = [spec for _, spec in self.options.proxy.target_map] if self.options.proxy else []
+            for name in [*(self.options.targets or [None]), *mapped]:
+                self._load_target(name, default)
+            self.ready.set()
+        except CrossprefillError as error:
+            self.failure = str(error)
+        finally:
+            self.settled.set()
+
+    def _load_draft(self, name: str) -> DraftSource:
+        source = DraftSource(name, device=self.options.device, dtype=self.options.dtype)
+        source.load()
+        self.sources[name] = source
+        return source
+
+    def _load_target(self, name: str | None, source: DraftSource) -> TargetTokenizer:
+        warnings: list[str] = []
+        counter = resolve_target(name, source, warnings.append)
+        self.targets[name or DEFAULT_TARGET] = (counter, warnings)
+        return counter
+
+    def target(self, name: str) -> TargetTokenizer:
+        """The target called `name`, loaded now if it is not yet (`ModelLoadError`)."""
+        if name in self.targets or self._alias_target(name):
+            return self.targets[name][0]
+        return self._load_target(name, self.sources[self.options.drafts[0]])
+
+    def _alias_target(self, name: str) -> bool:
+        """Serve `name` with a loaded target of the same tiktoken encoding (`gpt-4o` with
+        `o200k_base`), labelled as local mode labels it; False when none is loaded. A
+        default target standing in for an encoding it could not load is no such target."""
+        encoding = tiktoken_encoding(name)
+        for served, (counter, warnings) in list(self.targets.items()):
+            if encoding is not None and not warnings and tiktoken_encoding(served) == encoding:
+                self.targets[name] = (TargetTokenizer(tiktoken_label(name, encoding),
+                                                      counter.count_batch), [])
+                return True
+        return False
+
+    def lane(self, draft: str) -> Lane:
+        return self.lanes.setdefault(draft, Lane())
+
+    def resolve(self, body: dict) -> tuple[DraftSource, TargetTokenizer, list[str]]:
+        draft = body.get("draft") or self.options.drafts[0]
+        target = body.get("target") or (self.options.targets or [DEFAULT_TARGET])[0]
+        if draft not in self.sources:
+            if not self.options.allow_any_draft:
+                raise HTTPError(404, "not_found", f"this server has no draft {draft!r}; it "
+                                f"serves {', '.join(self.options.drafts)}")
+            self._load_draft(draft)
+        if target not in self.targets and not self._alias_target(target):
+            if not self.options.allow_any_draft:
+                raise HTTPError(404, "not_found", f"this server has no target {target!r}; it "
+                                f"serves {', '.join(self.targets)}")
+            self._load_target(target, self.sources[draft])
+        profile = body.get("profile") or self.profile.name
+        if profile not in self.profiles:
+            raise HTTPError(404, "unknown_profile", f"this server has no profile {profile!r}; it "
+                            f"serves {', '.join(sorted(self.profiles))}")
+        counter, warnings = self.targets[target]
+        return self.sources[draft], counter, warnings
+
+    def run(self, body: dict, estimate_rates: list[float] | None) -> dict:
+        """The report one request asks for (runs in the draft's worker thread)."""
+        source, counter, target_warnings = self.resolve(body)
+        text = body.get("text")
+        asked = {name: value for name, value in body.items() if name in REQUEST_SETTINGS}
+        if text is None:
+            text, asked["format"] = json.dumps(body["messages"], ensure_ascii=False), "messages"
+        settings = Settings(**asked)
+        profile = settings.profile or self.profile.name
+        job = Job(replace(settings, profile=profile), draft=source, target=counter,
+                  cache=self.cache, profile=self.profile if profile == self.profile.name else None)
+        if estimate_rates is not None:
+            answer = job.estimate(job.analyse(text, with_budget=False), estimate_rates,
+                                  context_window=body.get("context_window"),
+                                  price_per_mtok=body.get("price_per_mtok"),
+                                  must_keep=body.get("must_keep", []))
+            answer["warnings"][:0] = target_warnings
+            return answer
+        done = job.compress(text)
+        done.result.warnings[:0] = target_warnings
+        return report(done.result, done.conversation, done.printed)

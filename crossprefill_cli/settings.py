@@ -1,0 +1,132 @@
+"""Every compression option, declared once.
+
+`Settings` is the one declaration of what a compression can be asked for: each field's
+type, default, help text, command-line flags and JSON name (the field's own name).
+Every front end derives its surface from it instead of restating it: the CLI's options
+(`cli.settings_options`), the server's request fields (`serve.FIELDS`), a batch
+record's defaults (`batch`), and the library's `compress` keywords, which are these
+fields. Adding an option is one field here plus its use in the pipeline; a test checks
+that every front end reaches every field with the same default.
+
+A value left None means "the profile's" (the scoring knobs), "the bundled one" (the
+draft), "the default" (the target, the profile) or, through a server, the server's
+choice. `device` and `dtype` say how this machine runs the draft: a server keeps its
+own (`machine` fields are not request fields). This module imports nothing but the
+standard library and `errors`, so every layer may use it.
+"""
+
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import UsageError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+INPUT_FORMATS = ("text", "messages", "auto")
+
+
+def setting(default: Any, help: str, *flags: str, shown_default: str | None = None,
+            budget: bool = False, machine: bool = False) -> Any:
+    """A `Settings` field: its default, help and CLI flags; `shown_default` is what the
+    help shows as the default where None stands for something; `budget` marks the budget
+    fields (`estimate` asks for several keep rates instead); `machine` the fields a server
+    decides for itself."""
+    return field(default=default, metadata={
+        "help": help, "flags": flags, "shown_default": shown_default, "budget": budget,
+        "machine": machine})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to compress: every option a front end may set (see the module docstring)."""
+
+    keep_rate: float | None = setting(
+        None, "Share of the input's target tokens to keep, in (0, 1] (default: the "
+        "profile's).", "--keep-rate", "-r", budget=True)
+    target_tokens: int | None = setting(
+        None, "Hard ceiling in target tokens (wins over --keep-rate).", "--target-tokens", "-n",
+        budget=True)
+    profile: str | None = setting(
+        None, "Profile: text, code, or a YAML file.", "--profile", "-p",
+        shown_default="text; with --server, the server's")
+    draft: str | None = setting(
+        None, "Draft model: builtin, a Hugging Face causal LM id, or a local directory.",
+        "--draft", "-d", shown_default="builtin; with --server, the server's first")
+    target: str | None = setting(
+        None, "Target tokenizer: a tiktoken encoding (o200k_base), an OpenAI model (gpt-4o), "
+        "or a Hugging Face tokenizer id or directory.", "--target", "-t",
+        shown_default="o200k_base")
+    query: str | None = setting(
+        None, "The question the compressed text must answer (steers scoring, not printed).",
+        "--query", "-q")
+    format: str = setting(
+        "text", "text, messages (OpenAI-style chat JSON: the same JSON comes out, long "
+        "contents compressed) or auto (messages when the input parses as such).", "--format")
+    detect_query: bool = setting(
+        True, "Without --query, steer by the question found in the text (a final question, "
+        "an instruction, a chat's last user turn).", "--detect-query/--no-detect-query")
+    scorer: str | None = setting(
+        None, "How chunks are scored: evidence (the draft's attention fused with the "
+        "question's words and their links), attention (the paper's scorer), lexical or "
+        "surprise (overrides the profile).", "--scorer", shown_default="evidence")
+    chunk_size: int | None = setting(
+        None, "Draft tokens per chunk (overrides the profile).", "--chunk-size")
+    pool_kernel: int | None = setting(
+        None, "Average-pooling kernel (overrides the profile).", "--pool-kernel")
+    lookahead: int | None = setting(
+        None, "Lookahead queries: the last prompt token plus greedy tokens (overrides the "
+        "profile; default: the draft's, else 8).", "--lookahead")
+    delimiter: str | None = setting(
+        None, "Marker for omitted text (overrides the profile's, per-language ones "
+        "included).", "--delimiter")
+    window: int | None = setting(
+        None, "Draft tokens scored at once (default: what the draft's context allows).",
+        "--window")
+    device: str = setting("auto", "auto, cpu, cuda or mps.", "--device", machine=True)
+    dtype: str = setting("auto", "auto, float32, bfloat16 or float16.", "--dtype", machine=True)
+    no_cache: bool = setting(False, "Neither read nor write the draft-score cache.",
+                             "--no-cache")
+
+    def checked(self) -> "Settings":
+        """These settings, or the `UsageError` of the first value out of range; what
+        needs a profile or a model (a scorer's name, a window's room) is checked there."""
+        check_budget_options(self.keep_rate, self.target_tokens)
+        check_choice("--format", self.format, INPUT_FORMATS)
+        check_device_and_dtype(self.device, self.dtype)
+        if self.window is not None and self.window < 1:
+            raise UsageError(f"--window must be a positive number of draft tokens, got "
+                             f"{self.window}")
+        if self.query is not None and not self.query.strip():
+            raise UsageError("the query is empty")
+        return self
+
+
+SETTINGS = fields(Settings)
+BUDGET_FIELDS = tuple(f.name for f in SETTINGS if f.metadata["budget"])
+MACHINE_FIELDS = tuple(f.name for f in SETTINGS if f.metadata["machine"])
+
+
+def json_types(kind: Any) -> tuple[type, ...]:
+    """The JSON values (as Python types) a field of type `kind` takes in a request."""
+    kinds = typing.get_args(kind) or (kind,)
+    return tuple(t for k in kinds for t in ((int, float) if k is float else (k,)))
+
+
+def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UsageError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+
+
+def check_device_and_dtype(device: str, dtype: str) -> None:
+    if device not in DEVICES:
+        raise UsageError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if dtype not in DTYPES:
+        raise UsageError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+
+
+def check_budget_options(keep_rate: float | None, target_tokens: int | None) -> None:
+    if keep_rate is not None and not 0 < keep_rate <= 1:
+        raise UsageError(f"keep rate must be in (0, 1], got {keep_rate}")
+    if target_tokens is not None and target_tokens < 1:
+        raise UsageError(f"--target-tokens must be a positive number, got {target_tokens}")
