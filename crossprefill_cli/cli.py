@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Iterator, Optional
 import typer
 
 from . import messages
-from .environment import Environment, check_writable, write_atomically
+from .environment import Environment
 from .errors import CrossprefillError, InputError, UsageError
 from .results import Result, read_format, report, summary_line
 from .settings import BUDGET_FIELDS, MACHINE_FIELDS, SETTINGS, Settings, check_budget_options
@@ -152,9 +152,9 @@ def compress_command(
     started = time.perf_counter()
     with _reporting_errors(env):
         if output is not None:
-            _check_output(output, input_path)
+            env.check_output(output, input_path)
         done = _compressed(env, input_path, settings, line)
-        _emit(env, _json(report(done.result, done.conversation, done.printed)) if json_report
+        env.emit(_json(report(done.result, done.conversation, done.printed)) if json_report
               else done.printed, output)
         if heatmap:
             from .render import show_report, stderr_console
@@ -180,7 +180,7 @@ def inspect_command(
         from .render import show_report, stderr_console
         show_report(stderr_console(env.stderr), done.result, done.text)
         if json_report:
-            _emit(env, _json(report(done.result, done.conversation, done.printed)), None)
+            env.emit(_json(report(done.result, done.conversation, done.printed)), None)
 
 
 @app.command("estimate", short_help="Tabulate tokens, savings and survivors of INPUT per keep rate.")
@@ -228,7 +228,7 @@ def estimate_command(
             with _local_job(env, input_path, settings, line,
                             with_budget=False) as (job, analysed):
                 report = job.estimate(analysed, rates, **extra)
-        _emit(env, _json(report) if json_report
+        env.emit(_json(report) if json_report
               else render_estimate(report, color=env.stdout_isatty, width=env.terminal_width),
               None)
 
@@ -418,7 +418,7 @@ def _server_request(env: Environment, input_path: str | None, settings: Settings
     if any(getattr(settings, name) != getattr(Settings, name) for name in MACHINE_FIELDS):
         _warner(env, line)("--device and --dtype are the server's to choose; ignored "
                            "with --server")
-    source_text = _read_input(env, input_path)
+    source_text = env.read_input(input_path)
     conversation = read_format(source_text, settings.format)
     body = {name: value for name, value in asdict(settings).items()
             if name not in MACHINE_FIELDS and value is not None}
@@ -475,29 +475,13 @@ def _local_job(env: Environment, input_path: str | None, settings: Settings, lin
     from .target_process import start_target
 
     with start_target(settings.target) as pending:
-        source_text = _read_input(env, input_path)
+        source_text = env.read_input(input_path)
         with draft_progress(stderr_console(env.stderr),
                             enabled=env.stderr_isatty and not line.quiet) as on_progress:
             job = Job(settings, target=pending, on_warning=_warner(env, line),
                       on_progress=on_progress)
             analysed = job.analyse(source_text, with_budget=with_budget)
         yield job, analysed
-
-
-def _read_input(env: Environment, input_path: str | None) -> str:
-    if input_path is None or input_path == "-":
-        if env.stdin_isatty:
-            raise UsageError("no input: give a file, or pipe text on stdin")
-        return decode_input(env.stdin.read())
-    path = Path(input_path).expanduser()
-    try:
-        return decode_input(path.read_bytes())
-    except FileNotFoundError:
-        raise InputError(f"{input_path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{input_path}: is a directory") from None
-    except OSError as error:
-        raise InputError(f"{input_path}: {error.strerror}") from None
 
 
 def _query(query: str | None, query_file: Path | None) -> str | None:
@@ -511,28 +495,6 @@ def _query(query: str | None, query_file: Path | None) -> str | None:
         raise UsageError(f"cannot read --query-file {query_file}: {error.strerror}") from None
     except InputError as error:
         raise UsageError(f"--query-file {query_file}: {error}") from None
-
-
-def _check_output(output: Path, input_path: str | None) -> None:
-    """Fail before any work on an output that cannot be written, or that is the input
-    (compression drops text: replacing the input would lose it for good)."""
-    if input_path not in (None, "-") and os.path.exists(input_path) and output.exists() \
-            and os.path.samefile(input_path, output):
-        raise UsageError(f"--output {output} is the input file; write the result elsewhere")
-    try:
-        check_writable(output)
-    except OSError as error:
-        raise CrossprefillError(f"cannot write {output}: {error.strerror}") from None
-
-
-def _emit(env: Environment, payload: str, output: Path | None) -> None:
-    if output is None:
-        env.write_stdout(payload)
-        return
-    try:
-        write_atomically(output, payload)
-    except OSError as error:
-        raise CrossprefillError(f"cannot write {output}: {error.strerror}") from None
 
 
 class _reporting_errors:

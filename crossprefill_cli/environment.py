@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+from .errors import CrossprefillError, InputError, UsageError
+from .source import decode_input
+
 
 WRITE_PIECE_BYTES = 64 * 1024
 
@@ -48,6 +51,44 @@ class Environment:
     def say(self, message: str) -> None:
         """A line for people, on stderr."""
         print(message, file=self.stderr, flush=True)
+
+    def read_input(self, input_path: str | None) -> str:
+        """The input text: a file, or stdin for None and `-` (not a terminal)."""
+        if input_path is None or input_path == "-":
+            if self.stdin_isatty:
+                raise UsageError("no input: give a file, or pipe text on stdin")
+            return decode_input(self.stdin.read())
+        path = Path(input_path).expanduser()
+        try:
+            return decode_input(path.read_bytes())
+        except FileNotFoundError:
+            raise InputError(f"{input_path}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"{input_path}: is a directory") from None
+        except OSError as error:
+            raise InputError(f"{input_path}: {error.strerror}") from None
+
+    @staticmethod
+    def check_output(output: Path, input_path: str | None) -> None:
+        """Fail before any work on an output that cannot be written, or that is the input
+        (compression drops text: replacing the input would lose it for good)."""
+        if input_path not in (None, "-") and os.path.exists(input_path) and output.exists() \
+                and os.path.samefile(input_path, output):
+            raise UsageError(f"--output {output} is the input file; write the result elsewhere")
+        try:
+            check_writable(output)
+        except OSError as error:
+            raise CrossprefillError(f"cannot write {output}: {error.strerror}") from None
+
+    def emit(self, payload: str, output: Path | None) -> None:
+        """The product: to stdout, or atomically to `output`."""
+        if output is None:
+            self.write_stdout(payload)
+            return
+        try:
+            write_atomically(output, payload)
+        except OSError as error:
+            raise CrossprefillError(f"cannot write {output}: {error.strerror}") from None
 
 
 def check_writable(path: Path) -> None:

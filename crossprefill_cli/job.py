@@ -97,7 +97,10 @@ class Job:
     def target(self) -> TargetTokenizer:
         """The target the budget is counted in (waited for, the first time)."""
         if self._counter is None:
-            self._counter = resolve_target(self._target, self.source, self.warn)
+            pending = self._target if isinstance(self._target, PendingTarget) else None
+            self._counter = resolve_target(
+                pending.spec if pending else self._target, self.source, self.warn,
+                build=pending.result if pending else None)
         return self._counter
 
     def analyse(self, source_text: str, *, with_budget: bool = True) -> AnalysedInput:

@@ -37,8 +37,7 @@ from .loading import (BUILTIN, check_draft_available, draft_defaults,
                       draft_fingerprint, draft_location, load_tokenizer)
 from .profiles import AUTO, Profile, load_profile
 from .source import check_text
-from .target import DEFAULT_TARGET, TargetTokenizer, tokenizer_target
-from .target_process import PendingTarget
+from .target import DEFAULT_TARGET, TargetTokenizer, load_target, tokenizer_target
 
 if TYPE_CHECKING:
     from .draft import Draft
@@ -437,18 +436,19 @@ def _warner(warnings: list[str], on_warning: Callable[[str], None] | None) -> Ca
     return warn
 
 
-def resolve_target(target: "str | TargetTokenizer | PendingTarget | None", source: DraftSource,
-                   warn: Callable[[str], None]) -> TargetTokenizer:
-    """The named target; for the default one, the draft's tokenizer when it is unavailable.
-    A `PendingTarget` (being built in another process) is waited for."""
+def resolve_target(target: "str | TargetTokenizer | None", source: DraftSource,
+                   warn: Callable[[str], None], *,
+                   build: Callable[[], TargetTokenizer] | None = None) -> TargetTokenizer:
+    """The named target (None: the default), built by `build` when given (a caller's way,
+    such as a child process) or here; for the default one, the draft's tokenizer when it
+    is unavailable, with a warning."""
     if isinstance(target, TargetTokenizer):
         return target
-    # a name is a target built here, at once: a pending target without a child
-    pending = target if isinstance(target, PendingTarget) else PendingTarget(target, None)
-    if pending.spec is not None:
-        return pending.result()
+    made = build or (lambda: load_target(target or DEFAULT_TARGET))
+    if target is not None:
+        return made()
     try:
-        return pending.result()
+        return made()
     except ModelLoadError:
         warn(f"the default target encoding {DEFAULT_TARGET} cannot be loaded (offline?); "
              f"counting tokens with the draft's tokenizer ({source.name}) instead")
