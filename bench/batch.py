@@ -36,7 +36,7 @@ import threading
 import time
 from pathlib import Path
 
-from crossprefill_cli.draft import load_draft
+from crossprefill_cli.models.draft import load_draft
 
 from .corpora import handbook_run
 from .targets import bench_target

@@ -3,7 +3,7 @@
 A case is a dump of real Python files from one installed package the bundled draft
 never saw (site-packages, not the standard library it is trained on): consecutive
 files of the package from a random start, about N target tokens in all, written in a
-dump format drawn at random among those `crossprefill_cli.dumps` reads. One function
+dump format drawn at random among those `crossprefill_cli.text.dumps` reads. One function
 gets an obvious bug, a flipped comparison (`<` becomes `>=`, `is` becomes `is not`,
 ...), at a random site between 10% and 90% of the dump (the always-kept head and
 tail would flatter every method). The query names four functions of the dump, the
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crossprefill_cli import compress
-from crossprefill_cli.draft import load_draft
-from crossprefill_cli.loading import draft_defaults
-from crossprefill_cli.profiles import load_profile
+from crossprefill_cli.models.draft import load_draft
+from crossprefill_cli.models.loading import draft_defaults
+from crossprefill_cli.pipeline.profiles import load_profile
 
 from .methods import bench_cache, random_scorer
 from .targets import bench_target

@@ -49,9 +49,9 @@ from pathlib import Path
 
 import torch
 
-from crossprefill_cli.draft import load_draft
-from crossprefill_cli.loading import draft_location
-from crossprefill_cli.profiles import load_profile
+from crossprefill_cli.models.draft import load_draft
+from crossprefill_cli.models.loading import draft_location
+from crossprefill_cli.pipeline.profiles import load_profile
 
 from . import code, needle, truncation
 from .targets import FIXTURE, bench_target

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from crossprefill_cli import compress
-from crossprefill_cli.draft import load_draft
+from crossprefill_cli.models.draft import load_draft
 
 from .needle import make_case
 from .targets import bench_target

@@ -37,10 +37,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 
-
-from crossprefill_cli.draft import load_draft
-from crossprefill_cli.pipeline import analyse
-from crossprefill_cli.profiles import load_profile
+from crossprefill_cli.models.draft import load_draft
+from crossprefill_cli.pipeline.analysis import analyse
+from crossprefill_cli.pipeline.profiles import load_profile
 
 from . import code as code_bench
 from . import needle as needle_bench

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from crossprefill_cli.draft import load_draft
-from crossprefill_cli.pipeline import compress
+from crossprefill_cli.models.draft import load_draft
+from crossprefill_cli.pipeline.job import compress
 
 from .plain_forward import forward_passes, load_plain
 from .random_draft import SHAPES, build_random_draft

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from crossprefill_cli.cache import ScoreCache
-from crossprefill_cli.pipeline import ScoringRequest
+from crossprefill_cli.models.cache import ScoreCache
+from crossprefill_cli.pipeline.analysis import ScoringRequest
 
 
 def random_scorer(seed: int):

@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass
 
 from crossprefill_cli import compress
-from crossprefill_cli.draft import load_draft
-from crossprefill_cli.loading import draft_defaults
+from crossprefill_cli.models.draft import load_draft
+from crossprefill_cli.models.loading import draft_defaults
 
 from .corpora import handbook_paragraphs
 from .methods import bench_cache, random_scorer

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from crossprefill_cli.draft import resolve_device, resolve_dtype
-from crossprefill_cli.loading import draft_location, quiet_libraries
+from crossprefill_cli.models.draft import resolve_device, resolve_dtype
+from crossprefill_cli.models.loading import draft_location, quiet_libraries
 
 
 def load_plain(draft: str, device: torch.device, dtype: str = "auto"):

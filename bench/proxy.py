@@ -34,7 +34,7 @@ from pathlib import Path
 
 import httpx
 
-from crossprefill_cli.draft import load_draft
+from crossprefill_cli.models.draft import load_draft
 
 from .serve import free_port, percentile, wait_ready
 from .speed import prose

@@ -64,15 +64,14 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 
-
-from crossprefill_cli.draft import load_draft
 from crossprefill_cli.errors import UsageError
-from crossprefill_cli.pipeline import analyse, finish
+from crossprefill_cli.models.draft import load_draft
+from crossprefill_cli.pipeline.analysis import analyse, finish
 
 from .corpora import handbook_run
 from .methods import bench_cache
-from .options import parsed, print_task_rows, provenance, suite_parser
 from .needle import make_case as needle_case
+from .options import parsed, print_task_rows, provenance, suite_parser
 from .targets import bench_target
 
 EXACT_SLACK = 100

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from crossprefill_cli.loading import builtin_path
+from crossprefill_cli.models.loading import builtin_path
 
 SHAPES = {
     "qwen3-0.6b": dict(model_type="qwen3", hidden_size=1024, intermediate_size=3072,

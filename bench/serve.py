@@ -34,7 +34,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from crossprefill_cli.draft import load_draft
+from crossprefill_cli.models.draft import load_draft
 
 from .speed import prose, rounds
 from .targets import bench_target

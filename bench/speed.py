@@ -33,8 +33,8 @@ from pathlib import Path
 
 import torch
 
-from crossprefill_cli.draft import load_draft
-from crossprefill_cli.profiles import load_profile
+from crossprefill_cli.models.draft import load_draft
+from crossprefill_cli.pipeline.profiles import load_profile
 
 from .corpora import handbook_paragraphs
 from .targets import bench_target

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from crossprefill_cli.errors import ModelLoadError
-from crossprefill_cli.target import load_target, tokenizer_target
+from crossprefill_cli.models.target import load_target, tokenizer_target
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "tiktoken" / "o200k_base.tiktoken"
 URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"

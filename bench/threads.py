@@ -30,7 +30,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from crossprefill_cli.draft import load_draft
+from crossprefill_cli.models.draft import load_draft
 
 from .speed import prose
 from .targets import bench_target

@@ -43,8 +43,8 @@ def truncation_method(method: str, target_spec: str) -> Callable[[dict], str]:
 
 def pipeline_method(method: str, draft_name: str, target_spec: str) -> Callable[[dict], str]:
     from crossprefill_cli import compress
-    from crossprefill_cli.draft import load_draft
-    from crossprefill_cli.target import load_target
+    from crossprefill_cli.models.draft import load_draft
+    from crossprefill_cli.models.target import load_target
 
     from .methods import random_scorer
 

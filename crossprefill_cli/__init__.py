@@ -7,7 +7,7 @@ job behind every front end. The command line (`crossprefill_cli.cli`) is a thin 
 over them and is never imported from here.
 """
 
-from .errors import CrossprefillError, InputError, ModelLoadError, UsageError
+from crossprefill_cli.errors import CrossprefillError, InputError, ModelLoadError, UsageError
 
 __version__ = "0.1.0"
 __all__ = ["compress", "compress_messages", "compress_many", "Settings", "Job", "Result",
@@ -15,8 +15,9 @@ __all__ = ["compress", "compress_messages", "compress_many", "Settings", "Job", 
            "__version__"]
 
 # where each lazily imported name lives
-_LAZY = {"compress": "job", "compress_messages": "job", "Job": "job", "Settings": "settings",
-         "Result": "results", "compress_many": "batch", "BatchSettings": "batch"}
+_LAZY = {"compress": "pipeline.job", "compress_messages": "pipeline.job", "Job": "pipeline.job",
+         "Settings": "settings", "Result": "results", "compress_many": "apps.batch.records",
+         "BatchSettings": "apps.batch.records"}
 
 
 def __getattr__(name: str):

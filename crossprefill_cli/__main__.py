@@ -1,3 +1,3 @@
-from .cli import main
+from crossprefill_cli.apps.cli.commands import main
 
 main()

@@ -13,7 +13,7 @@ import re
 import shlex
 from pathlib import Path
 
-from .errors import MissingExtraError
+from crossprefill_cli.errors import MissingExtraError
 
 DISTRIBUTION = "crossprefill"
 

@@ -2,16 +2,17 @@
 
 `Result` (and its spans, chunks and files) is what `pipeline.finish` returns and what
 `--json` and `crossprefill serve` print; `Result.from_json` reads such a report back, so
-the `--server` client rebuilds the very result the server made. The input format is
-read here too, because a client reads it before sending.
+the `--server` client rebuilds the very result the server made. The input's format is
+read by `text.messages.read_format`.
 This module imports nothing heavy: the client's start-up is what it imports.
 """
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
-from . import messages
-from .settings import INPUT_FORMATS, check_choice
+if TYPE_CHECKING:
+    from crossprefill_cli.text.messages import Conversation
 
 
 @dataclass(frozen=True)
@@ -84,15 +85,7 @@ def summary_line(result: Result, seconds: float) -> str:
             f"{seconds:.1f} s")
 
 
-def read_format(text: str, input_format: str) -> messages.Conversation | None:
-    """The conversation `text` holds under `input_format` (None: plain text)."""
-    check_choice("--format", input_format, INPUT_FORMATS)
-    if input_format == "messages":
-        return messages.parse(text)
-    return messages.sniffed(text) if input_format == "auto" else None
-
-
-def report(result: Result, conversation: messages.Conversation | None, printed: str) -> dict:
+def report(result: Result, conversation: "Conversation | None", printed: str) -> dict:
     """The JSON report; for messages, with the compressed messages as well."""
     body = result.to_json()
     if conversation is not None:

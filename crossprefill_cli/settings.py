@@ -19,7 +19,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .errors import UsageError
+from crossprefill_cli.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")

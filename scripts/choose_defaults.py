@@ -4,7 +4,7 @@ How many greedy lookahead tokens help depends on the draft: a draft that cannot 
 the question generates noise. This script measures it on development cases built from
 what the draft was *not* trained on, the same way for every candidate value, and
 writes the winner to the draft folder's `crossprefill.yaml`, where crossprefill's
-`lookahead: auto` profiles read it (`crossprefill_cli.loading.draft_defaults`).
+`lookahead: auto` profiles read it (`crossprefill_cli.models.loading.draft_defaults`).
 
 A development case: a passage of the held-out Python-docs files (the 5% that
 train_draft.py never trains on), 1-4 facts made with the held-out templates and word
@@ -31,9 +31,9 @@ from draft_training.corpus import Corpus, load_corpus, word_list  # noqa: E402
 from draft_training.facts import FactMaker  # noqa: E402
 
 from crossprefill_cli import compress  # noqa: E402
-from crossprefill_cli.draft import load_draft  # noqa: E402
-from crossprefill_cli.loading import DRAFT_DEFAULTS_FILE  # noqa: E402
-from crossprefill_cli.target import DEFAULT_TARGET, load_target  # noqa: E402
+from crossprefill_cli.models.draft import load_draft  # noqa: E402
+from crossprefill_cli.models.loading import DRAFT_DEFAULTS_FILE  # noqa: E402
+from crossprefill_cli.models.target import DEFAULT_TARGET, load_target  # noqa: E402
 
 SEED = 20261123
 LOOKAHEADS = (1, 2, 4, 8)

@@ -14,9 +14,8 @@ import shutil
 import socket
 from pathlib import Path
 
-import pytest
-
 import property_settings  # noqa: F401  (loads the Hypothesis profile before the tests)
+import pytest
 
 # Tiny models gain nothing from threads, and oversubscribed cores slow them 20x.
 os.environ["OMP_NUM_THREADS"] = "1"
@@ -143,7 +142,7 @@ def llama_dir(draft_dirs) -> Path:
 
 @pytest.fixture(scope="session")
 def llama_draft(llama_dir):
-    from crossprefill_cli.draft import load_draft
+    from crossprefill_cli.models.draft import load_draft
 
     return load_draft(str(llama_dir), device="cpu", dtype="float32")
 
@@ -158,7 +157,7 @@ def target_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def target(target_dir):
-    from crossprefill_cli.target import load_target
+    from crossprefill_cli.models.target import load_target
 
     return load_target(str(target_dir))
 
@@ -183,7 +182,7 @@ def unreachable_hub(monkeypatch):
     """No route to the Hugging Face hub: name resolution fails at once."""
     from huggingface_hub import constants
 
-    from crossprefill_cli import loading
+    from crossprefill_cli.models import loading
 
     def refuse(address, timeout):
         raise OSError("[Errno -2] Name or service not known")

@@ -15,8 +15,8 @@ bytes `crossprefill compress` prints on stdout (the compressed text, or for
 each case's `tokens_before`, `tokens_after` and `budget`.
 
 Only public entry points are used (`crossprefill_cli.compress`,
-`crossprefill_cli.pipeline.compress_messages`, `crossprefill_cli.compress_many` with
-`BatchSettings`, the Typer app `crossprefill_cli.cli.app` and `crossprefill serve`), so
+`crossprefill_cli.pipeline.job.compress_messages`, `crossprefill_cli.compress_many` with
+`BatchSettings`, the Typer app `crossprefill_cli.apps.cli.commands.app` and `crossprefill serve`), so
 the check holds across a restructuring of the modules behind them.
 """
 

@@ -10,15 +10,14 @@ import sys
 import time
 
 import pytest
+from conftest import long_text
 from typer.testing import CliRunner
 
 from crossprefill_cli import compress
-from crossprefill_cli.batch import BatchSettings, compress_many
-from crossprefill_cli.cli import app
+from crossprefill_cli.apps.batch.records import BatchSettings, compress_many
+from crossprefill_cli.apps.cli.commands import app
 from crossprefill_cli.extras import install_advice
-from crossprefill_cli.pipeline import compress_messages
-
-from conftest import long_text
+from crossprefill_cli.pipeline.job import compress_messages
 
 QUESTION = "What was noted on day 31?"
 
@@ -187,7 +186,7 @@ def test_a_local_ray_gives_the_local_engines_bytes(tmp_path, llama_dir, target_d
 def test_the_progress_bar_counts_records_and_tokens_per_second():
     from rich.console import Console
 
-    from crossprefill_cli.render import batch_progress
+    from crossprefill_cli.apps.cli.render import batch_progress
 
     stream = io.StringIO()
     with batch_progress(Console(file=stream, force_terminal=True, width=150), 3,

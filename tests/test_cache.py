@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
+from conftest import long_text
 
 from crossprefill_cli import compress
-from crossprefill_cli.cache import ScoreCache, TokenScores, cache_key
-from crossprefill_cli.pipeline import DraftSource
-
-from conftest import long_text
+from crossprefill_cli.models.cache import ScoreCache, TokenScores, cache_key
+from crossprefill_cli.pipeline.analysis import DraftSource
 
 TEXT = long_text(40)
 

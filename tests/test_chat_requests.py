@@ -4,9 +4,9 @@ import copy
 
 import pytest
 
-from crossprefill_cli.chat_requests import ANTHROPIC, OPENAI, chat_texts, replace
+from crossprefill_cli.apps.http.chat_requests import ANTHROPIC, OPENAI, chat_texts, replace
+from crossprefill_cli.apps.http.proxy import parse_target_map, target_name
 from crossprefill_cli.errors import UsageError
-from crossprefill_cli.proxy import parse_target_map, target_name
 
 
 def openai_body():

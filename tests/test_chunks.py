@@ -1,9 +1,10 @@
 import hashlib
 
 import numpy as np
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from crossprefill_cli import chunks
+from crossprefill_cli.units import chunks
 
 
 def starts_every(text: str, step: int) -> np.ndarray:

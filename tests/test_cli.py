@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import long_text
 from typer.testing import CliRunner
 
 from crossprefill_cli import compress
-from crossprefill_cli.cli import app
-from crossprefill_cli.environment import Environment
-
-from conftest import long_text
+from crossprefill_cli.apps.cli.commands import app
+from crossprefill_cli.apps.cli.environment import Environment
 
 TEXT = long_text(60)
 runner = CliRunner()
@@ -228,7 +227,7 @@ def test_usage_errors_are_one_line(args, start, command):
 
 @pytest.fixture
 def scoring_forbidden(monkeypatch):
-    from crossprefill_cli.draft import Draft
+    from crossprefill_cli.models.draft import Draft
 
     def refuse(*args, **kwargs):
         raise AssertionError("the draft read the input before the error was found")
@@ -258,7 +257,7 @@ def test_a_target_that_cannot_load_fails_before_the_draft_reads(
 @pytest.fixture()
 def draft_never_runs(monkeypatch):
     """Fail the test if the draft tokenises or loads: what it guards is checked before."""
-    from crossprefill_cli.pipeline import DraftSource
+    from crossprefill_cli.pipeline.analysis import DraftSource
 
     def refuse(self, *args):
         raise AssertionError("the draft ran before the check")
@@ -312,7 +311,7 @@ def test_unknown_targets_and_uncached_drafts_fail_before_the_draft(
 
 def test_a_budget_below_what_must_be_kept_fails_before_the_draft_loads(
         llama_dir, target_dir, input_file, monkeypatch):
-    from crossprefill_cli.pipeline import DraftSource
+    from crossprefill_cli.pipeline.analysis import DraftSource
 
     def refuse(self):
         raise AssertionError("the model loaded before the budget check")
@@ -329,7 +328,7 @@ def test_a_missing_extra_exits_1_with_advice_that_works_here(monkeypatch):
     for name in [name for name in sys.modules if name.split(".")[0] == "starlette"]:
         monkeypatch.setitem(sys.modules, name, None)  # each: a loaded submodule imports alone
     monkeypatch.setitem(sys.modules, "starlette", None)
-    monkeypatch.delitem(sys.modules, "crossprefill_cli.serve", raising=False)
+    monkeypatch.delitem(sys.modules, "crossprefill_cli.apps.http.server", raising=False)
     # (were serve importable, this bind without a key would fail at once, not serve)
     result = runner.invoke(app, ["serve", "--host", "0.0.0.0"])
     assert (result.exit_code, result.stdout) == (1, "")

@@ -30,12 +30,11 @@ here rather than in a child process, which would cost 3-4 s per in-process call)
 
 import json
 
-import pytest
-from typer.testing import CliRunner
-
 import corpus_cases
+import pytest
 from corpus_cases import DEVICE, DRAFT, DTYPE, TARGET
 from servers import server
+from typer.testing import CliRunner
 
 CASES = corpus_cases.load_cases()
 COUNTS = json.loads(corpus_cases.COUNTS.read_text()) if corpus_cases.COUNTS.exists() else {}
@@ -102,7 +101,7 @@ def test_the_corpus_is_varied_small_and_fully_recorded():
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_library(case):
     from crossprefill_cli import compress
-    from crossprefill_cli.pipeline import compress_messages
+    from crossprefill_cli.pipeline.job import compress_messages
 
     if case.format == "messages":
         messages, result = compress_messages(case.text, **case.library_options())
@@ -115,7 +114,7 @@ def test_library(case):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_command_line(case):
-    from crossprefill_cli.cli import app
+    from crossprefill_cli.apps.cli.commands import app
 
     printed = runner.invoke(app, case.cli_args())
     assert printed.exit_code == 0, printed.stderr
@@ -155,7 +154,7 @@ def test_batch_library(scorer):
 
 @pytest.mark.parametrize("scorer", SCORERS)
 def test_batch_command(scorer, tmp_path):
-    from crossprefill_cli.cli import app
+    from crossprefill_cli.apps.cli.commands import app
 
     cases = [case for case in CASES if case.scorer == scorer]
     records, output = tmp_path / "cases.jsonl", tmp_path / "out.jsonl"
@@ -178,7 +177,7 @@ def served():
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_server(case, served):
-    from crossprefill_cli.cli import app
+    from crossprefill_cli.apps.cli.commands import app
 
     printed = runner.invoke(app, case.cli_args(server=served))
     assert printed.exit_code == 0, printed.stderr

@@ -9,13 +9,13 @@ softmax), pools with numpy, and reduces max-over-layers-and-heads, mean-over-que
 import numpy as np
 import pytest
 import torch
-
-from crossprefill_cli import draft as draft_module, scoring
-from crossprefill_cli.draft import load_draft
-from crossprefill_cli.loading import builtin_path, draft_defaults
-from crossprefill_cli.errors import ModelLoadError, UsageError
-
 from conftest import long_text, save_tiny_draft
+
+from crossprefill_cli.errors import ModelLoadError, UsageError
+from crossprefill_cli.models import draft as draft_module
+from crossprefill_cli.models import scoring
+from crossprefill_cli.models.draft import load_draft
+from crossprefill_cli.models.loading import builtin_path, draft_defaults
 
 TEXT = long_text(3)
 QUERY = "\n\nQuestion: which entry mentions the falcon?\nAnswer:"

@@ -5,14 +5,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
-
-from crossprefill_cli import compress, dumps, layout, outline, query
-from crossprefill_cli.errors import UsageError
-from crossprefill_cli.profiles import load_profile
-
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from property_settings import examples
 from structure import assert_verbatim_structure
+
+from crossprefill_cli import compress
+from crossprefill_cli.errors import UsageError
+from crossprefill_cli.pipeline.profiles import load_profile
+from crossprefill_cli.text import dumps, outline, query
+from crossprefill_cli.units import layout
 
 PYTHON = '''\
 import os
@@ -786,7 +788,7 @@ def test_a_question_detected_in_code_keeps_its_indentation(llama_draft, target):
 def test_input_that_python_warns_about_raises_no_warning():
     import warnings
 
-    from crossprefill_cli.dumps import anonymous_language
+    from crossprefill_cli.text.dumps import anonymous_language
 
     odd = 'x = 1if y else 2\n\ndef pattern():\n    return "\\d+"\n'
     with warnings.catch_warnings(record=True) as caught:

@@ -4,9 +4,10 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from crossprefill_cli import evidence
+from crossprefill_cli.units import evidence
 
 FILLER = ["The grass is green and the sky is blue over the quiet hills.",
           "A river runs past the old mill where the farmers bring their grain.",

@@ -5,14 +5,13 @@ import json
 import re
 
 import pytest
+from conftest import long_text
 from typer.testing import CliRunner
 
-from crossprefill_cli.cli import app
-from crossprefill_cli.environment import Environment
-from crossprefill_cli.estimate_table import render_estimate
-from crossprefill_cli.render import draft_progress, stderr_console
-
-from conftest import long_text
+from crossprefill_cli.apps.cli.commands import app
+from crossprefill_cli.apps.cli.environment import Environment
+from crossprefill_cli.apps.cli.estimate_table import render_estimate
+from crossprefill_cli.apps.cli.render import draft_progress, stderr_console
 
 TEXT = long_text(60, needle="The ferry to Ostwick leaves from pier 42.", at=30)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -170,7 +169,7 @@ def test_the_estimate_table_says_what_its_columns_mean():
     ("pnpm-lock-2ab282f20a2c22f7aaaa.yaml", 22, "pnpm-lock-2…7aaaa.yaml"),
 ])
 def test_long_paths_keep_their_start_and_file_name(path, width, shown):
-    from crossprefill_cli.render import _fit
+    from crossprefill_cli.apps.cli.render import _fit
 
     assert _fit(path, width) == shown and len(shown) <= width
 

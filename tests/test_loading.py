@@ -6,9 +6,9 @@ import time
 import pytest
 from huggingface_hub import constants
 
-from crossprefill_cli import loading
 from crossprefill_cli.errors import ModelLoadError
-from crossprefill_cli.pipeline import DraftSource
+from crossprefill_cli.models import loading
+from crossprefill_cli.pipeline.analysis import DraftSource
 
 
 class RecordingLoader:

@@ -1,6 +1,6 @@
 """Fenced code blocks: which fence lines pair up (CommonMark's rules, the common cases)."""
 
-from crossprefill_cli.markdown import fenced_blocks
+from crossprefill_cli.text.markdown import fenced_blocks
 
 
 def spans(text):

@@ -3,14 +3,13 @@
 import json
 
 import pytest
+from conftest import long_text
 from typer.testing import CliRunner
 
-from crossprefill_cli import messages
-from crossprefill_cli.cli import app
+from crossprefill_cli.apps.cli.commands import app
 from crossprefill_cli.errors import UsageError
-from crossprefill_cli.pipeline import compress_messages
-
-from conftest import long_text
+from crossprefill_cli.pipeline.job import compress_messages
+from crossprefill_cli.text import messages
 
 NOTES = long_text(100)
 QUESTION = "Which entry mentions a falcon?"
@@ -116,7 +115,7 @@ def test_a_budget_below_the_messages_first_lines_says_so(llama_draft, target):
 
 def test_the_command_line_finds_a_messages_budget_too_small_before_scoring(
         llama_dir, target_dir, llama_draft, target, tmp_path, monkeypatch):
-    from crossprefill_cli.pipeline import DraftSource
+    from crossprefill_cli.pipeline.analysis import DraftSource
 
     path = tmp_path / "request.json"
     path.write_text(json.dumps(REQUEST))

@@ -4,15 +4,15 @@ import shutil
 import numpy as np
 import pytest
 import tiktoken
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import fixture_path, has_tiktoken_fixture, long_text
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from property_settings import examples
+from structure import assert_verbatim_structure
 
 from crossprefill_cli import compress
 from crossprefill_cli.errors import InputError, ModelLoadError, UsageError
-from crossprefill_cli.profiles import load_profile
-
-from conftest import fixture_path, has_tiktoken_fixture, long_text
-from property_settings import examples
-from structure import assert_verbatim_structure
+from crossprefill_cli.pipeline.profiles import load_profile
 
 TEXT = long_text(120)
 
@@ -308,8 +308,8 @@ def test_a_chat_keeps_its_markers_system_and_last_turn_and_compresses_the_rest(l
 
 def test_the_attention_scorer_is_the_papers_unit_mean_and_the_report_names_the_scorer(
         llama_draft, target):
-    from crossprefill_cli import chunks
-    from crossprefill_cli.pipeline import analyse, finish
+    from crossprefill_cli.pipeline.analysis import analyse, finish
+    from crossprefill_cli.units import chunks
 
     analysis = analyse(TEXT, draft=llama_draft, query="Which entry mentions a falcon?",
                        scorer="attention")
@@ -345,8 +345,8 @@ def test_a_custom_scorer_is_reported_as_custom(llama_draft, target):
 
 
 def test_the_draft_source_tokenises_as_the_loaded_draft_does(draft_dirs):
-    from crossprefill_cli.loading import plain_tokenizer_file
-    from crossprefill_cli.pipeline import DraftSource
+    from crossprefill_cli.models.loading import plain_tokenizer_file
+    from crossprefill_cli.pipeline.analysis import DraftSource
 
     text = long_text(5) + "naïve café 世界 ☃\r\n\tend"
     for folder in [*draft_dirs.values(), "builtin"]:

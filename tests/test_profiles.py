@@ -1,7 +1,7 @@
 import pytest
 
 from crossprefill_cli.errors import UsageError
-from crossprefill_cli.profiles import builtin_names, load_profile
+from crossprefill_cli.pipeline.profiles import builtin_names, load_profile
 
 
 def test_builtin_profiles_carry_the_papers_settings():

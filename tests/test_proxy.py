@@ -15,17 +15,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
-
-from crossprefill_cli.cli import app as cli_app
-from crossprefill_cli.pipeline import compress
-from crossprefill_cli.proxy import ProxyOptions
-from crossprefill_cli.serve import ServerOptions, create_app
-from crossprefill_cli.target import load_target
-
 from conftest import long_text
 from servers import START_SECONDS, FakeUpstream, free_port, in_thread, resetting_upstream
 from structure import assert_pieces_verbatim
+from typer.testing import CliRunner
+
+from crossprefill_cli.apps.cli.commands import app as cli_app
+from crossprefill_cli.apps.http.proxy import ProxyOptions
+from crossprefill_cli.apps.http.server import ServerOptions, create_app
+from crossprefill_cli.models.target import load_target
+from crossprefill_cli.pipeline.job import compress
 
 DOCUMENT = long_text(160)
 QUESTION = "What was noted on day 31?"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from crossprefill_cli import query
+from crossprefill_cli.text import query
 
 HAYSTACK = " ".join(f"The grass is green and the sky is blue on day {i}." for i in range(200))
 RULER_NIAH = ("Some special magic numbers are hidden within the following text. Make sure to "

@@ -21,7 +21,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from crossprefill_cli.cli import app
+from crossprefill_cli.apps.cli.commands import app
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

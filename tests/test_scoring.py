@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from crossprefill_cli import chunks, scoring
+from crossprefill_cli.models import scoring
+from crossprefill_cli.units import chunks
 
 
 def test_avg_pool_matches_a_hand_computed_window_mean():

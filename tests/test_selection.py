@@ -1,7 +1,8 @@
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from crossprefill_cli import selection
-from crossprefill_cli.selection import Candidate
+from crossprefill_cli.units import selection
+from crossprefill_cli.units.selection import Candidate
 
 
 def test_gap_count_counts_runs_of_dropped_units():

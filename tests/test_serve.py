@@ -17,12 +17,11 @@ import urllib.error
 import urllib.request
 
 import pytest
-from typer.testing import CliRunner
-
-from crossprefill_cli.cli import app
-
 from conftest import has_tiktoken_fixture, long_text
 from servers import START_SECONDS, call, free_port, server
+from typer.testing import CliRunner
+
+from crossprefill_cli.apps.cli.commands import app
 
 TEXT = long_text(60)
 SLOW_TEXT = long_text(1200)  # several seconds for the tiny draft
@@ -72,7 +71,7 @@ def test_device_options_are_the_servers(served):
 
 @pytest.mark.parametrize("command", ["compress", "inspect", "estimate"])
 def test_the_client_never_imports_torch_or_numpy(served, command):
-    probe = ("import sys; from crossprefill_cli.cli import main\n"
+    probe = ("import sys; from crossprefill_cli.apps.cli.commands import main\n"
              f"sys.argv = ['crossprefill', {command!r}, '--server', {served!r}]\n"
              "try:\n    main()\nexcept SystemExit:\n    pass\n"
              "print(*(m in sys.modules for m in ('torch', 'transformers', 'numpy')), "
@@ -155,7 +154,7 @@ def test_a_crash_in_the_model_code_is_one_line_500_and_the_server_keeps_serving(
         llama_dir, target_dir, monkeypatch):
     from starlette.testclient import TestClient
 
-    from crossprefill_cli.serve import ServerOptions, create_app
+    from crossprefill_cli.apps.http.server import ServerOptions, create_app
 
     app_under_test = create_app(ServerOptions(drafts=[str(llama_dir)], targets=[str(target_dir)]))
     engine = app_under_test.state.engine

@@ -12,10 +12,12 @@ import click
 import pytest
 import typer
 
-from crossprefill_cli import batch, job, serve
-from crossprefill_cli.cli import app
+from crossprefill_cli.apps.batch import records as batch
+from crossprefill_cli.apps.cli.commands import app
+from crossprefill_cli.apps.http import server as serve
 from crossprefill_cli.errors import UsageError
-from crossprefill_cli.loading import BUILTIN
+from crossprefill_cli.models.loading import BUILTIN
+from crossprefill_cli.pipeline import job
 from crossprefill_cli.settings import BUDGET_FIELDS, MACHINE_FIELDS, SETTINGS, Settings
 
 # where the library says the same thing another way

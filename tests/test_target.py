@@ -3,12 +3,11 @@ import json
 
 import pytest
 import tiktoken
+from conftest import FIXTURES, fixture_path, has_tiktoken_fixture
 
 from crossprefill_cli.errors import ModelLoadError
-from crossprefill_cli.loading import looks_like_path
-from crossprefill_cli.target import load_target
-
-from conftest import FIXTURES, fixture_path, has_tiktoken_fixture
+from crossprefill_cli.models.loading import looks_like_path
+from crossprefill_cli.models.target import load_target
 
 needs_o200k = pytest.mark.skipif(not has_tiktoken_fixture("o200k_base"),
                                  reason="o200k_base fixture absent")

@@ -5,13 +5,12 @@ import sys
 import time
 
 import pytest
-
-from crossprefill_cli import target_process
-from crossprefill_cli.errors import ModelLoadError
-from crossprefill_cli.target import load_target
-from crossprefill_cli.target_process import PendingTarget, start_target
-
 from conftest import fixture_path
+
+from crossprefill_cli.errors import ModelLoadError
+from crossprefill_cli.models import target_process
+from crossprefill_cli.models.target import load_target
+from crossprefill_cli.models.target_process import PendingTarget, start_target
 
 TEXTS = ["Hello world", "Título: notas\r\nLa reunión empezó tarde.", "def f(x):\n    return x\n",
          "日本語のテキスト", ""]

@@ -7,13 +7,13 @@ import sys
 
 import pytest
 
-from crossprefill_cli import threads
+from crossprefill_cli.models import threads
 
 
 def policy_seen_by_a_fresh_process(**env: str) -> str:
     """OMP_WAIT_POLICY as a new process has it after importing the draft module."""
     clean = {k: v for k, v in os.environ.items() if k not in threads.WAIT_POLICY_VARIABLES}
-    done = subprocess.run([sys.executable, "-c", "import os, crossprefill_cli.draft; "
+    done = subprocess.run([sys.executable, "-c", "import os, crossprefill_cli.models.draft; "
                            "print(os.environ.get('OMP_WAIT_POLICY'))"],
                           capture_output=True, text=True, env={**clean, **env}, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -11,9 +11,9 @@ squared), and which dominates depends on the model and the length.
 grows with the budget, then checks the answer and steps up until it truly holds.
 """
 
-from .errors import UsageError
-from .pipeline import Analysis, Result, finish
-from .target import TargetTokenizer
+from crossprefill_cli.errors import UsageError
+from crossprefill_cli.models.target import TargetTokenizer
+from crossprefill_cli.pipeline.analysis import Analysis, Result, finish
 
 RESOLUTION = 0.01
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from .errors import CrossprefillError, InputError, UsageError
-from .source import decode_input
-
+from crossprefill_cli.errors import CrossprefillError, InputError, UsageError
+from crossprefill_cli.text.source import decode_input
 
 WRITE_PIECE_BYTES = 64 * 1024
 

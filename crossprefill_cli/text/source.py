@@ -5,7 +5,7 @@ the report point into exactly the text the user gave (no newline translation, no
 replacement characters). Binary data is recognised by a NUL byte before decoding.
 """
 
-from .errors import InputError
+from crossprefill_cli.errors import InputError
 
 # Far beyond any context window (a 128k-token prompt is ~0.5 MB): a larger input is
 # almost certainly a mistake (a tarball, a log directory) and would only burn time.

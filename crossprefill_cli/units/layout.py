@@ -48,11 +48,15 @@ tools rank the symbols a question mentions.
 from bisect import bisect_right
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import chunks, dumps, markdown, outline, query
-from .profiles import Profile
+from crossprefill_cli.text import dumps, markdown, outline, query
+from crossprefill_cli.units import chunks
+
+if TYPE_CHECKING:  # profiles are handed in; their package is above this one
+    from crossprefill_cli.pipeline.profiles import Profile
 
 
 @dataclass(frozen=True)
@@ -80,14 +84,14 @@ class Layout:
     def boundary_at(self, position: int, prose_boundary: str) -> str:
         return "line" if self.part_at(position).code else prose_boundary
 
-    def delimiter_at(self, position: int, profile: Profile) -> str:
+    def delimiter_at(self, position: int, profile: "Profile") -> str:
         """The delimiter of a gap that starts at `position` (see the module docstring)."""
         part = self.part_at(position)
         if not part.code or (part.language is None and self.dump.files):
             return profile.prose_gap_delimiter
         return profile.delimiter_for(part.language)
 
-    def delimiters(self, profile: Profile) -> set[str]:
+    def delimiters(self, profile: "Profile") -> set[str]:
         """Every delimiter a gap in this input may get."""
         return {profile.delimiter, profile.prose_gap_delimiter} | {
             profile.delimiter_for(p.language) for p in self.parts}
@@ -333,7 +337,7 @@ class UnitPlan:
 
 
 def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: int,
-          profile: Profile, keep: tuple[tuple[int, int], ...] = ()) -> UnitPlan:
+          profile: "Profile", keep: tuple[tuple[int, int], ...] = ()) -> UnitPlan:
     """Units, their needs and the definitions they lie in; the stretches in `keep` and
     the needs of required units are required."""
     planned, definitions, fences = segments(text, structure, head=head, tail=tail,

@@ -25,7 +25,7 @@ is also the query that steers the compression (`query.of_user_turn`).
 from dataclasses import dataclass
 from typing import Any
 
-from . import query as query_module
+from crossprefill_cli.text import query as query_module
 
 OPENAI, ANTHROPIC = "openai", "anthropic"
 NEVER_CHANGED = ("system", "developer")

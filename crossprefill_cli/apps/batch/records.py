@@ -25,13 +25,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .cache import ScoreCache
-from .errors import CrossprefillError, UsageError
-from .loading import BUILTIN, first_line
-from .job import DEFAULT_PROFILE, Job
-from .pipeline import DraftSource, resolve_target
-from .profiles import Profile, load_profile
-from .settings import Settings
+from crossprefill_cli.errors import CrossprefillError, UsageError
+from crossprefill_cli.models.cache import ScoreCache
+from crossprefill_cli.models.loading import BUILTIN, first_line
+from crossprefill_cli.pipeline.analysis import DraftSource, resolve_target
+from crossprefill_cli.pipeline.job import DEFAULT_PROFILE, Job
+from crossprefill_cli.pipeline.profiles import Profile, load_profile
+from crossprefill_cli.settings import Settings
 
 RECORD_FIELDS = ("id", "text", "messages", "query", "keep_rate", "target_tokens", "profile")
 

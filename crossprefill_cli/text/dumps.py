@@ -38,7 +38,7 @@ import ast
 import re
 from dataclasses import dataclass
 
-from .outline import parse_python
+from crossprefill_cli.text.outline import parse_python
 
 # Languages by extension; `PROSE` ones are read as text, every other known one as code.
 EXTENSIONS = {

@@ -21,7 +21,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
 from rich.table import Table
 from rich.text import Text
 
-from .results import Result
+from crossprefill_cli.results import Result
 
 ProgressCallback = Callable[[int, int], None]  # as `pipeline.Progress`: windows done, total
 

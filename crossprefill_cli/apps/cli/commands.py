@@ -23,24 +23,26 @@ import json
 import os
 import sys
 import time
+import typing
 import warnings
 from contextlib import contextmanager
-import typing
 from dataclasses import Field, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Iterator, Optional
 
 import typer
 
-from . import messages
-from .environment import Environment
-from .errors import CrossprefillError, InputError, UsageError
-from .results import Result, read_format, report, summary_line
-from .settings import BUDGET_FIELDS, MACHINE_FIELDS, SETTINGS, Settings, check_budget_options
-from .source import MAX_INPUT_BYTES, decode_input
+from crossprefill_cli.apps.cli.environment import Environment
+from crossprefill_cli.errors import CrossprefillError, InputError, UsageError
+from crossprefill_cli.results import Result, report, summary_line
+from crossprefill_cli.settings import (BUDGET_FIELDS, MACHINE_FIELDS, SETTINGS, Settings,
+                                       check_budget_options)
+from crossprefill_cli.text import messages
+from crossprefill_cli.text.messages import read_format
+from crossprefill_cli.text.source import MAX_INPUT_BYTES, decode_input
 
 if TYPE_CHECKING:
-    from .job import AnalysedInput, Done, Job
+    from crossprefill_cli.pipeline.job import AnalysedInput, Done, Job
 
 app = typer.Typer(
     name="crossprefill",
@@ -119,7 +121,7 @@ def settings_options(command=None, *, without: tuple[str, ...] = (),
 
 def _version(value: bool) -> None:
     if value:
-        from . import __version__
+        from crossprefill_cli import __version__
         print(f"crossprefill {__version__}")
         raise typer.Exit()
 
@@ -157,7 +159,7 @@ def compress_command(
         env.emit(_json(report(done.result, done.conversation, done.printed)) if json_report
               else done.printed, output)
         if heatmap:
-            from .render import show_report, stderr_console
+            from crossprefill_cli.apps.cli.render import show_report, stderr_console
             show_report(stderr_console(env.stderr), done.result, done.text)
         elif env.stderr_isatty and not line.quiet:
             env.say(summary_line(done.result, time.perf_counter() - started))
@@ -177,7 +179,7 @@ def inspect_command(
     env: Environment = ctx.obj or Environment.from_sys()
     with _reporting_errors(env):
         done = _compressed(env, input_path, settings, line)
-        from .render import show_report, stderr_console
+        from crossprefill_cli.apps.cli.render import show_report, stderr_console
         show_report(stderr_console(env.stderr), done.result, done.text)
         if json_report:
             env.emit(_json(report(done.result, done.conversation, done.printed)), None)
@@ -207,7 +209,7 @@ def estimate_command(
     """Tabulate what each keep rate leaves of INPUT: tokens, fit, savings, survivors."""
     env: Environment = ctx.obj or Environment.from_sys()
     with _reporting_errors(env):
-        from .estimate_table import render_estimate
+        from crossprefill_cli.apps.cli.estimate_table import render_estimate
 
         rates = _parse_rates(keep_rates)
         if context_window is not None and context_window < 1:
@@ -218,7 +220,7 @@ def estimate_command(
         extra = dict(context_window=context_window, price_per_mtok=price_per_mtok,
                      must_keep=must_keep or [])
         if line.server:
-            from .client import request
+            from crossprefill_cli.apps.cli.client import request
 
             report = request(line.server, "/v1/estimate", _server_request(
                 env, input_path, settings, line, {"keep_rates": rates, **extra})[2])
@@ -299,14 +301,14 @@ def serve_command(
     env = Environment.from_sys()
     with _reporting_errors(env):
         try:
-            from .serve import ServerOptions, run
+            from crossprefill_cli.apps.http.server import ServerOptions, run
         except ImportError as error:
-            from .extras import missing
+            from crossprefill_cli.extras import missing
 
             raise missing("serve", "crossprefill serve", error.name) from None
         proxy = None
         if upstream is not None:
-            from .proxy import ProxyOptions, parse_target_map
+            from crossprefill_cli.apps.http.proxy import ProxyOptions, parse_target_map
 
             proxy = ProxyOptions(upstream, min_tokens=min_tokens, keep_rate=keep_rate,
                                  roles=tuple(r.strip() for r in roles.split(",") if r.strip()),
@@ -353,9 +355,9 @@ def batch_command(
     """Compress every record of a JSONL file with one model load; exit 1 if any failed."""
     env: Environment = ctx.obj or Environment.from_sys()
     with _reporting_errors(env):
-        from .batch import scan
-        from .batch_files import BatchOutput, input_lines
-        from .profiles import load_profile
+        from crossprefill_cli.apps.batch.records import scan
+        from crossprefill_cli.apps.cli.batch_files import BatchOutput, input_lines
+        from crossprefill_cli.pipeline.profiles import load_profile
 
         if engine not in ("local", "ray"):
             raise UsageError(f"unknown --engine {engine!r}; choose local or ray")
@@ -370,13 +372,13 @@ def batch_command(
         with BatchOutput(env, output, resume=resume) as sink:
             pending = [entry for entry in lines() if not sink.has(entry)]
             if engine == "ray":
-                from .ray_engine import RayOptions, ray_outputs
+                from crossprefill_cli.apps.batch.ray_engine import RayOptions, ray_outputs
 
                 outputs = ray_outputs(pending, settings, RayOptions(
                     address=ray_address, actors=actors, cpus_per_actor=cpus_per_actor,
                     gpus_per_actor=gpus_per_actor, batch_size=batch_size))
             else:
-                from .batch import local_outputs
+                from crossprefill_cli.apps.batch.records import local_outputs
 
                 outputs = local_outputs(pending, settings, say)
             sink.write_all(outputs, len(pending), skipped=found.lines - len(pending),
@@ -427,7 +429,7 @@ def _server_request(env: Environment, input_path: str | None, settings: Settings
 
 def _compressed_by_server(env: Environment, input_path: str | None, settings: Settings,
                           line: CommandLine) -> "Done":
-    from .client import request
+    from crossprefill_cli.apps.cli.client import request
 
     source_text, conversation, body = _server_request(env, input_path, settings, line, {})
     answer = request(line.server, "/v1/compress", body)
@@ -470,9 +472,9 @@ def _local_job(env: Environment, input_path: str | None, settings: Settings, lin
     draft reads (see `job.Job.analyse`)."""
     # here, not at the top: the --server client never needs the pipeline (numpy), the
     # cache or the target tokenizer, and its start-up is all it costs
-    from .job import Job
-    from .render import draft_progress, stderr_console
-    from .target_process import start_target
+    from crossprefill_cli.apps.cli.render import draft_progress, stderr_console
+    from crossprefill_cli.models.target_process import start_target
+    from crossprefill_cli.pipeline.job import Job
 
     with start_target(settings.target) as pending:
         source_text = env.read_input(input_path)

@@ -20,8 +20,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from . import query
-from .errors import UsageError
+from crossprefill_cli.errors import UsageError
+from crossprefill_cli.settings import INPUT_FORMATS, check_choice
+from crossprefill_cli.text import query
 
 SEPARATOR = "\n\n"
 
@@ -155,3 +156,11 @@ def sniffed(text: str) -> Conversation | None:
 
 def looks_like_messages(text: str) -> bool:
     return sniffed(text) is not None
+
+
+def read_format(text: str, input_format: str) -> Conversation | None:
+    """The conversation `text` holds under `input_format` (None: plain text)."""
+    check_choice("--format", input_format, INPUT_FORMATS)
+    if input_format == "messages":
+        return parse(text)
+    return sniffed(text) if input_format == "auto" else None

@@ -20,10 +20,10 @@ import subprocess
 import sys
 from typing import Sequence
 
-from .errors import ModelLoadError
-from .target import DEFAULT_TARGET, TargetTokenizer, check_target_name, load_target
-from .threads import usable_cores
-
+from crossprefill_cli.errors import ModelLoadError
+from crossprefill_cli.models.target import (DEFAULT_TARGET, TargetTokenizer, check_target_name,
+                                            load_target)
+from crossprefill_cli.models.threads import usable_cores
 
 # The child imports exactly what this process would: it takes over this process's
 # module path (the arguments after the spec) instead of starting with the working

@@ -22,14 +22,14 @@ import sys
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from .batch import Line, RecordCompressor
-from .errors import CrossprefillError, UsageError
-from .extras import missing
-from .draft import resolve_device
-from .loading import BUILTIN, first_line
-from .pipeline import DraftSource
-from .settings import Settings, check_device_and_dtype
-from .threads import usable_cores
+from crossprefill_cli.apps.batch.records import Line, RecordCompressor
+from crossprefill_cli.errors import CrossprefillError, UsageError
+from crossprefill_cli.extras import missing
+from crossprefill_cli.models.draft import resolve_device
+from crossprefill_cli.models.loading import BUILTIN, first_line
+from crossprefill_cli.models.threads import usable_cores
+from crossprefill_cli.pipeline.analysis import DraftSource
+from crossprefill_cli.settings import Settings, check_device_and_dtype
 
 
 @dataclass(frozen=True)

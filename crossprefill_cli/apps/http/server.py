@@ -44,12 +44,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .errors import CrossprefillError, UsageError
-from .http_wire import (RETRY_AFTER_SECONDS, HTTPError, Metrics, error_response, parse_json,
-                        read_body, same_key, take_turn)
-from .loading import first_line
-from .proxy import Proxy, check
-from .server_models import ESTIMATE_FIELDS, FIELDS, ServerModels, ServerOptions
+from crossprefill_cli.apps.http.proxy import Proxy, check
+from crossprefill_cli.apps.http.warm import ESTIMATE_FIELDS, FIELDS, ServerModels, ServerOptions
+from crossprefill_cli.apps.http.wire import (RETRY_AFTER_SECONDS, HTTPError, Metrics,
+                                             error_response, parse_json, read_body, same_key,
+                                             take_turn)
+from crossprefill_cli.errors import CrossprefillError, UsageError
+from crossprefill_cli.models.loading import first_line
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 PROXIED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]

@@ -11,7 +11,7 @@ import io
 from rich.console import Console
 from rich.table import Table
 
-from .render import without_trailing_spaces
+from crossprefill_cli.apps.cli.render import without_trailing_spaces
 
 
 def render_estimate(report: dict, *, color: bool, width: int = 80) -> str:

@@ -14,20 +14,21 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from .cache import ScoreCache
-from .errors import CrossprefillError
-from .http_wire import HTTPError, Lane
-from .job import Job
-from .loading import BUILTIN
-from .pipeline import DraftSource, resolve_target
-from .profiles import builtin_names, load_profile
-from .results import report
-from .settings import MACHINE_FIELDS, SETTINGS, Settings, json_types
-from .source import MAX_INPUT_BYTES
-from .target import DEFAULT_TARGET, TargetTokenizer, tiktoken_encoding, tiktoken_label
+from crossprefill_cli.apps.http.wire import HTTPError, Lane
+from crossprefill_cli.errors import CrossprefillError
+from crossprefill_cli.models.cache import ScoreCache
+from crossprefill_cli.models.loading import BUILTIN
+from crossprefill_cli.models.target import (DEFAULT_TARGET, TargetTokenizer, tiktoken_encoding,
+                                            tiktoken_label)
+from crossprefill_cli.pipeline.analysis import DraftSource, resolve_target
+from crossprefill_cli.pipeline.job import Job
+from crossprefill_cli.pipeline.profiles import builtin_names, load_profile
+from crossprefill_cli.results import report
+from crossprefill_cli.settings import MACHINE_FIELDS, SETTINGS, Settings, json_types
+from crossprefill_cli.text.source import MAX_INPUT_BYTES
 
 if TYPE_CHECKING:
-    from .proxy import ProxyOptions
+    from crossprefill_cli.apps.http.proxy import ProxyOptions
 
 ESTIMATE_FIELDS = {"keep_rates": (list,), "context_window": (int, type(None)),
                    "price_per_mtok": (int, float, type(None)), "must_keep": (list,)}

@@ -27,8 +27,8 @@ from typing import Any
 
 import yaml
 
-from .dumps import LANGUAGES
-from .errors import UsageError
+from crossprefill_cli.errors import UsageError
+from crossprefill_cli.text.dumps import LANGUAGES
 
 BOUNDARIES = ("token", "word", "sentence", "line")
 # How units are scored (see `evidence`): the fused default, or one signal alone

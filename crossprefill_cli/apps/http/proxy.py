@@ -42,15 +42,16 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from . import chat_requests
-from .chat_requests import ANTHROPIC, DEFAULT_ROLES, OPENAI, ChatTexts
-from .errors import BudgetError, InputError, ModelLoadError, UsageError
-from .loading import first_line
-from .job import Job
-from .settings import Settings, check_budget_options
-from .http_wire import HTTPError, Metrics, error_response, read_body, same_key, take_turn
-from .server_models import ServerModels, ServerOptions
-from .target import DEFAULT_TARGET, TargetTokenizer, tiktoken_encoding
+from crossprefill_cli.apps.http import chat_requests
+from crossprefill_cli.apps.http.chat_requests import ANTHROPIC, DEFAULT_ROLES, OPENAI, ChatTexts
+from crossprefill_cli.apps.http.warm import ServerModels, ServerOptions
+from crossprefill_cli.apps.http.wire import (HTTPError, Metrics, error_response, read_body,
+                                             same_key, take_turn)
+from crossprefill_cli.errors import BudgetError, InputError, ModelLoadError, UsageError
+from crossprefill_cli.models.loading import first_line
+from crossprefill_cli.models.target import DEFAULT_TARGET, TargetTokenizer, tiktoken_encoding
+from crossprefill_cli.pipeline.job import Job
+from crossprefill_cli.settings import Settings, check_budget_options
 
 COMPRESSED_ROUTES = {"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC}
 # not forwarded either way: they describe one connection, not the message

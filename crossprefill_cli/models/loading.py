@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .errors import ModelLoadError
+from crossprefill_cli.errors import ModelLoadError
 
 BUILTIN = "builtin"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")

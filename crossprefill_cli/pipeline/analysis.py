@@ -8,7 +8,7 @@
               dump's directory tree and the definitions a query names first),
               re-measured exactly -> spans joined with gap markers -> Result
     (the library's `compress` and `compress_messages`, in `job`, run both through the
-    one `Job`; they are re-exported here, where they were first documented)
+    one `Job`)
 
 The budget is counted in the target's tokens: `target_tokens` if given (a hard
 ceiling that wins over the keep rate), else floor(keep_rate x target tokens of the
@@ -27,20 +27,22 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from . import chunks, dumps, evidence, layout, messages, outline, selection
-from . import query as query_module
-from .cache import ScoreCache, TokenScores, cache_key
-from .errors import BudgetError, ModelLoadError, UsageError
-from .results import ChunkReport, FileSpan, Result, Span
-from .settings import check_budget_options, check_device_and_dtype
-from .loading import (BUILTIN, check_draft_available, draft_defaults,
-                      draft_fingerprint, draft_location, load_tokenizer)
-from .profiles import AUTO, Profile, load_profile
-from .source import check_text
-from .target import DEFAULT_TARGET, TargetTokenizer, load_target, tokenizer_target
+from crossprefill_cli.errors import BudgetError, ModelLoadError, UsageError
+from crossprefill_cli.models.cache import ScoreCache, TokenScores, cache_key
+from crossprefill_cli.models.loading import (BUILTIN, check_draft_available, draft_defaults,
+                                             draft_fingerprint, draft_location, load_tokenizer)
+from crossprefill_cli.models.target import (DEFAULT_TARGET, TargetTokenizer, load_target,
+                                            tokenizer_target)
+from crossprefill_cli.pipeline.profiles import AUTO, Profile, load_profile
+from crossprefill_cli.results import ChunkReport, FileSpan, Result, Span
+from crossprefill_cli.settings import check_budget_options, check_device_and_dtype
+from crossprefill_cli.text import dumps, messages, outline
+from crossprefill_cli.text import query as query_module
+from crossprefill_cli.text.source import check_text
+from crossprefill_cli.units import chunks, evidence, layout, selection
 
 if TYPE_CHECKING:
-    from .draft import Draft
+    from crossprefill_cli.models.draft import Draft
 
 # The query and lookahead must leave the draft this many context tokens per window.
 MIN_WINDOW = 64
@@ -90,7 +92,7 @@ class DraftSource:
 
     def load(self) -> "Draft":
         if self._model is None:
-            from .draft import load_draft
+            from crossprefill_cli.models.draft import load_draft
 
             self._model = load_draft(self.name, device=self.device, dtype=self.dtype)
         return self._model
@@ -106,7 +108,7 @@ class DraftSource:
         model is loaded when its tokenizer is a plain `tokenizers` file, so that checks on
         them cost no model load (the model's own tokenizer wraps that very file)."""
         if self._model is None:
-            from .loading import plain_tokenizer_file
+            from crossprefill_cli.models.loading import plain_tokenizer_file
 
             path = plain_tokenizer_file(self.name)
             if path is not None:
@@ -517,12 +519,3 @@ def _head_of(text: str, starts: np.ndarray, span: tuple[int, int], *, lines: int
     inside = starts[np.searchsorted(starts, start):np.searchsorted(starts, end)] - start
     return start, start + chunks.head_end(text[start:end], inside, lines=lines,
                                           max_tokens=max_tokens, boundary=boundary)
-
-
-def __getattr__(name: str):
-    # `compress` and `compress_messages` live with the one Job (`job`), which imports
-    # this module; their documented import path here stays, resolved on first use
-    if name in ("compress", "compress_messages"):
-        from . import job
-        return getattr(job, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .batch import Line, finished_ids, line_key, read_lines
-from .environment import Environment
-from .errors import CrossprefillError, UsageError
+from crossprefill_cli.apps.batch.records import Line, finished_ids, line_key, read_lines
+from crossprefill_cli.apps.cli.environment import Environment
+from crossprefill_cli.errors import CrossprefillError, UsageError
 
 
 def input_lines(env: Environment, input_path: str) -> Callable[[], Iterator[Line]]:
@@ -63,7 +63,7 @@ class BatchOutput:
 
     def write_all(self, outputs: Iterable[dict], total: int, *, skipped: int,
                   quiet: bool) -> None:
-        from .render import batch_progress, stderr_console
+        from crossprefill_cli.apps.cli.render import batch_progress, stderr_console
 
         started, records, tokens = time.perf_counter(), 0, 0
         with batch_progress(stderr_console(self.env.stderr), total,

@@ -18,20 +18,22 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from . import messages
-from .cache import ScoreCache
-from .loading import BUILTIN
-from .pipeline import (Analysis, DraftSource, Progress, Scorer, analyse, analyse_messages,
-                       check_budget_fits, finish, product, resolve_target, restore_messages)
-from .profiles import Profile
-from .results import Result, read_format
-from .settings import Settings, check_budget_options
-from .source import check_text
-from .target import TargetTokenizer
-from .target_process import PendingTarget
+from crossprefill_cli.models.cache import ScoreCache
+from crossprefill_cli.models.loading import BUILTIN
+from crossprefill_cli.models.target import TargetTokenizer
+from crossprefill_cli.models.target_process import PendingTarget
+from crossprefill_cli.pipeline.analysis import (Analysis, DraftSource, Progress, Scorer, analyse,
+                                                analyse_messages, check_budget_fits, finish,
+                                                product, resolve_target, restore_messages)
+from crossprefill_cli.pipeline.profiles import Profile
+from crossprefill_cli.results import Result
+from crossprefill_cli.settings import Settings, check_budget_options
+from crossprefill_cli.text import messages
+from crossprefill_cli.text.messages import read_format
+from crossprefill_cli.text.source import check_text
 
 if TYPE_CHECKING:
-    from .draft import Draft
+    from crossprefill_cli.models.draft import Draft
 
 DEFAULT_PROFILE = "text"
 
@@ -153,7 +155,7 @@ class Job:
                  must_keep: list[str] = ()) -> dict:
         """The `estimate` report for each keep rate, from one analysis (made with
         `with_budget=False`: each rate is a budget of its own)."""
-        from .estimate import estimate
+        from crossprefill_cli.pipeline.estimate import estimate
 
         for rate in rates:
             check_budget_options(rate, None)

@@ -18,7 +18,7 @@ import os
 import urllib.error
 import urllib.request
 
-from .errors import CrossprefillError, ModelLoadError, UsageError, error_class
+from crossprefill_cli.errors import CrossprefillError, ModelLoadError, UsageError, error_class
 
 TIMEOUT_SECONDS = 600
 # the server's own request-level types, beside the error classes' (`errors.error_class`)

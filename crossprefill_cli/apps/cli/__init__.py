@@ -1,0 +1,3 @@
+"""The `crossprefill` command line: the commands (`commands`), where they read and write
+(`environment`), what people see on stderr (`render`, `estimate_table`), batch's files
+(`batch_files`) and the `--server` client (`client`)."""
