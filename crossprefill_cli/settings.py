@@ -3,9 +3,9 @@
 `Settings` is the one declaration of what a compression can be asked for: each field's
 type, default, help text, command-line flags and JSON name (the field's own name).
 Every front end derives its surface from it instead of restating it: the CLI's options
-(`cli.settings_options`), the server's request fields (`serve.FIELDS`), a batch
-record's defaults (`batch`), and the library's `compress` keywords, which are these
-fields. Adding an option is one field here plus its use in the pipeline; a test checks
+(`apps.cli.options.settings_options`), the server's request fields
+(`apps.http.warm.FIELDS`), a batch record's defaults (`apps.batch.records`), and the
+library's `compress` keywords (`pipeline.job`), which are these fields. Adding an option is one field here plus its use in the pipeline; a test checks
 that every front end reaches every field with the same default.
 
 A value left None means "the profile's" (the scoring knobs), "the bundled one" (the

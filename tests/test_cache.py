@@ -4,7 +4,7 @@ from conftest import long_text
 
 from crossprefill_cli import compress
 from crossprefill_cli.models.cache import ScoreCache, TokenScores, cache_key
-from crossprefill_cli.pipeline.analysis import DraftSource
+from crossprefill_cli.pipeline.draft_source import DraftSource
 
 TEXT = long_text(40)
 

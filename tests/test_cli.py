@@ -257,7 +257,7 @@ def test_a_target_that_cannot_load_fails_before_the_draft_reads(
 @pytest.fixture()
 def draft_never_runs(monkeypatch):
     """Fail the test if the draft tokenises or loads: what it guards is checked before."""
-    from crossprefill_cli.pipeline.analysis import DraftSource
+    from crossprefill_cli.pipeline.draft_source import DraftSource
 
     def refuse(self, *args):
         raise AssertionError("the draft ran before the check")
@@ -311,7 +311,7 @@ def test_unknown_targets_and_uncached_drafts_fail_before_the_draft(
 
 def test_a_budget_below_what_must_be_kept_fails_before_the_draft_loads(
         llama_dir, target_dir, input_file, monkeypatch):
-    from crossprefill_cli.pipeline.analysis import DraftSource
+    from crossprefill_cli.pipeline.draft_source import DraftSource
 
     def refuse(self):
         raise AssertionError("the model loaded before the budget check")

@@ -8,7 +8,7 @@ from huggingface_hub import constants
 
 from crossprefill_cli.errors import ModelLoadError
 from crossprefill_cli.models import loading
-from crossprefill_cli.pipeline.analysis import DraftSource
+from crossprefill_cli.pipeline.draft_source import DraftSource
 
 
 class RecordingLoader:

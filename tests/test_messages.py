@@ -115,7 +115,7 @@ def test_a_budget_below_the_messages_first_lines_says_so(llama_draft, target):
 
 def test_the_command_line_finds_a_messages_budget_too_small_before_scoring(
         llama_dir, target_dir, llama_draft, target, tmp_path, monkeypatch):
-    from crossprefill_cli.pipeline.analysis import DraftSource
+    from crossprefill_cli.pipeline.draft_source import DraftSource
 
     path = tmp_path / "request.json"
     path.write_text(json.dumps(REQUEST))

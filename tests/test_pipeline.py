@@ -346,7 +346,7 @@ def test_a_custom_scorer_is_reported_as_custom(llama_draft, target):
 
 def test_the_draft_source_tokenises_as_the_loaded_draft_does(draft_dirs):
     from crossprefill_cli.models.loading import plain_tokenizer_file
-    from crossprefill_cli.pipeline.analysis import DraftSource
+    from crossprefill_cli.pipeline.draft_source import DraftSource
 
     text = long_text(5) + "naïve café 世界 ☃\r\n\tend"
     for folder in [*draft_dirs.values(), "builtin"]:

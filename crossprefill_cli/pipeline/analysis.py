@@ -1,4 +1,4 @@
-"""The library entry points; the one place that orders the steps.
+"""The draft's analysis of an input, and the selection for each budget.
 
     analyse:  text -> profile -> the query (given, or detected in the text) -> the
               draft's token signals: attention importance, and surprise for the
@@ -21,21 +21,19 @@ The draft is loaded only when its scores are not in the cache, and `draft.py` (w
 imports torch and transformers) is imported only then: a cache hit stays cheap.
 """
 
-import functools
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from crossprefill_cli.errors import BudgetError, ModelLoadError, UsageError
+from crossprefill_cli.errors import BudgetError, UsageError
 from crossprefill_cli.models.cache import ScoreCache, TokenScores, cache_key
-from crossprefill_cli.models.loading import (BUILTIN, check_draft_available, draft_defaults,
-                                             draft_fingerprint, draft_location, load_tokenizer)
-from crossprefill_cli.models.target import (DEFAULT_TARGET, TargetTokenizer, load_target,
-                                            tokenizer_target)
-from crossprefill_cli.pipeline.profiles import AUTO, Profile, load_profile
+from crossprefill_cli.models.loading import BUILTIN
+from crossprefill_cli.models.target import TargetTokenizer
+from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
+from crossprefill_cli.pipeline.profiles import Profile, load_profile
 from crossprefill_cli.results import ChunkReport, FileSpan, Result, Span
-from crossprefill_cli.settings import check_budget_options, check_device_and_dtype
+from crossprefill_cli.settings import check_budget_options
 from crossprefill_cli.text import dumps, messages, outline
 from crossprefill_cli.text import query as query_module
 from crossprefill_cli.text.source import check_text
@@ -76,68 +74,6 @@ class ScoringRequest:
 Scorer = Callable[["Draft", ScoringRequest], np.ndarray]
 # the named scorer that reads the draft's surprise, and the one that needs no draft pass
 SURPRISE_SCORER, DRAFTLESS_SCORER = "surprise", "lexical"
-
-
-class DraftSource:
-    """A draft as the user named it; the model is loaded only when it has work to do."""
-
-    def __init__(self, draft: "str | Draft", *, device: str, dtype: str):
-        check_device_and_dtype(device, dtype)
-        self.device, self.dtype = device, dtype
-        if isinstance(draft, str):
-            check_draft_available(draft)
-            self.name, self.fingerprint, self._model = draft, draft_fingerprint(draft), None
-        else:
-            self.name, self.fingerprint, self._model = draft.name, draft.fingerprint, draft
-
-    def load(self) -> "Draft":
-        if self._model is None:
-            from crossprefill_cli.models.draft import load_draft
-
-            self._model = load_draft(self.name, device=self.device, dtype=self.dtype)
-        return self._model
-
-    def settle(self, settings: Profile) -> Profile:
-        """`settings` with every value left to the draft (`auto`) replaced by the draft's."""
-        if settings.lookahead != AUTO:
-            return settings
-        return replace(settings, lookahead=draft_defaults(self.name)["lookahead"])
-
-    def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """The draft's token ids and token starts for `text` (`Draft.encode`), before the
-        model is loaded when its tokenizer is a plain `tokenizers` file, so that checks on
-        them cost no model load (the model's own tokenizer wraps that very file)."""
-        if self._model is None:
-            from crossprefill_cli.models.loading import plain_tokenizer_file
-
-            path = plain_tokenizer_file(self.name)
-            if path is not None:
-                return encode_with_offsets(_plain_tokenizer(path), text)
-        return self.load().encode(text)
-
-    def tokenizer(self):
-        """The draft's tokenizer, without loading the model when it is not loaded yet."""
-        if self._model is not None:
-            return self._model.tokenizer
-        return load_tokenizer(draft_location(self.name), what=f"draft {self.name}")
-
-
-@functools.lru_cache(maxsize=4)
-def _plain_tokenizer(path: str):
-    from tokenizers import Tokenizer
-
-    return Tokenizer.from_file(path)
-
-
-def encode_with_offsets(tokenizer, text: str) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids and the character offset where each token starts, no special tokens,
-    from a `tokenizers.Tokenizer` (a fast transformers tokenizer's backend)."""
-    encoded = tokenizer.encode(text, add_special_tokens=False)
-    ids = np.asarray(encoded.ids, dtype=np.int64)
-    starts = np.asarray([start for start, _ in encoded.offsets], dtype=np.int64)
-    # Byte-level tokens inside one multi-byte character share its offsets; keep
-    # starts non-decreasing so that chunk edges stay ordered.
-    return ids, np.maximum.accumulate(starts) if len(starts) else starts
 
 
 @dataclass
@@ -436,25 +372,6 @@ def _warner(warnings: list[str], on_warning: Callable[[str], None] | None) -> Ca
         if on_warning is not None:
             on_warning(message)
     return warn
-
-
-def resolve_target(target: "str | TargetTokenizer | None", source: DraftSource,
-                   warn: Callable[[str], None], *,
-                   build: Callable[[], TargetTokenizer] | None = None) -> TargetTokenizer:
-    """The named target (None: the default), built by `build` when given (a caller's way,
-    such as a child process) or here; for the default one, the draft's tokenizer when it
-    is unavailable, with a warning."""
-    if isinstance(target, TargetTokenizer):
-        return target
-    made = build or (lambda: load_target(target or DEFAULT_TARGET))
-    if target is not None:
-        return made()
-    try:
-        return made()
-    except ModelLoadError:
-        warn(f"the default target encoding {DEFAULT_TARGET} cannot be loaded (offline?); "
-             f"counting tokens with the draft's tokenizer ({source.name}) instead")
-        return tokenizer_target(f"draft tokenizer ({source.name})", source.tokenizer())
 
 
 def _window_size(draft_model: "Draft", window: int | None, query_tokens: int, lookahead: int) -> int:

@@ -22,9 +22,10 @@ from crossprefill_cli.models.cache import ScoreCache
 from crossprefill_cli.models.loading import BUILTIN
 from crossprefill_cli.models.target import TargetTokenizer
 from crossprefill_cli.models.target_process import PendingTarget
-from crossprefill_cli.pipeline.analysis import (Analysis, DraftSource, Progress, Scorer, analyse,
+from crossprefill_cli.pipeline.analysis import (Analysis, Progress, Scorer, analyse,
                                                 analyse_messages, check_budget_fits, finish,
-                                                product, resolve_target, restore_messages)
+                                                product, restore_messages)
+from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
 from crossprefill_cli.pipeline.profiles import Profile
 from crossprefill_cli.results import Result
 from crossprefill_cli.settings import Settings, check_budget_options

@@ -28,7 +28,7 @@ from crossprefill_cli.extras import missing
 from crossprefill_cli.models.draft import resolve_device
 from crossprefill_cli.models.loading import BUILTIN, first_line
 from crossprefill_cli.models.threads import usable_cores
-from crossprefill_cli.pipeline.analysis import DraftSource
+from crossprefill_cli.pipeline.draft_source import DraftSource
 from crossprefill_cli.settings import Settings, check_device_and_dtype
 
 

@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Iterator
 from crossprefill_cli.errors import CrossprefillError, UsageError
 from crossprefill_cli.models.cache import ScoreCache
 from crossprefill_cli.models.loading import BUILTIN, first_line
-from crossprefill_cli.pipeline.analysis import DraftSource, resolve_target
+from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
 from crossprefill_cli.pipeline.job import DEFAULT_PROFILE, Job
 from crossprefill_cli.pipeline.profiles import Profile, load_profile
 from crossprefill_cli.settings import Settings

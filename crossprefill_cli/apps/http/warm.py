@@ -20,7 +20,7 @@ from crossprefill_cli.models.cache import ScoreCache
 from crossprefill_cli.models.loading import BUILTIN
 from crossprefill_cli.models.target import (DEFAULT_TARGET, TargetTokenizer, tiktoken_encoding,
                                             tiktoken_label)
-from crossprefill_cli.pipeline.analysis import DraftSource, resolve_target
+from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
 from crossprefill_cli.pipeline.job import Job
 from crossprefill_cli.pipeline.profiles import builtin_names, load_profile
 from crossprefill_cli.results import report

@@ -1,0 +1,100 @@
+"""`crossprefill serve`: the command that starts the HTTP server (`apps.http.server`),
+and with `--upstream` its compression proxy."""
+
+from typing import Annotated, Optional
+
+import typer
+
+from crossprefill_cli.apps.cli.environment import Environment
+from crossprefill_cli.apps.cli.options import reporting_errors
+from crossprefill_cli.errors import UsageError
+from crossprefill_cli.text.source import MAX_INPUT_BYTES
+
+SHORT_HELP = "Serve compression over HTTP, or proxy an LLM API."
+
+
+def serve_command(
+    *,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (anything but loopback "
+                                      "needs an API key).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8765,
+    draft: Annotated[Optional[list[str]], typer.Option(
+        "--draft", "-d", help="A draft to load and serve (repeatable; the first is the "
+        "default).  [default: builtin]", show_default=False)] = None,
+    target: Annotated[Optional[list[str]], typer.Option(
+        "--target", "-t", help="A target tokenizer to serve (repeatable; the first is the "
+        "default).  [default: o200k_base]", show_default=False)] = None,
+    profile: Annotated[str, typer.Option(
+        "--profile", "-p", help="Default profile (built-in ones stay available).")] = "text",
+    api_key: Annotated[Optional[str], typer.Option(
+        "--api-key", envvar="CROSSPREFILL_API_KEY", help="Require this key "
+        "(Authorization: Bearer KEY).", show_default=False)] = None,
+    max_queue: Annotated[int, typer.Option(
+        "--max-queue", help="Requests that may wait for a draft; more get 503.")] = 4,
+    max_bytes: Annotated[int, typer.Option(
+        "--max-bytes", help="Largest request body.")] = MAX_INPUT_BYTES,
+    allow_any_draft: Annotated[bool, typer.Option(
+        "--allow-any-draft", help="Let requests name drafts and targets the server was not "
+        "started with.")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
+    dtype: Annotated[str, typer.Option("--dtype", help="auto, float32, bfloat16 or float16.")] = "auto",
+    upstream: Annotated[Optional[str], typer.Option(
+        "--upstream", help="Also be a compression proxy: forward /v1/ calls (OpenAI chat "
+        "completions, Anthropic messages, the rest unchanged) to this base URL, e.g. "
+        "https://api.openai.com/v1.", show_default=False, rich_help_panel="Proxy")] = None,
+    keep_rate: Annotated[Optional[float], typer.Option(
+        "--keep-rate", "-r", help="Proxy: share of each long text to keep (per request: "
+        "X-Crossprefill-Keep-Rate).  [default: the profile's]", show_default=False,
+        rich_help_panel="Proxy")] = None,
+    min_tokens: Annotated[int, typer.Option(
+        "--min-tokens", help="Proxy: compress only texts over this many target tokens.",
+        rich_help_panel="Proxy")] = 2000,
+    roles: Annotated[str, typer.Option(
+        "--roles", help="Proxy: the roles whose texts may be compressed (comma-separated; "
+        "system messages and the last user turn never are).", rich_help_panel="Proxy")] = "tool,user",
+    target_map: Annotated[Optional[list[str]], typer.Option(
+        "--target-map", help="Proxy: PATTERN=TOKENIZER, the target for models matching a "
+        "glob (repeatable; OpenAI names go to tiktoken, others to the default target).",
+        show_default=False, rich_help_panel="Proxy")] = None,
+    fail_closed: Annotated[bool, typer.Option(
+        "--fail-closed", help="Proxy: answer 502/503 when compression fails, instead of "
+        "forwarding the request uncompressed.", rich_help_panel="Proxy")] = False,
+    upstream_timeout: Annotated[float, typer.Option(
+        "--upstream-timeout", help="Proxy: seconds the upstream may take for each read "
+        "(504 after).", rich_help_panel="Proxy")] = 600.0,
+    connect_timeout: Annotated[float, typer.Option(
+        "--connect-timeout", help="Proxy: seconds to connect to the upstream (502 after).",
+        rich_help_panel="Proxy")] = 10.0,
+) -> None:
+    """Serve compression over HTTP with the drafts loaded once, or proxy an LLM API.
+
+    POST /v1/compress and /v1/estimate take the options of compress and estimate as JSON
+    fields ({"text": ..., "keep_rate": 0.3, ...}) and answer what --json prints; GET
+    /healthz says when the drafts are loaded, GET /metrics counts in Prometheus text.
+    The commands' --server URL (or CROSSPREFILL_SERVER) sends their work here. With
+    --upstream URL it is also an OpenAI/Anthropic-compatible proxy: point a client's
+    base URL at http://HOST:PORT/v1 and long tool results and earlier turns are
+    compressed on their way upstream."""
+    env = Environment.from_sys()
+    with reporting_errors(env):
+        try:
+            from crossprefill_cli.apps.http.server import ServerOptions, run
+        except ImportError as error:
+            from crossprefill_cli.extras import missing
+
+            raise missing("serve", "crossprefill serve", error.name) from None
+        proxy = None
+        if upstream is not None:
+            from crossprefill_cli.apps.http.proxy import ProxyOptions, parse_target_map
+
+            proxy = ProxyOptions(upstream, min_tokens=min_tokens, keep_rate=keep_rate,
+                                 roles=tuple(r.strip() for r in roles.split(",") if r.strip()),
+                                 target_map=parse_target_map(target_map or []),
+                                 fail_closed=fail_closed, timeout=upstream_timeout,
+                                 connect_timeout=connect_timeout)
+        elif keep_rate is not None or target_map or fail_closed:
+            raise UsageError("--keep-rate, --target-map and --fail-closed need --upstream")
+        run(ServerOptions(drafts=draft or ["builtin"], targets=target or [], profile=profile,
+                          api_key=api_key, max_queue=max_queue, max_bytes=max_bytes,
+                          allow_any_draft=allow_any_draft, device=device, dtype=dtype,
+                          proxy=proxy), host=host, port=port)

@@ -1,0 +1,107 @@
+"""The draft as a user names it, loaded only when it has work to do, and the target the
+budget is counted in.
+
+A `DraftSource` knows a draft's fingerprint and defaults without loading it (a score
+cache hit needs no model) and tokenises with its `tokenizer.json` alone when that file
+is the whole tokenizer, so checks on the draft's tokens cost no model load.
+`resolve_target` builds the named target, or for the default one falls back to the
+draft's tokenizer (with a warning) when the default cannot be loaded offline.
+"""
+
+import functools
+from dataclasses import replace
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from crossprefill_cli.errors import ModelLoadError
+from crossprefill_cli.models.loading import (check_draft_available, draft_defaults,
+                                             draft_fingerprint, draft_location, load_tokenizer)
+from crossprefill_cli.models.target import (DEFAULT_TARGET, TargetTokenizer, load_target,
+                                            tokenizer_target)
+from crossprefill_cli.pipeline.profiles import AUTO, Profile
+from crossprefill_cli.settings import check_device_and_dtype
+
+if TYPE_CHECKING:
+    from crossprefill_cli.models.draft import Draft
+
+
+class DraftSource:
+    """A draft as the user named it; the model is loaded only when it has work to do."""
+
+    def __init__(self, draft: "str | Draft", *, device: str, dtype: str):
+        check_device_and_dtype(device, dtype)
+        self.device, self.dtype = device, dtype
+        if isinstance(draft, str):
+            check_draft_available(draft)
+            self.name, self.fingerprint, self._model = draft, draft_fingerprint(draft), None
+        else:
+            self.name, self.fingerprint, self._model = draft.name, draft.fingerprint, draft
+
+    def load(self) -> "Draft":
+        if self._model is None:
+            from crossprefill_cli.models.draft import load_draft
+
+            self._model = load_draft(self.name, device=self.device, dtype=self.dtype)
+        return self._model
+
+    def settle(self, settings: Profile) -> Profile:
+        """`settings` with every value left to the draft (`auto`) replaced by the draft's."""
+        if settings.lookahead != AUTO:
+            return settings
+        return replace(settings, lookahead=draft_defaults(self.name)["lookahead"])
+
+    def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The draft's token ids and token starts for `text` (`Draft.encode`), before the
+        model is loaded when its tokenizer is a plain `tokenizers` file, so that checks on
+        them cost no model load (the model's own tokenizer wraps that very file)."""
+        if self._model is None:
+            from crossprefill_cli.models.loading import plain_tokenizer_file
+
+            path = plain_tokenizer_file(self.name)
+            if path is not None:
+                return encode_with_offsets(_plain_tokenizer(path), text)
+        return self.load().encode(text)
+
+    def tokenizer(self):
+        """The draft's tokenizer, without loading the model when it is not loaded yet."""
+        if self._model is not None:
+            return self._model.tokenizer
+        return load_tokenizer(draft_location(self.name), what=f"draft {self.name}")
+
+
+@functools.lru_cache(maxsize=4)
+def _plain_tokenizer(path: str):
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(path)
+
+
+def encode_with_offsets(tokenizer, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and the character offset where each token starts, no special tokens,
+    from a `tokenizers.Tokenizer` (a fast transformers tokenizer's backend)."""
+    encoded = tokenizer.encode(text, add_special_tokens=False)
+    ids = np.asarray(encoded.ids, dtype=np.int64)
+    starts = np.asarray([start for start, _ in encoded.offsets], dtype=np.int64)
+    # Byte-level tokens inside one multi-byte character share its offsets; keep
+    # starts non-decreasing so that chunk edges stay ordered.
+    return ids, np.maximum.accumulate(starts) if len(starts) else starts
+
+
+def resolve_target(target: "str | TargetTokenizer | None", source: DraftSource,
+                   warn: Callable[[str], None], *,
+                   build: Callable[[], TargetTokenizer] | None = None) -> TargetTokenizer:
+    """The named target (None: the default), built by `build` when given (a caller's way,
+    such as a child process) or here; for the default one, the draft's tokenizer when it
+    is unavailable, with a warning."""
+    if isinstance(target, TargetTokenizer):
+        return target
+    made = build or (lambda: load_target(target or DEFAULT_TARGET))
+    if target is not None:
+        return made()
+    try:
+        return made()
+    except ModelLoadError:
+        warn(f"the default target encoding {DEFAULT_TARGET} cannot be loaded (offline?); "
+             f"counting tokens with the draft's tokenizer ({source.name}) instead")
+        return tokenizer_target(f"draft tokenizer ({source.name})", source.tokenizer())
