@@ -5,8 +5,9 @@ type, default, help text, command-line flags and JSON name (the field's own name
 Every front end derives its surface from it instead of restating it: the CLI's options
 (`apps.cli.options.settings_options`), the server's request fields
 (`apps.http.warm.FIELDS`), a batch record's defaults (`apps.batch.records`), and the
-library's `compress` keywords (`pipeline.job`), which are these fields. Adding an option is one field here plus its use in the pipeline; a test checks
-that every front end reaches every field with the same default.
+library's `compress` keywords (`pipeline.job`), which are these fields. Adding an option
+is one field here plus its use in the pipeline; a test checks that every front end
+reaches every field with the same default.
 
 A value left None means "the profile's" (the scoring knobs), "the bundled one" (the
 draft), "the default" (the target, the profile) or, through a server, the server's
@@ -119,10 +120,8 @@ def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 def check_device_and_dtype(device: str, dtype: str) -> None:
-    if device not in DEVICES:
-        raise UsageError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if dtype not in DTYPES:
-        raise UsageError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    check_choice("device", device, DEVICES)
+    check_choice("dtype", dtype, DTYPES)
 
 
 def check_budget_options(keep_rate: float | None, target_tokens: int | None) -> None:

@@ -46,6 +46,7 @@ from crossprefill_cli.errors import ModelLoadError, UsageError
 from crossprefill_cli.models import scoring
 from crossprefill_cli.models.loading import (draft_fingerprint, draft_location, load_pretrained,
                                              quiet_libraries)
+from crossprefill_cli.models.tokens import ids_and_starts
 from crossprefill_cli.settings import check_device_and_dtype
 
 ATTENTION_NAME = "crossprefill"
@@ -123,11 +124,7 @@ class Draft:
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Token ids and the character offset where each token starts."""
         encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids = np.asarray(encoded["input_ids"], dtype=np.int64)
-        starts = np.asarray([start for start, _ in encoded["offset_mapping"]], dtype=np.int64)
-        # Byte-level tokens inside one multi-byte character share its offsets; keep
-        # starts non-decreasing so that chunk edges stay ordered.
-        return ids, np.maximum.accumulate(starts) if len(starts) else starts
+        return ids_and_starts(encoded["input_ids"], encoded["offset_mapping"])
 
     def score(self, context_ids: np.ndarray, query_ids: list[int], *, lookahead: int,
               pool_kernel: int, window: int, query_rows: int = 0,

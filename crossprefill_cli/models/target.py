@@ -57,6 +57,7 @@ def _tiktoken_target(name: str, encoding_name: str) -> TargetTokenizer:
         raise ModelLoadError(
             f"cannot load tiktoken encoding {encoding_name} for target {name} "
             f"({type(error).__name__}); {_offline_hint(encoding_name)}") from None
+
     def count_batch(texts: Sequence[str]) -> list[int]:
         return [len(encoding.encode_ordinary(text)) for text in texts]
 

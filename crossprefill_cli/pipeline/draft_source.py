@@ -8,7 +8,6 @@ is the whole tokenizer, so checks on the draft's tokens cost no model load.
 draft's tokenizer (with a warning) when the default cannot be loaded offline.
 """
 
-import functools
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 
@@ -16,9 +15,11 @@ import numpy as np
 
 from crossprefill_cli.errors import ModelLoadError
 from crossprefill_cli.models.loading import (check_draft_available, draft_defaults,
-                                             draft_fingerprint, draft_location, load_tokenizer)
+                                             draft_fingerprint, draft_location, load_tokenizer,
+                                             plain_tokenizer_file)
 from crossprefill_cli.models.target import (DEFAULT_TARGET, TargetTokenizer, load_target,
                                             tokenizer_target)
+from crossprefill_cli.models.tokens import encode_plain
 from crossprefill_cli.pipeline.profiles import AUTO, Profile
 from crossprefill_cli.settings import check_device_and_dtype
 
@@ -56,11 +57,9 @@ class DraftSource:
         model is loaded when its tokenizer is a plain `tokenizers` file, so that checks on
         them cost no model load (the model's own tokenizer wraps that very file)."""
         if self._model is None:
-            from crossprefill_cli.models.loading import plain_tokenizer_file
-
             path = plain_tokenizer_file(self.name)
             if path is not None:
-                return encode_with_offsets(_plain_tokenizer(path), text)
+                return encode_plain(path, text)
         return self.load().encode(text)
 
     def tokenizer(self):
@@ -68,24 +67,6 @@ class DraftSource:
         if self._model is not None:
             return self._model.tokenizer
         return load_tokenizer(draft_location(self.name), what=f"draft {self.name}")
-
-
-@functools.lru_cache(maxsize=4)
-def _plain_tokenizer(path: str):
-    from tokenizers import Tokenizer
-
-    return Tokenizer.from_file(path)
-
-
-def encode_with_offsets(tokenizer, text: str) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids and the character offset where each token starts, no special tokens,
-    from a `tokenizers.Tokenizer` (a fast transformers tokenizer's backend)."""
-    encoded = tokenizer.encode(text, add_special_tokens=False)
-    ids = np.asarray(encoded.ids, dtype=np.int64)
-    starts = np.asarray([start for start, _ in encoded.offsets], dtype=np.int64)
-    # Byte-level tokens inside one multi-byte character share its offsets; keep
-    # starts non-decreasing so that chunk edges stay ordered.
-    return ids, np.maximum.accumulate(starts) if len(starts) else starts
 
 
 def resolve_target(target: "str | TargetTokenizer | None", source: DraftSource,

@@ -55,6 +55,7 @@ DEFAULT_ESTIMATE_RATES = "0.1,0.2,0.3,0.5"
 # or its own vendored copy (0.24 and later)
 CLICK_ERRORS = importlib.import_module(typer.BadParameter.__module__)
 
+
 def _version(value: bool) -> None:
     if value:
         from crossprefill_cli import __version__
@@ -93,7 +94,7 @@ def compress_command(
             env.check_output(output, input_path)
         done = _compressed(env, input_path, settings, line)
         env.emit(_json(report(done.result, done.conversation, done.printed)) if json_report
-              else done.printed, output)
+                 else done.printed, output)
         if heatmap:
             from crossprefill_cli.apps.cli.render import show_report, stderr_console
             show_report(stderr_console(env.stderr), done.result, done.text)
@@ -167,8 +168,8 @@ def estimate_command(
                             with_budget=False) as (job, analysed):
                 report = job.estimate(analysed, rates, **extra)
         env.emit(_json(report) if json_report
-              else render_estimate(report, color=env.stdout_isatty, width=env.terminal_width),
-              None)
+                 else render_estimate(report, color=env.stdout_isatty, width=env.terminal_width),
+                 None)
 
 
 app.command("serve", short_help=serve_command.SHORT_HELP)(serve_command.serve_command)
@@ -188,7 +189,7 @@ def _parse_rates(value: str) -> list[float]:
 
 
 def _compressed(env: Environment, input_path: str | None, settings: Settings,
-                line: CommandLine) -> "Done":
+                line: CommandLine) -> "Done | Printed":
     settings = with_query_file(settings, line).checked()
     if line.server:
         return _compressed_by_server(env, input_path, settings, line)
@@ -202,7 +203,7 @@ def _server_request(env: Environment, input_path: str | None, settings: Settings
     is not the machine's and not left to the server (None)."""
     if any(getattr(settings, name) != getattr(Settings, name) for name in MACHINE_FIELDS):
         warner(env, line)("--device and --dtype are the server's to choose; ignored "
-                           "with --server")
+                          "with --server")
     source_text = env.read_input(input_path)
     conversation = read_format(source_text, settings.format)
     body = {name: value for name, value in asdict(settings).items()
@@ -211,7 +212,7 @@ def _server_request(env: Environment, input_path: str | None, settings: Settings
 
 
 def _compressed_by_server(env: Environment, input_path: str | None, settings: Settings,
-                          line: CommandLine) -> "Done":
+                          line: CommandLine) -> "Printed":
     from crossprefill_cli.apps.cli.client import request
 
     source_text, conversation, body = _server_request(env, input_path, settings, line, {})

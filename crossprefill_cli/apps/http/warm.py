@@ -108,8 +108,10 @@ class ServerModels:
         `o200k_base`), labelled as local mode labels it; False when none is loaded. A
         default target standing in for an encoding it could not load is no such target."""
         encoding = tiktoken_encoding(name)
+        if encoding is None:
+            return False
         for served, (counter, warnings) in list(self.targets.items()):
-            if encoding is not None and not warnings and tiktoken_encoding(served) == encoding:
+            if not warnings and tiktoken_encoding(served) == encoding:
                 self.targets[name] = (TargetTokenizer(tiktoken_label(name, encoding),
                                                       counter.count_batch), [])
                 return True
