@@ -60,20 +60,20 @@ def test_merge_spans_joins_adjacent_kept_units():
 
 def test_join_spans_puts_markers_on_their_own_line_at_line_starts():
     text = "keep one\ndrop this\nkeep two\n"
-    joined = selection.join_spans(text, [(0, 9), (19, 28)], lambda _: "# ...")
+    joined = selection.join_spans(text, [(0, 9), (19, 28)], lambda *_: "# ...")
     assert joined == "keep one\n# ...\nkeep two\n"
 
 
 def test_join_spans_puts_markers_between_words_mid_line():
     text = "alpha beta gamma delta"
-    assert selection.join_spans(text, [(0, 5), (16, 22)], lambda _: "[...]") == "alpha [...] delta"
-    assert selection.join_spans(text, [(6, 10)], lambda _: "[...]") == "[...]\nbeta [...]"
+    assert selection.join_spans(text, [(0, 5), (16, 22)], lambda *_: "[...]") == "alpha [...] delta"
+    assert selection.join_spans(text, [(6, 10)], lambda *_: "[...]") == "[...]\nbeta [...]"
 
 
 def test_join_spans_asks_each_gap_for_its_delimiter():
     text = "a = 1\nb = 2\nc = 3\nd = 4\n"
     joined = selection.join_spans(text, [(6, 12), (18, 24)],
-                                  lambda at: "# py" if at < 12 else "// go")
+                                  lambda at, _: "# py" if at < 12 else "// go")
     assert joined == "# py\nb = 2\n// go\nd = 4\n"
 
 
@@ -102,7 +102,7 @@ def test_greedy_honours_needs_within_budget(raw, budget, gap_cost):
 def test_markers_use_the_inputs_line_ending():
     text = "keep one\r\ndrop this\r\nkeep two\r\n"
     assert selection.newline_of(text) == "\r\n" and selection.newline_of("a\nb\r\n") == "\n"
-    joined = selection.join_spans(text, [(0, 10), (21, 31)], lambda _: "[...]", newline="\r\n")
+    joined = selection.join_spans(text, [(0, 10), (21, 31)], lambda *_: "[...]", newline="\r\n")
     assert joined == "keep one\r\n[...]\r\nkeep two\r\n"
     assert all(variant in selection.marker_variants("[...]", "\r\n")
                for variant in ("[...]\r\n", " [...]\r\n"))
@@ -110,5 +110,5 @@ def test_markers_use_the_inputs_line_ending():
 
 def test_text_that_starts_a_line_after_a_gap_still_starts_one():
     text = "Intro sentence one. Dropped sentence.\n### Heading\n- item\n"
-    joined = selection.join_spans(text, [(0, 19), (38, len(text))], lambda _: "[...]")
+    joined = selection.join_spans(text, [(0, 19), (38, len(text))], lambda *_: "[...]")
     assert joined == "Intro sentence one. [...]\n### Heading\n- item\n"

@@ -21,6 +21,7 @@ The draft is loaded only when its scores are not in the cache, and `draft.py` (w
 imports torch and transformers) is imported only then: a cache hit stays cheap.
 """
 
+from bisect import bisect_right
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
@@ -34,7 +35,7 @@ from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
 from crossprefill_cli.pipeline.profiles import Profile, load_profile
 from crossprefill_cli.results import ChunkReport, FileSpan, Result, Span
 from crossprefill_cli.settings import check_budget_options
-from crossprefill_cli.text import dumps, messages, outline
+from crossprefill_cli.text import diffs, dumps, messages, outline
 from crossprefill_cli.text import query as query_module
 from crossprefill_cli.text.source import check_text
 from crossprefill_cli.units import chunks, evidence, layout, selection
@@ -50,6 +51,9 @@ FAR_BELOW_BUDGET = 0.5
 # the files' text when it costs at most this share of the budget, else its top levels
 # that do.
 TREE_SHARE = 0.1
+# A diff that comes with the code it changes is what is reviewed: it is taken before the
+# rest, as far as this share of the budget holds it.
+DIFF_SHARE = 0.5
 
 Progress = Callable[[int, int], None]
 
@@ -93,9 +97,9 @@ class Analysis:
     heads: tuple[tuple[int, int], ...] = ()  # texts (chat messages) that keep their first line
     scorer: str = "attention"  # a scorer of `profiles.SCORERS`, or "custom"
 
-    def delimiter_at(self, position: int) -> str:
-        """The delimiter of a gap that starts at `position` (see `layout`)."""
-        return self.structure.delimiter_at(position, self.settings)
+    def marker(self, start: int, end: int) -> str:
+        """What stands for the gap [start, end) (see `layout.Layout.marker`)."""
+        return self.structure.marker(self.text, start, end, self.settings)
 
 
 def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft | DraftSource" = BUILTIN,
@@ -270,13 +274,15 @@ class _Plan:
             required=[unit.required for unit in self.units], query=analysis.query,
             attention=chunks.unit_scores(importance, token_units, len(self.units)),
             surprise=None if surprise is None else chunks.unit_scores(surprise, token_units,
-                                                                      len(self.units)))
+                                                                      len(self.units)),
+            priors=planned.priors, groups=planned.groups, named=structure.changed_names,
+            **_places(self.units, structure))
         if settings.cover_definitions:
             scores = layout.cover_definitions(scores, planned.signatures)
         self.scores = scores
-        self.favoured = (layout.named_units(self.units, planned.definitions,
-                                            outline.identifiers(analysis.query))
-                         if settings.favour_named_definitions and analysis.query else {})
+        named = outline.identifiers(analysis.query or "") | structure.changed_names
+        self.favoured = (layout.named_units(self.units, planned.definitions, named)
+                         if settings.favour_named_definitions and named else {})
         self.bounds = [(unit.start, unit.end) for unit in self.units]
         costs = counter.count_batch([text[start:end] for start, end in self.bounds])
         self.newline = selection.newline_of(text)
@@ -286,13 +292,16 @@ class _Plan:
         tree_first = 1 + max(self.favoured.values(), default=0)  # above named definitions
         priority = {**self.favoured, **{index: tree_first + rank for index, rank in _tree_ranks(
             self.units, structure.dump.tree, costs, self.gap_cost, TREE_SHARE * budget).items()}}
+        reviewed_tier = 1 + max(priority.values(), default=0)
+        priority.update({index: reviewed_tier for index in _reviewed(
+            self.units, structure, costs, self.gap_cost, DIFF_SHARE * budget)})
         self.candidates = [selection.Candidate(float(score), cost, unit.required, unit_needs,
                                                priority=priority.get(index, 0))
                            for index, (score, cost, unit, unit_needs)
                            in enumerate(zip(scores, costs, self.units, planned.needs))]
 
     def join(self, spans: list[tuple[int, int]]) -> str:
-        return selection.join_spans(self.text, spans, self.analysis.delimiter_at,
+        return selection.join_spans(self.text, spans, self.analysis.marker,
                                     newline=self.newline)
 
     def measure(self, kept: list[bool]) -> int:
@@ -311,6 +320,38 @@ class _Plan:
         return BudgetError(f"the budget of {self.budget} target tokens is smaller than what must "
                           f"be kept ({required} tokens: {listed}); raise the budget or lower "
                           "keep_head_tokens/keep_tail_tokens in a profile")
+
+
+def _reviewed(units: list[chunks.Unit], structure: layout.Layout, costs: list[int],
+              gap_cost: int, room: float) -> list[int]:
+    """The units of a diff that comes with other text (a dump to review it against), in
+    input order, as far as `room` target tokens hold them: what is reviewed is kept first."""
+    diff_parts = [part for part in structure.parts if isinstance(part.detail, diffs.DiffStructure)]
+    if not diff_parts or len(diff_parts) == len(structure.parts):
+        return []
+    taken, spent = [], 0
+    for index, unit in enumerate(units):
+        if unit.required or not any(p.start <= unit.start < p.end for p in diff_parts):
+            continue
+        if spent + costs[index] + gap_cost > room:
+            break
+        taken.append(index)
+        spent += costs[index]
+    return taken
+
+
+def _places(units: list[chunks.Unit], structure: layout.Layout) -> dict:
+    """Each unit's file path in a dump (its words count as the unit's), and whether the
+    file is a test, a doc or a changelog (`dumps.is_secondary`)."""
+    files = structure.dump.files
+    if not files:
+        return {}
+    starts = [file.start for file in files]
+    found = [files[i] if i >= 0 and unit.start < files[i].end else None
+             for unit, i in ((u, bisect_right(starts, u.start) - 1) for u in units)]
+    return {"paths": [file.path if file else None for file in found],
+            "secondary": np.array([file is not None and dumps.is_secondary(file.path, file.language)
+                                   for file in found])}
 
 
 def _tree_ranks(units: list[chunks.Unit], tree: dumps.DirectoryTree | None, costs: list[int],
@@ -349,7 +390,8 @@ def restore_messages(conversation: messages.Conversation, analysis: Analysis,
                      result: Result) -> object:
     """The messages' JSON with each text replaced by what `result` kept of it."""
     def join(piece: str, spans: list[tuple[int, int]], offset: int) -> str:
-        return selection.join_spans(piece, spans, lambda at: analysis.delimiter_at(offset + at),
+        return selection.join_spans(piece, spans,
+                                    lambda start, end: analysis.marker(offset + start, offset + end),
                                     newline=selection.newline_of(piece))
 
     return conversation.rebuilt(conversation.compressed([(s.start, s.end) for s in result.spans],

@@ -52,6 +52,7 @@ EXTENSIONS = {
     "kts": "kotlin", "swift": "swift", "scala": "scala", "dart": "dart", "php": "php",
     "zig": "zig", "proto": "protobuf", "groovy": "groovy", "gradle": "groovy",
     "sql": "sql", "lua": "lua", "hs": "haskell", "elm": "elm", "json": "json",
+    "jsonl": "jsonl", "ndjson": "jsonl", "log": "log", "diff": "diff", "patch": "diff",
     "html": "html", "htm": "html", "xml": "xml", "css": "css", "scss": "css",
     "ini": "ini", "cfg": "ini",
     "md": "markdown", "markdown": "markdown", "rst": "restructuredtext", "txt": "text",
@@ -287,6 +288,20 @@ def directory_tree(text: str, end: int) -> DirectoryTree | None:
     indents = sorted({indent for *_, indent in entries})
     return DirectoryTree(tuple(markup), tuple((start, stop, indents.index(indent))
                                               for start, stop, indent in entries))
+
+
+# Where a repository keeps what is about its code rather than the code: tests, docs,
+# examples, benchmarks, changelogs (by folder or by file name).
+SECONDARY_FOLDER = re.compile(r"(?:^|/)(?:tests?|testing|spec|specs|__tests__|docs?|documentation|"
+                              r"examples?|samples?|benchmarks?|bench)/", re.IGNORECASE)
+SECONDARY_FILE = re.compile(r"(?:^|/)(?:test_[^/]*|[^/]*_tests?\.\w+|[^/]*\.(?:test|spec)\.\w+|"
+                            r"conftest\.py|(?:changelog|changes|history|news)(?:\.\w+)?)$",
+                            re.IGNORECASE)
+
+
+def is_secondary(path: str, language: str | None) -> bool:
+    """A test, a doc (any prose file) or a changelog, rather than the code itself."""
+    return language in PROSE or bool(SECONDARY_FOLDER.search(path) or SECONDARY_FILE.search(path))
 
 
 def anonymous_language(text: str) -> str | None:

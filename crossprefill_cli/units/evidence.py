@@ -53,7 +53,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-WEIGHTS = {"attention": 1.0, "lexical": 1.0, "links": 1.0}
+from crossprefill_cli.units import terms
+
+WEIGHTS = {"attention": 1.0, "lexical": 1.0, "links": 1.0, "novelty": 1.0, "severity": 1.0,
+           "shape": 0.5, "record": 1.0}
+# how much a unit in tests, docs or a changelog weighs beside the implementation, when
+# the question does not ask about those (`PLACE_TERMS`, as `terms` stems them)
+SECONDARY_WEIGHT = 0.5
+PLACE_TERMS = frozenset({"test", "doc", "document", "changelog", "chang", "histori", "exampl",
+                         "readm", "releas", "spec", "benchmark"})
 HOPS = 4  # rounds of link-following
 HOP_SEEDS = 2  # units a hop follows links from...
 HOP_CANDIDATES = 8  # ...looked for among this many with the best links
@@ -191,31 +199,61 @@ def link_words(unit_texts: list[str], unit_words: list[Counter], asked: set[str]
 
 
 def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], query: str | None,
-                attention: np.ndarray, surprise: np.ndarray | None) -> np.ndarray:
+                attention: np.ndarray, surprise: np.ndarray | None,
+                priors: dict[str, np.ndarray] | None = None, groups: np.ndarray | None = None,
+                paths: list[str | None] | None = None,
+                secondary: np.ndarray | None = None, named: frozenset[str] = frozenset()
+                ) -> np.ndarray:
     """Every unit's score under the named scorer (see the module docstring).
 
     `required` units are kept whatever they score (head, tail, the question): they take
     no part in normalising and seed no hop. Without a query the lexical signal is empty
-    and attention decides.
+    and attention decides. `priors` are the task's own signals (`records.PRIORS`),
+    `groups` each unit's record (-1: none), `paths` each unit's file (its words count
+    as the unit's), `secondary` marks units in tests, docs and changelogs, and `named`
+    are identifiers the task names beside the question (the functions a diff changes).
     """
     if scorer == "attention":
         return attention
     if scorer == "surprise":
         return surprise
-    unit_words = [Counter(words(text)) for text in unit_texts]
-    asked = set(words(query or ""))
-    lexical = bm25(unit_words, asked)
+    asked_terms = set(terms.terms(" ".join([query or "", *sorted(named)])))
+    lexical = bm25(terms.aligned(terms.bags(unit_texts, paths), asked_terms), asked_terms)
     if scorer == "lexical":
         return lexical
     among = ~np.asarray(required, dtype=bool)
-    signals = {"attention": attention, "lexical": lexical}
-    fused = fuse(signals, WEIGHTS, among)
+    signals = {"attention": attention, "lexical": lexical,
+               **{name: values for name, values in (priors or {}).items() if values.any()}}
+    if groups is not None and (groups >= 0).any():
+        signals["record"] = group_best(lexical, groups)
+    fused = _placed(fuse(signals, WEIGHTS, among), secondary, asked_terms)
+    asked = set(words(" ".join([query or "", *sorted(named)])))
     if not asked:
         return fused
+    unit_words = [Counter(words(text)) for text in unit_texts]
     vocabulary = Vocabulary.of(unit_texts, unit_words)
-    held = vocabulary.held_by_few(asked, ASKED_SHARE) | link_words(unit_texts, unit_words, asked, vocabulary,
-                                                  -fused, set(np.flatnonzero(~among).tolist()))
+    held = vocabulary.held_by_few(asked, ASKED_SHARE) | link_words(
+        unit_texts, unit_words, asked, vocabulary, -fused, set(np.flatnonzero(~among).tolist()))
     if not held:
         return fused
     signals["links"] = vocabulary.most_specific_held(unit_words, held)
-    return fuse(signals, WEIGHTS, among)
+    return _placed(fuse(signals, WEIGHTS, among), secondary, asked_terms)
+
+
+def group_best(scores: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Each unit's best score in its group (a record), 0 outside any group."""
+    best = np.zeros(len(scores))
+    inside = groups >= 0
+    if inside.any():
+        top = np.zeros(int(groups.max()) + 1)
+        np.maximum.at(top, groups[inside], scores[inside])
+        best[inside] = top[groups[inside]]
+    return best
+
+
+def _placed(fused: np.ndarray, secondary: np.ndarray | None, asked_terms: set[str]) -> np.ndarray:
+    """Units in tests, docs and changelogs weigh `SECONDARY_WEIGHT` of the rest, unless
+    the question asks about those."""
+    if secondary is None or not secondary.any() or asked_terms & PLACE_TERMS:
+        return fused
+    return np.where(secondary, SECONDARY_WEIGHT * fused, fused)

@@ -46,14 +46,15 @@ tools rank the symbols a question mentions.
 """
 
 from bisect import bisect_right
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from crossprefill_cli.text import dumps, markdown, outline, query
-from crossprefill_cli.units import chunks
+from crossprefill_cli.text import (diffs, dumps, kinds, logs, markdown, outline, query,
+                                   structured)
+from crossprefill_cli.units import chunks, records
 
 if TYPE_CHECKING:  # profiles are handed in; their package is above this one
     from crossprefill_cli.pipeline.profiles import Profile
@@ -66,6 +67,9 @@ class Part:
     language: str | None = None
     code: bool = False
     required: bool = False
+    # a log's entries or data's blocks (`records`), when the part is a log or data
+    detail: logs.LogStructure | structured.BlockPlan | diffs.DiffStructure | None = field(
+        default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -91,52 +95,103 @@ class Layout:
             return profile.prose_gap_delimiter
         return profile.delimiter_for(part.language)
 
+    def marker(self, text: str, start: int, end: int, profile: "Profile") -> str:
+        """What stands for the gap [start, end): a count where the part can say what went
+        (see `records`), else the delimiter."""
+        detail = self.part_at(start).detail
+        note = None if detail is None else records.gap_note(text, detail, start, end)
+        return note or self.delimiter_at(start, profile)
+
+    @cached_property
+    def changed_names(self) -> frozenset[str]:
+        """The names a diff in the input changes (its implicit subject, see `diffs`)."""
+        return frozenset().union(*(part.detail.names for part in self.parts
+                                   if isinstance(part.detail, diffs.DiffStructure)))
+
     def delimiters(self, profile: "Profile") -> set[str]:
         """Every delimiter a gap in this input may get."""
+        counted = any(part.detail is not None for part in self.parts)
         return {profile.delimiter, profile.prose_gap_delimiter} | {
-            profile.delimiter_for(p.language) for p in self.parts}
+            profile.delimiter_for(p.language) for p in self.parts} | (
+            set(records.WIDEST_NOTES) if counted else set())
 
 
 def is_code(language: str | None, line_mode: bool) -> bool:
     return line_mode if language is None else language not in dumps.PROSE
 
 
-def describe(text: str, *, line_mode: bool) -> Layout:
-    """Parts tiling `text` (see the module docstring); `line_mode`: the profile snaps to lines."""
-    dump = dumps.detect(text)
+def describe(text: str, *, line_mode: bool, kind: str = "auto") -> Layout:
+    """Parts tiling `text` (see the module docstring); `line_mode`: the profile snaps to
+    lines; `kind`: what an input that is no dump is (`kinds.KINDS`; auto: read from it)."""
+    dump = dumps.detect(text) if kind == "auto" else dumps.Dump(None, ())
     if not dump.files:
-        chat = query.transcript(text)
+        chat = query.transcript(text) if kind == "auto" else None
         if chat is not None:
             return Layout(dump, _chat_parts(text, chat))
-        language = dumps.anonymous_language(text)
-        return Layout(dump, (Part(0, len(text), language, is_code(language, line_mode)),))
+        return Layout(dump, _content_parts(text, 0, len(text), kind, unknown_is_code=line_mode))
     pieces = [Part(start, end, required=True) for start, end in dump.frame]
     for file in dump.files:
         code = is_code(file.language, line_mode)
         pieces += [Part(file.start, file.body_start, file.language, code, required=True),
-                   Part(file.body_start, file.body_end, file.language, code),
+                   Part(file.body_start, file.body_end, file.language, code,
+                        detail=_detail(text, file.body_start, file.body_end, file.language)),
                    Part(file.body_end, file.end, file.language, code, required=True)]
     parts, cursor = [], 0
     for piece in sorted((p for p in pieces if p.start < p.end), key=lambda p: p.start):
         if piece.start > cursor:  # text around the files: a preamble, a closing question
-            parts.append(Part(cursor, piece.start))
+            parts += _content_parts(text, cursor, piece.start)
         parts.append(piece)
         cursor = piece.end
     if cursor < len(text):
-        parts.append(Part(cursor, len(text)))
+        parts += _content_parts(text, cursor, len(text))
     return Layout(dump, tuple(parts))
+
+
+def _content_parts(text: str, start: int, end: int, kind: str = "auto", *,
+                   unknown_is_code: bool = False, required: bool = False) -> tuple[Part, ...]:
+    """Parts of a stretch whose kinds the text itself says (`kinds.regions`: data with
+    prose around it), or of `kind` when not auto; text of no kind found is prose, or
+    code when `unknown_is_code` (a whole input, under a profile that snaps to lines)."""
+    if kind == "auto":
+        found = [(start + a, start + b, language)
+                 for a, b, language in kinds.regions(text[start:end])]
+    else:
+        found = [(start, end, None if kind == "text" else kind)]
+    return tuple(Part(a, b, language, is_code(language, unknown_is_code and len(found) == 1),
+                      required, _detail(text, a, b, language)) for a, b, language in found)
+
+
+def _detail(text: str, start: int, end: int, language: str | None
+            ) -> logs.LogStructure | structured.BlockPlan | diffs.DiffStructure | None:
+    """A log's entries, data's blocks or a diff's hunks; None for other languages, and
+    for data that does not parse (it is then cut on lines like any code)."""
+    try:
+        if language == "diff":
+            return diffs.DiffStructure.of(text, start, end)
+        if language == "log":
+            return logs.LogStructure.of(text, start, end)
+        if language == "json":
+            return structured.blocks(text, structured.parse(text, start), start, end)
+        if language == "jsonl":
+            lines = structured.json_lines(text[start:end])
+            if lines is not None:
+                return structured.line_blocks(text, [(a + start, b + start) for a, b in lines])
+    except structured.NotJSON:
+        pass
+    return None
 
 
 def _chat_parts(text: str, chat: query.Transcript) -> tuple[Part, ...]:
     """A transcript's turns: markers, system turns and the last user turn required
-    (that turn's question alone when it is long), every other turn's content prose."""
+    (that turn's question alone when it is long), every other turn's content of the
+    kind it reads as (a tool's log, JSON, else prose)."""
     last = chat.last_user
     parts = [Part(0, chat.turns[0].start)]
     for turn in chat.turns:
         required = turn.kind == "system" or (
             turn == last and turn.content_end - turn.content_start <= query.LONG_TURN_CHARS)
         parts += [Part(turn.start, turn.content_start, required=True),
-                  Part(turn.content_start, turn.content_end, required=required),
+                  *_content_parts(text, turn.content_start, turn.content_end, required=required),
                   Part(turn.content_end, turn.end, required=True)]
     return tuple(part for part in parts if part.start < part.end)
 
@@ -210,6 +265,9 @@ def segments(text: str, structure: Layout, *, head: int, tail: int, prose_bounda
             continue
         if part.required:
             result.append(chunks.Segment(low, high, required=True))
+            continue
+        if part.detail is not None:
+            result += records.segments(part.detail, low, high)
             continue
         if not part.code:
             result += _prose_segments(text, part, low, high, prose_boundary, fences)
@@ -334,6 +392,8 @@ class UnitPlan:
     needs: list[tuple[int, ...]]
     signatures: list[tuple[int, ...]]
     definitions: list[outline.Definition]
+    priors: dict[str, np.ndarray]  # per unit: `records.PRIORS`, zeros outside logs and data
+    groups: np.ndarray  # per unit: the record it lies in (-1: none)
 
 
 def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: int,
@@ -344,11 +404,19 @@ def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: 
                                             prose_boundary=profile.boundary, keep=keep)
     built = chunks.build_units(text, starts, planned, chunk_size=profile.chunk_size)
     signatures = needs(built, definitions)
-    unit_needs = [tuple(sorted(set(a) | set(b)))
-                  for a, b in zip(signatures, fence_needs(built, fences))]
+    priors = {name: np.zeros(len(built)) for name in records.PRIORS}
+    groups = np.full(len(built), -1)
+    path_needs: list[set[int]] = [set() for _ in built]
+    for part in structure.parts:
+        if isinstance(part.detail, logs.LogStructure):
+            records.log_signals(text, built, part.detail, priors)
+        elif isinstance(part.detail, structured.BlockPlan):
+            records.data_plan(built, part.detail, priors, groups, path_needs)
+    unit_needs = [tuple(sorted(set(a) | set(b) | c))
+                  for a, b, c in zip(signatures, fence_needs(built, fences), path_needs)]
     must = {j for unit, n in zip(built, unit_needs) if unit.required for j in n}
     built = [chunks.Unit(u.start, u.end, u.required or i in must) for i, u in enumerate(built)]
-    return UnitPlan(built, unit_needs, signatures, definitions)
+    return UnitPlan(built, unit_needs, signatures, definitions, priors, groups)
 
 
 def cover_definitions(scores: np.ndarray, unit_needs: list[tuple[int, ...]]) -> np.ndarray:

@@ -150,16 +150,19 @@ def marker_variants(delimiter: str, newline: str = "\n") -> list[str]:
 
 
 def join_spans(text: str, spans: Sequence[tuple[int, int]],
-               delimiter_at: Callable[[int], str], *, newline: str = "\n") -> str:
-    """Kept spans in order, a gap marker (delimiter_at(gap start)) wherever input was omitted."""
+               delimiter_for: Callable[[int, int], str], *, newline: str = "\n") -> str:
+    """Kept spans in order, a gap marker wherever input was omitted: the delimiter
+    `delimiter_for(gap start, gap end)` gives (a count of what went, where it can say)."""
     pieces: list[str] = []
     previous_text, previous_end = "", 0
     for start, end in spans:
         if start > previous_end:
-            pieces.append(gap_marker(previous_text, text[start:end], delimiter_at(previous_end),
+            pieces.append(gap_marker(previous_text, text[start:end],
+                                     delimiter_for(previous_end, start),
                                      newline=newline, line_start=text[start - 1] == "\n"))
         previous_text, previous_end = text[start:end], end
         pieces.append(previous_text)
     if previous_end < len(text):
-        pieces.append(gap_marker(previous_text, "", delimiter_at(previous_end), newline=newline))
+        pieces.append(gap_marker(previous_text, "", delimiter_for(previous_end, len(text)),
+                                 newline=newline))
     return "".join(pieces)
