@@ -28,13 +28,16 @@ import re
 from dataclasses import dataclass
 
 MIN_LOG_LINES = 20
-LOG_SHARE = 0.3
+LOG_SHARE = 0.25
 TOOL_LINE = re.compile(
     r"""\d{4}-\d\d-\d\d[T\ ]+\d\d:\d\d           # ISO timestamps, anywhere
     | ^\s*(?:
       \[?\d\d:\d\d:\d\d                        # clock times
     | [A-Z][a-z]{2}\ +\d+\ \d\d:\d\d:\d\d      # syslog
-    | \#\d+\ |Step\ \d+/\d+|\$\ |npm\ (?:ERR!|WARN|notice)
+    | \#\d+\ |Step\ \d+/\d+|\$\ |\+\ \S|>\ \S+@\S+\ |npm\ (?:ERR!|WARN|notice)
+    | \S+\.\w+:\d+(?::\d+)?:?\ |-->\ \S+:\d+    # diagnostics: path:line:col: message
+    | [│├└┬─]+\                            # dependency trees (npm ls, cargo tree)
+    | \[notice\]|\[\*\]
     | (?:Collecting|Downloading|Installing|Requirement\ already|Successfully|Building|Running|
          Using\ cached|Obtaining|Preparing|Created\ wheel|Stored\ in|Attempting|Found\ existing|
          Compiling|Finished|Checking|Fresh|Downloaded|Updating|Locking|Resolved|Audited|added|

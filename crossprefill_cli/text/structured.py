@@ -173,7 +173,8 @@ class _Cutter:
         found.append(Block(close, high, index, "close", inner_path, record))
 
     def plan(self) -> BlockPlan:
-        return BlockPlan(tuple(b for b in self.found if b.start < b.end), tuple(self.containers))
+        # empty blocks stay: records and paths are indices into the blocks
+        return BlockPlan(tuple(self.found), tuple(self.containers))
 
 
 def blocks(text: str, root: Node, start: int, end: int) -> BlockPlan:

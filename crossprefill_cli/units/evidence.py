@@ -56,7 +56,7 @@ import numpy as np
 from crossprefill_cli.units import terms
 
 WEIGHTS = {"attention": 1.0, "lexical": 1.0, "links": 1.0, "novelty": 1.0, "severity": 1.0,
-           "shape": 0.5, "record": 1.0}
+           "shape": 0.5, "record": 1.0, "defines": 1.0, "references": 2.0}
 # how much a unit in tests, docs or a changelog weighs beside the implementation, when
 # the question does not ask about those (`PLACE_TERMS`, as `terms` stems them)
 SECONDARY_WEIGHT = 0.5
@@ -202,8 +202,8 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
                 attention: np.ndarray, surprise: np.ndarray | None,
                 priors: dict[str, np.ndarray] | None = None, groups: np.ndarray | None = None,
                 paths: list[str | None] | None = None,
-                secondary: np.ndarray | None = None, named: frozenset[str] = frozenset()
-                ) -> np.ndarray:
+                secondary: np.ndarray | None = None, named: frozenset[str] = frozenset(),
+                definition_names: list[str] | None = None) -> np.ndarray:
     """Every unit's score under the named scorer (see the module docstring).
 
     `required` units are kept whatever they score (head, tail, the question): they take
@@ -211,7 +211,8 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
     and attention decides. `priors` are the task's own signals (`records.PRIORS`),
     `groups` each unit's record (-1: none), `paths` each unit's file (its words count
     as the unit's), `secondary` marks units in tests, docs and changelogs, and `named`
-    are identifiers the task names beside the question (the functions a diff changes).
+    are identifiers the task names beside the question (the functions a diff changes);
+    `definition_names` are the names of the definitions whose signatures each unit holds.
     """
     if scorer == "attention":
         return attention
@@ -226,11 +227,20 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
                **{name: values for name, values in (priors or {}).items() if values.any()}}
     if groups is not None and (groups >= 0).any():
         signals["record"] = group_best(lexical, groups)
+    if definition_names is not None and asked_terms and any(definition_names):
+        signals["defines"] = name_match(definition_names, asked_terms)
+    if named:
+        # the changed symbols' references (call sites, imports, tests) are what a review
+        # follows: in tests too, so no place weighs less
+        signals["references"] = references(unit_texts, named)
+        secondary = None
     fused = _placed(fuse(signals, WEIGHTS, among), secondary, asked_terms)
     asked = set(words(" ".join([query or "", *sorted(named)])))
     if not asked:
         return fused
-    unit_words = [Counter(words(text)) for text in unit_texts]
+    # an id asked for by its start (a commit's short hash) links to the whole id
+    unit_words = terms.aligned([Counter(words(text)) for text in unit_texts],
+                               {word for word in asked if not word.isalpha()})
     vocabulary = Vocabulary.of(unit_texts, unit_words)
     held = vocabulary.held_by_few(asked, ASKED_SHARE) | link_words(
         unit_texts, unit_words, asked, vocabulary, -fused, set(np.flatnonzero(~among).tolist()))
@@ -238,6 +248,25 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
         return fused
     signals["links"] = vocabulary.most_specific_held(unit_words, held)
     return _placed(fuse(signals, WEIGHTS, among), secondary, asked_terms)
+
+
+def references(unit_texts: list[str], names: frozenset[str]) -> np.ndarray:
+    """Per unit, how many of `names` it writes as whole identifiers."""
+    pattern = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, sorted(names))) + r")(?!\w)")
+    return np.array([len(set(pattern.findall(text))) for text in unit_texts], dtype=np.float64)
+
+
+def name_match(names: list[str], asked_terms: set[str]) -> np.ndarray:
+    """Per unit, the largest share of a defined name's words that the question asks
+    about (`want_bytes` for a question about bytes: 0.5), the rarer of such names first:
+    a question in plain words about how something works names it in its own words."""
+    shares = np.zeros(len(names))
+    for index, held in enumerate(names):
+        for name in held.split():
+            parts = [term for term in terms.word_terms(name) if term != name.lower()]
+            if parts:
+                shares[index] = max(shares[index], len(set(parts) & asked_terms) / len(set(parts)))
+    return shares
 
 
 def group_best(scores: np.ndarray, groups: np.ndarray) -> np.ndarray:

@@ -394,6 +394,7 @@ class UnitPlan:
     definitions: list[outline.Definition]
     priors: dict[str, np.ndarray]  # per unit: `records.PRIORS`, zeros outside logs and data
     groups: np.ndarray  # per unit: the record it lies in (-1: none)
+    names: list[str]  # per unit: the names of the definitions whose signatures it holds
 
 
 def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: int,
@@ -407,6 +408,11 @@ def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: 
     priors = {name: np.zeros(len(built)) for name in records.PRIORS}
     groups = np.full(len(built), -1)
     path_needs: list[set[int]] = [set() for _ in built]
+    unit_at = _unit_finder(built)
+    names = [""] * len(built)
+    for definition in definitions:
+        index = unit_at(definition.signature[0])
+        names[index] = f"{names[index]} {definition.name}".strip()
     for part in structure.parts:
         if isinstance(part.detail, logs.LogStructure):
             records.log_signals(text, built, part.detail, priors)
@@ -416,7 +422,7 @@ def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: 
                   for a, b, c in zip(signatures, fence_needs(built, fences), path_needs)]
     must = {j for unit, n in zip(built, unit_needs) if unit.required for j in n}
     built = [chunks.Unit(u.start, u.end, u.required or i in must) for i, u in enumerate(built)]
-    return UnitPlan(built, unit_needs, signatures, definitions, priors, groups)
+    return UnitPlan(built, unit_needs, signatures, definitions, priors, groups, names)
 
 
 def cover_definitions(scores: np.ndarray, unit_needs: list[tuple[int, ...]]) -> np.ndarray:
