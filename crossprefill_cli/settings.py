@@ -25,6 +25,8 @@ from crossprefill_cli.errors import UsageError
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 INPUT_FORMATS = ("text", "messages", "auto")
+# What an input is (`text.kinds`): auto reads it from the text; text forbids any structure.
+KINDS = ("auto", "text", "log", "json", "jsonl", "diff", "python")
 
 
 def setting(default: Any, help: str, *flags: str, shown_default: str | None = None,
@@ -64,6 +66,16 @@ class Settings:
     format: str = setting(
         "text", "text, messages (OpenAI-style chat JSON: the same JSON comes out, long "
         "contents compressed) or auto (messages when the input parses as such).", "--format")
+    kind: str = setting(
+        "auto", "What the input is, for how it is cut and what is kept first: auto (read "
+        "from the text: dumps, chats, logs, JSON, JSON Lines, diffs), text, log, json, jsonl, "
+        "diff or python.", "--kind")
+    include: str | None = setting(
+        None, "In a repository dump, keep only files matching these comma-separated globs "
+        "(as repomix's --include); the others keep their header.", "--include")
+    exclude: str | None = setting(
+        None, "In a repository dump, drop the files matching these comma-separated globs "
+        "(their header stays).", "--exclude")
     detect_query: bool = setting(
         True, "Without --query, steer by the question found in the text (a final question, "
         "an instruction, a chat's last user turn).", "--detect-query/--no-detect-query")
@@ -94,6 +106,7 @@ class Settings:
         needs a profile or a model (a scorer's name, a window's room) is checked there."""
         check_budget_options(self.keep_rate, self.target_tokens)
         check_choice("--format", self.format, INPUT_FORMATS)
+        check_choice("--kind", self.kind, KINDS)
         check_device_and_dtype(self.device, self.dtype)
         if self.window is not None and self.window < 1:
             raise UsageError(f"--window must be a positive number of draft tokens, got "

@@ -96,6 +96,7 @@ class Analysis:
     keep: tuple[tuple[int, int], ...] = ()  # spans the caller wants kept whole
     heads: tuple[tuple[int, int], ...] = ()  # texts (chat messages) that keep their first line
     scorer: str = "attention"  # a scorer of `profiles.SCORERS`, or "custom"
+    dropped_files: tuple[str, ...] = ()  # a dump's files whose text is never kept
 
     def marker(self, start: int, end: int) -> str:
         """What stands for the gap [start, end) (see `layout.Layout.marker`)."""
@@ -107,7 +108,9 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
             keep: tuple[tuple[int, int], ...] = (), chunk_size: int | None = None,
             pool_kernel: int | None = None, lookahead: int | None = None,
             delimiter: str | None = None, window: int | None = None, device: str = "auto",
-            dtype: str = "auto", scorer: "str | Scorer | None" = None,
+            dtype: str = "auto", scorer: "str | Scorer | None" = None, kind: str = "auto",
+            include: str | None = None, exclude: str | None = None,
+            sections: tuple[tuple[int, int], ...] = (),
             cache: ScoreCache | None = None,
             on_progress: Progress | None = None,
             before_scoring: Callable[[np.ndarray, Profile, layout.Layout], None] | None = None
@@ -137,7 +140,9 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
     settings = settings.with_overrides(scorer=None if custom else scorer)
     found["scorer"] = "custom" if custom else settings.scorer
     surprise = found["scorer"] == SURPRISE_SCORER
-    structure = layout.describe(text, line_mode=settings.boundary == "line")
+    structure = layout.describe(text, line_mode=settings.boundary == "line", kind=kind,
+                                sections=sections)
+    found["dropped_files"] = dumps.dropped_files(structure.dump, include, exclude)
     key = None
     if cache is not None and custom is None and settings.scorer != DRAFTLESS_SCORER:
         key = cache_key(text, query=query, draft=source.fingerprint, lookahead=settings.lookahead,
@@ -296,8 +301,10 @@ class _Plan:
         reviewed_tier = 1 + max(priority.values(), default=0)
         priority.update({index: reviewed_tier for index in _reviewed(
             self.units, structure, costs, self.gap_cost, DIFF_SHARE * budget)})
+        dropped = _units_of_files(self.units, structure, analysis.dropped_files)
         self.candidates = [selection.Candidate(float(score), cost, unit.required, unit_needs,
-                                               priority=priority.get(index, 0))
+                                               priority=priority.get(index, 0),
+                                               excluded=index in dropped)
                            for index, (score, cost, unit, unit_needs)
                            in enumerate(zip(scores, costs, self.units, planned.needs))]
 
@@ -321,6 +328,14 @@ class _Plan:
         return BudgetError(f"the budget of {self.budget} target tokens is smaller than what must "
                           f"be kept ({required} tokens: {listed}); raise the budget or lower "
                           "keep_head_tokens/keep_tail_tokens in a profile")
+
+
+def _units_of_files(units: list[chunks.Unit], structure: layout.Layout,
+                    paths: tuple[str, ...]) -> set[int]:
+    """The units (never a required one: headers stay) of the files at `paths`."""
+    spans = [(file.start, file.end) for file in structure.dump.files if file.path in paths]
+    return {index for index, unit in enumerate(units)
+            if not unit.required and any(start <= unit.start < end for start, end in spans)}
 
 
 def _reviewed(units: list[chunks.Unit], structure: layout.Layout, costs: list[int],
@@ -381,7 +396,7 @@ def analyse_messages(conversation: messages.Conversation, *, query: str | None =
     kept and, without a `query`, the last user message steering."""
     asked = query if query is not None or not detect_query else conversation.query()
     analysis = analyse(conversation.text, query=asked, detect_query=False,
-                       keep=conversation.keep(), **options)
+                       keep=conversation.keep(), sections=conversation.heads(), **options)
     detected = query is None and asked is not None
     return replace(analysis, heads=conversation.heads(),
                    query_source="detected" if detected else analysis.query_source)

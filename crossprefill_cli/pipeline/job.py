@@ -126,7 +126,8 @@ class Job:
                        detect_query=knobs.detect_query, scorer=self.scorer,
                        chunk_size=knobs.chunk_size, pool_kernel=knobs.pool_kernel,
                        lookahead=knobs.lookahead, delimiter=knobs.delimiter,
-                       window=knobs.window, cache=self.cache, on_progress=self.on_progress,
+                       window=knobs.window, kind=knobs.kind, include=knobs.include,
+                       exclude=knobs.exclude, cache=self.cache, on_progress=self.on_progress,
                        before_scoring=before_scoring)
         analysis = (analyse(text, keep=self.keep, **options) if conversation is None
                     else analyse_messages(conversation, **options))
@@ -174,6 +175,7 @@ def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | 
              chunk_size: int | None = None, pool_kernel: int | None = None,
              lookahead: int | None = None, delimiter: str | None = None,
              window: int | None = None, device: str = "auto", dtype: str = "auto",
+             kind: str = "auto", include: str | None = None, exclude: str | None = None,
              scorer: "str | Scorer | None" = None, cache: ScoreCache | None = None,
              on_progress: Progress | None = None,
              on_warning: Callable[[str], None] | None = None) -> Result:
@@ -191,7 +193,8 @@ def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | 
     job = _library_job(dict(keep_rate=keep_rate, target_tokens=target_tokens, query=query,
                             detect_query=detect_query, chunk_size=chunk_size,
                             pool_kernel=pool_kernel, lookahead=lookahead, delimiter=delimiter,
-                            window=window, device=device, dtype=dtype),
+                            window=window, device=device, dtype=dtype, kind=kind,
+                            include=include, exclude=exclude),
                        profile=profile, draft=draft, target=target, scorer=scorer, cache=cache,
                        keep=keep, on_progress=on_progress, on_warning=on_warning)
     return job.compress(text).result

@@ -35,6 +35,7 @@ in a file of unknown language get a marker that guesses no comment syntax (see `
 """
 
 import ast
+import fnmatch
 import re
 from dataclasses import dataclass
 
@@ -297,6 +298,20 @@ SECONDARY_FOLDER = re.compile(r"(?:^|/)(?:tests?|testing|spec|specs|__tests__|do
 SECONDARY_FILE = re.compile(r"(?:^|/)(?:test_[^/]*|[^/]*_tests?\.\w+|[^/]*\.(?:test|spec)\.\w+|"
                             r"conftest\.py|(?:changelog|changes|history|news)(?:\.\w+)?)$",
                             re.IGNORECASE)
+
+
+def dropped_files(dump: "Dump", include: str | None, exclude: str | None) -> tuple[str, ...]:
+    """The paths of the dump's files that `include` (comma-separated globs: keep only
+    those) and `exclude` (drop those) leave out, as repomix's --include and --ignore."""
+    def matches(path: str, globs: str) -> bool:
+        patterns = [glob.strip() for glob in globs.split(",") if glob.strip()]
+        # `**/x` matches `x` at the top too, as in repomix
+        return any(fnmatch.fnmatch(path, pattern) or (pattern.startswith("**/") and
+                   fnmatch.fnmatch(path, pattern[3:])) for pattern in patterns)
+
+    return tuple(file.path for file in dump.files
+                 if (include is not None and not matches(file.path, include))
+                 or (exclude is not None and matches(file.path, exclude)))
 
 
 def is_secondary(path: str, language: str | None) -> bool:

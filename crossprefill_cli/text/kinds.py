@@ -24,9 +24,6 @@ import re
 
 from crossprefill_cli.text import diffs, dumps, logs, structured
 
-# Kinds a user may name; "auto" reads it from the text, "text" forbids any structure.
-KINDS = ("auto", "text", "log", "json", "jsonl", "diff", "python")
-
 
 DATA_SHARE = 0.5
 DATA_START = re.compile(r"^[ \t]*[\[{]", re.MULTILINE)

@@ -9,7 +9,8 @@ step, a section rule).
 An entry is a line with its continuation lines, the unit a reader thinks in:
 
 - indented lines and blank lines belong to the entry before them (a wrapped message,
-  a stack frame);
+  a stack frame), but for a test's own line in nested runner output (`✔ works`,
+  `1) fails`, `not ok 3`);
 - a Python traceback, from `Traceback (most recent call last):` through the exception
   line that ends it, is one entry;
 - a test runner's failure section (pytest's `____ test_name ____` header, unittest's
@@ -55,10 +56,13 @@ TOOL_LINE = re.compile(
 ERROR_WORDS = re.compile(
     r"(?<![\w.])(?:error|errors|failed|failure|failures|fail|fatal|exception|traceback|panic|"
     r"panicked|critical|assertionerror|segmentation fault|not ok)(?![\w.])|"
-    r"^(?:E|F) {2,}|^\S*(?:Error|Exception|Failure)\b:|\bERR!", re.IGNORECASE | re.MULTILINE)
+    r"^(?:E|F) {2,}|^\S*(?:Error|Exception|Failure)\b:|\bERR!|"
+    r"^\s*(?:[✗✘✕×]\s|\d+\) \S|--- FAIL)", re.IGNORECASE | re.MULTILINE)
 WARNING_WORDS = re.compile(r"(?<![\w.])(?:warning|warnings|warn|deprecated|deprecation)(?![\w.])|"
                            r"\w+Warning:", re.IGNORECASE)
 TRACEBACK = "Traceback (most recent call last):"
+# a test's own line in nested runner output (mocha, jest, TAP): indented, yet an entry
+STATUS_LINE = re.compile(r"^\s*(?:[✓✔✗✘×✕√]\s|\d+\) \S|(?:ok|not ok) \d+|(?:PASS|FAIL) )")
 # pytest's section of one failure, and unittest's
 SECTION_HEADER = re.compile(r"^(?:_{3,} .+ _{3,}|={10,}|-{10,}|FAIL: |ERROR: )")
 WARNING_SEVERITY = 0.4
@@ -94,7 +98,8 @@ def entries(text: str, start: int = 0, end: int | None = None) -> list[Entry]:
         newline = text.find("\n", position, end)
         line_end = end if newline == -1 else newline + 1
         line = text[position:line_end].rstrip("\r\n")
-        continues = bool(result) and (not line.strip() or line[0].isspace() or in_traceback)
+        continues = bool(result) and (not line.strip() or in_traceback or (
+            line[0].isspace() and not STATUS_LINE.match(line)))
         if SECTION_HEADER.match(line) and not (in_section and line.startswith("-")):
             # a rule or header ends a traceback and a failure section (whose captured
             # output, under `----` rules, stays in it); a failure section opens at its header

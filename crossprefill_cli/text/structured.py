@@ -12,8 +12,8 @@ line: `"metadata": {`), its members, each cut the same way, and its closing brac
 Cuts move back to the start of a member's line when only indentation precedes it, so
 pretty-printed data is cut on lines and minified data after each member's comma. A
 block records the containers above it (the keys that lead to it: a kept member needs
-them kept) and the record it lies in (an array's element that is an object: what a
-question asks about is usually one record). Only a string too long for any budget is
+them kept) and the record it lies in (an object among objects: an array's element, or
+a member of an object keyed by names; what a question asks about is usually one record). Only a string too long for any budget is
 ever cut inside (on words, by the caller).
 """
 
@@ -157,7 +157,9 @@ class _Cutter:
         if node.kind == "value" or high - low <= MAX_BLOCK_CHARS or not node.children:
             found.append(Block(low, high, parent, role, path, record))
             return
-        is_records = node.kind == "array" and all(c.kind == "object" for c in node.children)
+        # an array of objects, or an object whose members are all objects (records
+        # keyed by a name: npm's dependencies, a lock file's packages)
+        is_records = len(node.children) > 1 and all(c.kind == "object" for c in node.children)
         self.containers.append("records" if is_records else node.kind)
         index = len(self.containers) - 1
         open_end = _line_end(text, node.open_end, high)

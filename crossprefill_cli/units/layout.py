@@ -120,10 +120,14 @@ def is_code(language: str | None, line_mode: bool) -> bool:
     return line_mode if language is None else language not in dumps.PROSE
 
 
-def describe(text: str, *, line_mode: bool, kind: str = "auto") -> Layout:
+def describe(text: str, *, line_mode: bool, kind: str = "auto",
+             sections: tuple[tuple[int, int], ...] = ()) -> Layout:
     """Parts tiling `text` (see the module docstring); `line_mode`: the profile snaps to
-    lines; `kind`: what an input that is no dump is (`kinds.KINDS`; auto: read from it)."""
-    dump = dumps.detect(text) if kind == "auto" else dumps.Dump(None, ())
+    lines; `kind`: what an input that is no dump is (`settings.KINDS`; auto: read from
+    it); `sections`: stretches each of its own kind (chat messages joined in one text)."""
+    dump = dumps.detect(text) if kind == "auto" and not sections else dumps.Dump(None, ())
+    if sections:
+        return Layout(dump, _sections(text, sections, kind))
     if not dump.files:
         chat = query.transcript(text) if kind == "auto" else None
         if chat is not None:
@@ -145,6 +149,19 @@ def describe(text: str, *, line_mode: bool, kind: str = "auto") -> Layout:
     if cursor < len(text):
         parts += _content_parts(text, cursor, len(text))
     return Layout(dump, tuple(parts))
+
+
+def _sections(text: str, sections: tuple[tuple[int, int], ...], kind: str) -> tuple[Part, ...]:
+    """Each section's parts of the kinds it reads as, the text between them prose."""
+    parts, cursor = [], 0
+    for start, end in sorted(sections):
+        if cursor < start:
+            parts.append(Part(cursor, start))
+        parts += _content_parts(text, start, end, kind)
+        cursor = max(cursor, end)
+    if cursor < len(text):
+        parts.append(Part(cursor, len(text)))
+    return tuple(parts)
 
 
 def _content_parts(text: str, start: int, end: int, kind: str = "auto", *,

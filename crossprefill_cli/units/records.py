@@ -36,7 +36,7 @@ import numpy as np
 from crossprefill_cli.text import diffs, logs, structured
 from crossprefill_cli.units import chunks
 
-LONG_ENTRY_CHARS = 2000
+LONG_ENTRY_CHARS = 1200
 LONG_VALUE_CHARS = 4 * structured.MAX_BLOCK_CHARS
 LONG_HUNK_CHARS = 4000
 PRIORS = ("novelty", "severity", "shape")

@@ -34,6 +34,7 @@ class Candidate:
     required: bool = False
     needs: tuple[int, ...] = ()  # indices of units that must be kept along with this one
     priority: int = 0  # a higher tier is taken before any lower one, whatever the scores
+    excluded: bool = False  # never taken (a file the user left out of a dump)
 
 
 def gap_count(kept: Sequence[bool]) -> int:
@@ -55,7 +56,7 @@ def select_greedy(candidates: Sequence[Candidate], budget: int, gap_cost: int) -
     total = estimated_cost(candidates, kept, gap_cost)
     if total > budget:
         return None
-    order = sorted((i for i, c in enumerate(candidates) if not c.required),
+    order = sorted((i for i, c in enumerate(candidates) if not c.required and not c.excluded),
                    key=lambda i: (-candidates[i].priority, -candidates[i].score, i))
     for i in order:
         if kept[i]:  # already taken as another unit's need
@@ -91,19 +92,22 @@ def fit_budget(candidates: Sequence[Candidate], budget: int, gap_cost: int,
     if exact <= budget:
         return everything, exact
     best: tuple[list[bool], int] | None = None
-    seen: set[tuple[bool, ...]] = set()
+    seen: dict[tuple[bool, ...], int] = {}
     aim = budget
     for _ in range(MAX_FIT_ROUNDS):
         kept = select_greedy(candidates, aim, gap_cost)
-        if kept is None or tuple(kept) in seen:
+        if kept is None:
             break
-        seen.add(tuple(kept))
-        exact = measure(kept)
+        repeated = tuple(kept) in seen
+        exact = seen[tuple(kept)] if repeated else measure(kept)
+        seen[tuple(kept)] = exact
         if exact <= budget and (best is None or exact > best[1]):
             best = (kept, exact)
-        if exact == budget:
+        if exact == budget or (repeated and exact <= budget):
             break
-        aim += budget - exact
+        # a choice over the budget that comes back (the aim moved too little to change
+        # it) must not end the search: aim lower still
+        aim += budget - exact - (1 if repeated else 0)
     if best is None:
         kept = [c.required for c in candidates]
         exact = measure(kept)

@@ -59,7 +59,7 @@ def main(argv: list[str]) -> int:
             torch.set_num_threads(1)
             from typer.testing import CliRunner
 
-            from crossprefill_cli.cli import app
+            from crossprefill_cli.apps.cli.commands import app
 
             runner = CliRunner()
             counts = (json.loads(corpus_cases.COUNTS.read_text())
