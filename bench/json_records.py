@@ -1,0 +1,408 @@
+"""JSON tool output: is the one record a question asks about kept?
+
+Material: real JSON written by real tools (pip inspect, npm ls, package-lock.json, webpack
+--json) and API-shaped JSON built from fetched repositories' git metadata, stored gzipped
+under `bench/data/json/` (SOURCES.md there says where each came from and how it was made).
+Pretty-printed (indent 2 and 4), minified and JSON Lines documents, 7k-39k o200k tokens.
+
+Split by tool, so that no kind of document is in both:
+
+- dev: `pip inspect` (two venvs), commit logs of psf/requests (JSON, indent 4), of
+  pallets/click (JSON Lines) and of tqdm/tqdm (GitHub REST-shaped, minified);
+- test: `npm ls --json --all` (two projects), their `package-lock.json`, webpack's
+  `--json` stats (minified) and a `git ls-tree` listing of pytest-dev/pytest (JSON Lines).
+
+A case is one document followed by one question in plain words about ONE record (a
+package, a commit, a lockfile entry, a bundled module, a file), e.g. "Which version of
+requests is installed?". The record is drawn with a seeded RNG among those lying wholly
+between 10% and 90% of the document, so neither truncation nor the question's position
+gives it away; each document yields up to `PER_DOCUMENT` cases, each about a different
+record, with a question type drawn at random among the kind's templates.
+
+`checks` are verbatim slices of the document: the record's identifying member and the
+asked member(s), each as it is written there, `"key": value` (or `"key":value` when
+minified; a nested value spans its lines and indentation). A JSON parser that keeps
+offsets finds them; no check is retyped. A check must prove that the asked record was
+kept: every occurrence of it in the prompt must lie inside that record. A member that
+repeats elsewhere (`"overridden": false`, a version shared by two packages) is widened to
+the shortest run of adjacent members of the same object, or the run from the record's
+identifying member to it, that satisfies this; a keyed record (`"node_modules/x": {...}`,
+a dependency in `npm ls`) is identified by its key's opening `"x": {`. A check longer than
+`MAX_CHECK` characters, or one that no widening makes provable, makes the question type
+unusable for that record, and another is tried; a check contained in another is dropped.
+"""
+
+import gzip
+import random
+import re
+from dataclasses import dataclass, field
+from json.decoder import scanstring
+from pathlib import Path
+
+from bench.tasks import TaskCase
+
+DATA = Path(__file__).resolve().parent / "data" / "json"
+PER_DOCUMENT = 6
+MAX_CHECK = 700
+MARGIN = 0.10  # records must lie between MARGIN and 1 - MARGIN of the document
+
+# --- a JSON parser that keeps offsets ---------------------------------------------------
+
+_WS = re.compile(r"[ \t\n\r]*")
+_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_LITERALS = {"true": True, "false": False, "null": None}
+
+
+@dataclass(eq=False)
+class Node:
+    kind: str  # "object", "array" or "scalar"
+    start: int
+    end: int
+    value: object = None  # the scalar's value
+    members: list = field(default_factory=list)  # object: [Member]
+    items: list = field(default_factory=list)  # array: [Node]
+
+
+@dataclass(eq=False)
+class Member:
+    key: str
+    start: int  # the key's opening quote
+    node: Node
+    siblings: list  # the members of the object it is in
+    index: int
+
+    @property
+    def end(self) -> int:
+        return self.node.end
+
+
+def _get(node: Node, path: str):
+    """The member at a dotted path of object keys, or None."""
+    member = None
+    for key in path.split("."):
+        if node is None or node.kind != "object":
+            return None
+        member = next((m for m in node.members if m.key == key), None)
+        node = member.node if member else None
+    return member
+
+
+Node.get = _get
+
+
+def parse(text: str, start: int = 0) -> Node:
+    return _value(text, _WS.match(text, start).end())
+
+
+def _value(text: str, i: int) -> Node:
+    char = text[i]
+    if char == "{":
+        node = Node("object", i, i)
+        j = _WS.match(text, i + 1).end()
+        if text[j] == "}":
+            node.end = j + 1
+            return node
+        while True:
+            if text[j] != '"':
+                raise ValueError(f"expected a key at {j}")
+            key, k = scanstring(text, j + 1)
+            k = _WS.match(text, k).end()
+            if text[k] != ":":
+                raise ValueError(f"expected ':' at {k}")
+            child = _value(text, _WS.match(text, k + 1).end())
+            node.members.append(Member(key, j, child, node.members, len(node.members)))
+            k = _WS.match(text, child.end).end()
+            if text[k] == "}":
+                node.end = k + 1
+                return node
+            if text[k] != ",":
+                raise ValueError(f"expected ',' or '}}' at {k}")
+            j = _WS.match(text, k + 1).end()
+    if char == "[":
+        node = Node("array", i, i)
+        j = _WS.match(text, i + 1).end()
+        if text[j] == "]":
+            node.end = j + 1
+            return node
+        while True:
+            child = _value(text, j)
+            node.items.append(child)
+            k = _WS.match(text, child.end).end()
+            if text[k] == "]":
+                node.end = k + 1
+                return node
+            if text[k] != ",":
+                raise ValueError(f"expected ',' or ']' at {k}")
+            j = _WS.match(text, k + 1).end()
+    if char == '"':
+        value, end = scanstring(text, i + 1)
+        return Node("scalar", i, end, value)
+    for literal, value in _LITERALS.items():
+        if text.startswith(literal, i):
+            return Node("scalar", i, i + len(literal), value)
+    match = _NUMBER.match(text, i)
+    if not match:
+        raise ValueError(f"unexpected {char!r} at {i}")
+    number = match.group()
+    return Node("scalar", i, match.end(), float(number) if any(c in number for c in ".eE")
+                else int(number))
+
+
+def parse_document(text: str, lines: bool) -> list[Node]:
+    """A JSON Lines document's lines, or a JSON document as one node."""
+    if not lines:
+        return [parse(text)]
+    nodes, offset = [], 0
+    for line in text.splitlines(keepends=True):
+        if line.strip():
+            nodes.append(parse(text, offset))
+        offset += len(line)
+    return nodes
+
+
+# --- records and questions --------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Record:
+    node: Node  # the record's object
+    label: str  # how the question names it
+    ids: tuple = ()  # identifying member paths, best first (unkeyed records)
+    keyed: Member | None = None  # the member whose key identifies the record
+
+    @property
+    def start(self) -> int:
+        return self.keyed.start if self.keyed else self.node.start
+
+
+def _objects(nodes):
+    return [n for n in nodes if n.kind == "object"]
+
+
+def _pip_inspect(root):
+    for node in _objects(root[0].get("installed").node.items):
+        yield Record(node, node.get("metadata.name").node.value, ids=("metadata.name",))
+
+
+def _commits(root):
+    nodes = root[0].items if len(root) == 1 and root[0].kind == "array" else root
+    for node in _objects(nodes):
+        yield Record(node, node.get("sha").node.value[:10], ids=("sha", "html_url"))
+
+
+def _npm_ls(root):
+    def walk(node, parent):
+        deps = node.get("dependencies")
+        if deps is None or deps.node.kind != "object":
+            return
+        for member in deps.node.members:
+            if member.node.kind == "object" and member.node.get("version"):
+                yield Record(member.node, f"{member.key} (a dependency of {parent})",
+                             keyed=member)
+                yield from walk(member.node, member.key)
+
+    yield from walk(root[0], root[0].get("name").node.value)
+
+
+def _package_lock(root):
+    for member in root[0].get("packages").node.members:
+        if member.key and member.node.kind == "object":
+            names = member.key.split("node_modules/")[1:]
+            label = names[-1].rstrip("/")
+            if len(names) > 1:
+                label += f" (the copy nested under {names[-2].rstrip('/')})"
+            yield Record(member.node, label, keyed=member)
+
+
+def _webpack(root):
+    for node in _objects(root[0].get("modules").node.items):
+        yield Record(node, node.get("name").node.value,
+                     ids=("name", "nameForCondition", "identifier"))
+
+
+def _tree(root):
+    for node in _objects(root):
+        yield Record(node, node.get("path").node.value, ids=("path",))
+
+
+# (question, asked member paths); "{x}" is the record's label, "{what}" the document
+PIP = [("Which version of {x} is installed?", ("metadata.version",)),
+       ("In the pip inspect output, what version is the {x} package?", ("metadata.version",)),
+       ("What does package {x} require?", ("metadata.requires_dist",)),
+       ("List the dependencies that {x} declares.", ("metadata.requires_dist",)),
+       ("What is the one-line summary of {x}?", ("metadata.summary",)),
+       ("Which Python versions does {x} support?", ("metadata.requires_python",)),
+       ("Where on disk is the metadata of {x}?", ("metadata_location",)),
+       ("Which optional extras can {x} be installed with?", ("metadata.provides_extra",)),
+       ("Who maintains {x}, and at what email address?", ("metadata.author_email",)),
+       ("What license is {x} under?", ("metadata.license",)),
+       ("What keywords describe {x}?", ("metadata.keywords",))]
+GIT_LOG = [("Who authored commit {x} and when?", ("author", "date")),
+           ("Who wrote commit {x}?", ("author",)),
+           ("What is the subject line of commit {x}?", ("subject",)),
+           ("What was commit {x} about?", ("subject",)),
+           ("Which files did commit {x} change?", ("files_changed",)),
+           ("Which files did commit {x} touch?", ("files",)),
+           ("How many files did commit {x} change in total?", ("files_total",)),
+           ("What email address did the author of commit {x} use?", ("email",)),
+           ("How many lines did commit {x} insert and delete?", ("insertions", "deletions")),
+           ("On what date was commit {x} authored?", ("date",))]
+GITHUB = [("Who authored commit {x} and when?", ("commit.author.name", "commit.author.date")),
+          ("What is the commit message of {x}?", ("commit.message",)),
+          ("What is the parent of commit {x}?", ("parents",)),
+          ("How many lines did commit {x} add and remove?", ("stats",)),
+          ("Who committed {x}, and with what email?", ("commit.committer",)),
+          ("Which files does commit {x} modify?", ("files",))]
+NPM_LS = [("Which version of {x} does npm ls show?", ("version",)),
+          ("What version of {x} is installed in this npm project?", ("version",)),
+          ("Is {x} overridden in the npm dependency tree?", ("overridden",)),
+          ("What does {x} depend on in the npm ls tree?", ("dependencies",))]
+LOCK = [("What version of {x} is pinned in package-lock.json?", ("version",)),
+        ("Which version of {x} does the lockfile record?", ("version",)),
+        ("What is the integrity hash recorded for {x}?", ("integrity",)),
+        ("Under which license is {x} published, according to the lockfile?", ("license",)),
+        ("What are the dependencies of {x} in the lockfile?", ("dependencies",)),
+        ("Which Node.js versions does {x} support?", ("engines",)),
+        ("What peer dependencies does {x} declare?", ("peerDependencies",)),
+        ("Where can one fund the maintainers of {x}?", ("funding",)),
+        ("Which executables does {x} install?", ("bin",))]
+WEBPACK = [("How many bytes is the module {x} in the webpack build?", ("size",)),
+           ("Which module pulled {x} into the bundle?", ("issuerName",)),
+           ("What module id did webpack assign to {x}?", ("id",)),
+           ("What exports does {x} provide?", ("providedExports",)),
+           ("How deep below the entry point is {x}?", ("depth",)),
+           ("Why could webpack not optimise {x} further?", ("optimizationBailout",))]
+TREE = [("What is the size in bytes of {x} in the pytest repository?", ("size",)),
+        ("How large is the file {x}?", ("size",)),
+        ("What is the git blob hash of {x}?", ("object",)),
+        ("What file mode does {x} have in git?", ("mode",))]
+
+KINDS = {  # file-name part: (records, questions)
+    "pip-inspect": (_pip_inspect, PIP),
+    "git-log": (_commits, GIT_LOG),
+    "github-commits": (_commits, GITHUB),
+    "npm-ls": (_npm_ls, NPM_LS),
+    "package-lock": (_package_lock, LOCK),
+    "webpack-stats": (_webpack, WEBPACK),
+    "git-tree": (_tree, TREE),
+}
+
+
+# --- checks -----------------------------------------------------------------------------
+
+
+def _proves(text: str, check: str, record: Record) -> bool:
+    """Every occurrence of check lies inside the record."""
+    if not check or len(check) > MAX_CHECK:
+        return False
+    at = text.find(check)
+    if at < 0:
+        return False
+    while at >= 0:
+        if at < record.start or at + len(check) > record.node.end:
+            return False
+        at = text.find(check, at + 1)
+    return True
+
+
+def _member_check(text: str, member: Member, record: Record):
+    """The member's text, or the shortest widening of it that proves the record."""
+    plain = text[member.start:member.end]
+    if _proves(text, plain, record):
+        return plain
+    runs, siblings, i = [], member.siblings, member.index
+    if record.keyed and member in record.node.members:
+        runs.append(text[record.keyed.start:member.end])
+    for path in record.ids:
+        ident = record.node.get(path)
+        if ident is not None and ident.siblings is siblings:
+            lo, hi = sorted((ident.index, i))
+            runs.append(text[siblings[lo].start:siblings[hi].end])
+    for lo, hi in ((i, i + 1), (i - 1, i), (i, i + 2), (i - 2, i)):
+        if 0 <= lo and hi < len(siblings):
+            runs.append(text[siblings[lo].start:siblings[hi].end])
+    return next((run for run in sorted(runs, key=len) if _proves(text, run, record)), None)
+
+
+def _identity_check(text: str, record: Record):
+    """The identifying member (a keyed record's opening `"key": {`), widened if need be."""
+    if record.keyed:
+        members = record.node.members
+        for last in (None, *members[:2]):  # the opener, then through its first members
+            end = record.keyed.node.start + 1 if last is None else last.end
+            if _proves(text, text[record.keyed.start:end], record):
+                return text[record.keyed.start:end]
+        return None
+    idents = [m for m in (record.node.get(path) for path in record.ids) if m is not None]
+    for member in idents:
+        if _proves(text, text[member.start:member.end], record):
+            return text[member.start:member.end]
+    return next(filter(None, (_member_check(text, m, record) for m in idents)), None)
+
+
+def _checks(text: str, record: Record, paths) -> tuple[str, ...] | None:
+    found = [_identity_check(text, record)]
+    for path in paths:
+        member = record.node.get(path)
+        if member is None:
+            return None
+        found.append(_member_check(text, member, record))
+    if None in found:
+        return None
+    unique = list(dict.fromkeys(found))
+    return tuple(c for c in unique if not any(c != other and c in other for other in unique))
+
+
+# --- cases ------------------------------------------------------------------------------
+
+
+def documents(split: str) -> list[Path]:
+    if split not in ("dev", "test"):
+        raise ValueError(f"split is dev or test, not {split!r}")
+    return sorted(DATA.glob(f"{split}-*.gz"))
+
+
+def _kind(path: Path):
+    return next(value for part, value in KINDS.items() if part in path.name)
+
+
+def _document_cases(path: Path, seed: int) -> list[TaskCase]:
+    doc = gzip.decompress(path.read_bytes()).decode("utf-8")
+    name = path.name.removesuffix(".gz")
+    records_of, questions = _kind(path)
+    rng = random.Random(f"{seed}:{name}")
+    lo, hi = MARGIN * len(doc), (1 - MARGIN) * len(doc)
+    records = [r for r in records_of(parse_document(doc, name.endswith(".jsonl")))
+               if lo <= r.start and r.node.end <= hi]
+    rng.shuffle(records)
+    cases, asked = [], set()
+    for record in records:
+        if len(cases) == PER_DOCUMENT:
+            break
+        for question, paths in rng.sample(questions, len(questions)):
+            question = question.format(x=record.label)
+            prompt = doc.rstrip("\n") + "\n\n" + question
+            checks = _checks(prompt, record, paths)
+            if checks and question not in asked:
+                asked.add(question)
+                cases.append(TaskCase(name=f"json/{name.split('.')[0]}/{len(cases) + 1}",
+                                      source=f"bench/data/json/{path.name}", text=prompt,
+                                      checks=checks))
+                break
+    return cases
+
+
+def cases(split: str, seed: int = 0) -> list[TaskCase]:
+    """Up to PER_DOCUMENT cases per document of the split, the same for the same seed."""
+    return [case for path in documents(split) for case in _document_cases(path, seed)]
+
+
+if __name__ == "__main__":
+    import sys
+
+    for split in sys.argv[1:] or ["dev", "test"]:
+        for case in cases(split):
+            question = case.text.rsplit("\n", 1)[-1]
+            print(f"{case.name}: {question}")
+            for check in case.checks:
+                print(f"    {check[:120]!r}")
