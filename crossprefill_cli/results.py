@@ -42,6 +42,15 @@ class ChunkReport:
 
 
 @dataclass
+class KindSpan:
+    """A stretch of the input read as a log, JSON, JSON Lines or a diff."""
+
+    kind: str
+    start: int
+    end: int
+
+
+@dataclass
 class Result:
     text: str
     tokens_before: int
@@ -62,6 +71,8 @@ class Result:
     scores_cached: bool = False
     warnings: list[str] = field(default_factory=list)
     files: list[FileSpan] = field(default_factory=list)
+    # the parts read as a kind of their own (log, json, jsonl, diff: see `text.kinds`)
+    kinds: list[KindSpan] = field(default_factory=list)
 
     def to_json(self) -> dict:
         report = asdict(self)
@@ -75,7 +86,8 @@ class Result:
                  if name in cls.__dataclass_fields__}
         return cls(**{**known, "spans": [Span(**s) for s in report["spans"]],
                       "chunks": [ChunkReport(**c) for c in report["chunks"]],
-                      "files": [FileSpan(**f) for f in report["files"]]})
+                      "files": [FileSpan(**f) for f in report["files"]],
+                      "kinds": [KindSpan(**k) for k in report.get("kinds", [])]})
 
 
 def summary_line(result: Result, seconds: float) -> str:

@@ -19,11 +19,13 @@ def test_a_failing_test_and_its_error_survive_a_log_at_a_small_keep_rate(llama_d
     assert "E       AssertionError: assert 80 == 8080" in result.text
     assert "more lines like this ...]" in result.text
     assert result.tokens_after <= result.budget
+    assert [(k.kind, k.start, k.end) for k in result.kinds] == [("log", 0, len(prompt))]
+    assert result.to_json()["kinds"] == [{"kind": "log", "start": 0, "end": len(prompt)}]
 
 
 def test_kind_text_reads_a_log_as_prose(llama_draft, target):
     result = run(llama_draft, target, PYTEST_RUN, keep_rate=0.3, kind="text")
-    assert "lines like this" not in result.text
+    assert "lines like this" not in result.text and result.kinds == []
 
 
 def test_the_asked_record_survives_whole_and_no_value_is_cut(llama_draft, target):

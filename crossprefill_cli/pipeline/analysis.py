@@ -33,7 +33,7 @@ from crossprefill_cli.models.loading import BUILTIN
 from crossprefill_cli.models.target import TargetTokenizer
 from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
 from crossprefill_cli.pipeline.profiles import Profile, load_profile
-from crossprefill_cli.results import ChunkReport, FileSpan, Result, Span
+from crossprefill_cli.results import ChunkReport, FileSpan, KindSpan, Result, Span
 from crossprefill_cli.settings import check_budget_options
 from crossprefill_cli.text import diffs, dumps, messages, outline
 from crossprefill_cli.text import query as query_module
@@ -228,6 +228,8 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
                 for i, (u, s, k) in enumerate(zip(plan.units, plan.scores, kept))],
         scores_cached=analysis.cached, warnings=warnings,
         files=[FileSpan(f.path, f.start, f.end, f.language) for f in analysis.structure.dump.files],
+        kinds=[KindSpan(part.language, part.start, part.end)
+               for part in analysis.structure.parts if part.detail is not None],
     )
 
 

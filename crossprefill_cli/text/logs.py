@@ -27,6 +27,7 @@ no error.
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 MIN_LOG_LINES = 20
 LOG_SHARE = 0.25
@@ -143,6 +144,10 @@ class LogStructure:
 
     entries: tuple[Entry, ...]
     template_ids: tuple[int, ...]
+
+    @cached_property
+    def starts(self) -> list[int]:
+        return [entry.start for entry in self.entries]
 
     @classmethod
     def of(cls, text: str, start: int, end: int) -> "LogStructure":

@@ -20,6 +20,7 @@ ever cut inside (on words, by the caller).
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 MAX_BLOCK_CHARS = 600
 MIN_JSONL_LINES = 2
@@ -129,6 +130,10 @@ class Block:
 class BlockPlan:
     blocks: tuple[Block, ...]
     containers: tuple[str, ...]  # each split container's kind: "object", "array", "records"
+
+    @cached_property
+    def starts(self) -> list[int]:
+        return [block.start for block in self.blocks]
 
 
 def _line_start(text: str, position: int, low: int) -> int:

@@ -119,7 +119,7 @@ def _log_gap(text: str, detail: logs.LogStructure, start: int, end: int) -> str 
     lines = text.count("\n", start, end) + (end == len(text) and not text.endswith("\n"))
     if not lines:  # a piece of one long line
         return None
-    entry_starts = [entry.start for entry in detail.entries]
+    entry_starts = detail.starts
     first = bisect_right(entry_starts, start - 1)  # entries starting inside the gap
     last = bisect_right(entry_starts, end - 1)
     before = first - 1
@@ -131,7 +131,7 @@ def _log_gap(text: str, detail: logs.LogStructure, start: int, end: int) -> str 
 
 
 def _data_gap(detail: structured.BlockPlan, start: int, end: int) -> str | None:
-    block_starts = [block.start for block in detail.blocks]
+    block_starts = detail.starts
     first, last = bisect_right(block_starts, start - 1), bisect_right(block_starts, end - 1)
     if first >= last or block_starts[first] != start or detail.blocks[last - 1].end != end:
         return None
