@@ -7,9 +7,15 @@ the key at once and nothing it cannot see in the question's words. So the defaul
 scorer (`evidence`) fuses them, and follows links the question's words cannot see:
 
     attention[u]  mean lookahead-attention importance of unit u's draft tokens
-    lexical[u]    BM25 of the question's words in u (units are the documents)
+    lexical[u]    BM25 of the question's terms in u (units are the documents; `terms`:
+                  stems, identifiers split, a file's path words counted as its units')
     links[u]      how specific the most specific link word u holds is (see below)
-    fused[u]      sum_i weight_i * normalised(signal_i)[u]
+    priors[u]     a log's novelty and severity, data's shape (`records`)
+    record[u]     the best lexical score in u's record (JSON: an object among objects)
+    defines[u]    the share of the words of the name u defines that the question asks
+    references[u] the names a diff changes that u writes (call sites, imports, tests)
+    fused[u]      sum_i weight_i * normalised(signal_i)[u], halved in tests, docs and
+                  changelogs unless the question asks about those
 
 `normalised` puts each signal on one scale: 0 at its median unit, 1 at its best
 (among the units selection may drop: the always-kept ones, the question itself among
