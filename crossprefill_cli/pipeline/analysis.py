@@ -283,7 +283,7 @@ class _Plan:
             surprise=None if surprise is None else chunks.unit_scores(surprise, token_units,
                                                                       len(self.units)),
             priors=planned.priors, groups=planned.groups, named=structure.changed_names,
-            definition_names=planned.names,
+            definition_names=planned.names, identities=planned.identities,
             **_places(self.units, structure))
         if settings.cover_definitions:
             scores = layout.cover_definitions(scores, planned.signatures)

@@ -12,6 +12,7 @@ scorer (`evidence`) fuses them, and follows links the question's words cannot se
     links[u]      how specific the most specific link word u holds is (see below)
     priors[u]     a log's novelty and severity, data's shape (`records`)
     record[u]     the best lexical score in u's record (JSON: an object among objects)
+    identity[u]   whether the question names u's record by a value only it holds
     defines[u]    the share of the words of the name u defines that the question asks
     references[u] the names a diff changes that u writes (call sites, imports, tests)
     fused[u]      sum_i weight_i * normalised(signal_i)[u], halved in tests, docs and
@@ -62,7 +63,7 @@ import numpy as np
 from crossprefill_cli.units import terms
 
 WEIGHTS = {"attention": 1.0, "lexical": 1.0, "links": 1.0, "novelty": 1.0, "severity": 1.0,
-           "shape": 0.5, "record": 1.0, "defines": 1.0, "references": 2.0}
+           "shape": 0.5, "record": 1.0, "identity": 1.0, "defines": 1.0, "references": 2.0}
 # how much a unit in tests, docs or a changelog weighs beside the implementation, when
 # the question does not ask about those (`PLACE_TERMS`, as `terms` stems them)
 SECONDARY_WEIGHT = 0.5
@@ -209,7 +210,8 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
                 priors: dict[str, np.ndarray] | None = None, groups: np.ndarray | None = None,
                 paths: list[str | None] | None = None,
                 secondary: np.ndarray | None = None, named: frozenset[str] = frozenset(),
-                definition_names: list[str] | None = None) -> np.ndarray:
+                definition_names: list[str] | None = None,
+                identities: list[str] | None = None) -> np.ndarray:
     """Every unit's score under the named scorer (see the module docstring).
 
     `required` units are kept whatever they score (head, tail, the question): they take
@@ -218,7 +220,8 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
     `groups` each unit's record (-1: none), `paths` each unit's file (its words count
     as the unit's), `secondary` marks units in tests, docs and changelogs, and `named`
     are identifiers the task names beside the question (the functions a diff changes);
-    `definition_names` are the names of the definitions whose signatures each unit holds.
+    `definition_names` are the names of the definitions whose signatures each unit
+    holds, `identities` the values that name each unit's record.
     """
     if scorer == "attention":
         return attention
@@ -233,6 +236,10 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
                **{name: values for name, values in (priors or {}).items() if values.any()}}
     if groups is not None and (groups >= 0).any():
         signals["record"] = group_best(lexical, groups)
+        if identities is not None and any(identities):
+            named_records = terms.aligned(terms.bags(identities), asked_terms)
+            held = np.array([bool(asked_terms & bag.keys()) for bag in named_records], dtype=float)
+            signals["identity"] = np.where(groups >= 0, group_best(held, groups), held)
     if definition_names is not None and asked_terms and any(definition_names):
         signals["defines"] = name_match(definition_names, asked_terms)
     if named:

@@ -19,7 +19,9 @@ Priors, per unit, fused with the question's signals by `evidence`:
 Needs: a kept data block needs the blocks that open the containers above it, so a
 kept value shows the keys that lead to it. Groups: the blocks of one record share a
 group, which `evidence` scores as a whole (a question names the record by one field
-and asks for another).
+and asks for another). Identities: the one-word values that no other member of the
+same key holds (`"name": "pip"` where `"installer": "pip"` is in every record): a
+question naming one names its record.
 
 Gaps say what went: in a log, `[... 412 more lines like this ...]` when every omitted
 entry has the template of the entry kept before it, else `[... 30 lines ...]`; in data,
@@ -28,6 +30,7 @@ container, else the profile's delimiter.
 """
 
 import math
+import re
 from collections import Counter
 from bisect import bisect_right
 
@@ -40,6 +43,9 @@ LONG_ENTRY_CHARS = 1200
 LONG_VALUE_CHARS = 4 * structured.MAX_BLOCK_CHARS
 LONG_HUNK_CHARS = 4000
 PRIORS = ("novelty", "severity", "shape")
+# a member whose value is a string or a scalar, as `"key": value`
+SCALAR_MEMBER = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:\s*("(?:[^"\\]|\\.)*"|[-+\w.]+)')
+MAX_IDENTITY_CHARS = 100
 # the widest counted gaps, to price a gap in a log or data conservatively
 WIDEST_NOTES = ("[... 99999 more lines like this ...]", "[... 99999 more records ...]")
 MEMBER_NAMES = {"records": "records", "array": "items", "object": "keys"}
@@ -85,11 +91,22 @@ def log_signals(text: str, units: list[chunks.Unit], detail: logs.LogStructure,
                 severity[index] = logs.severity(text[unit.start:unit.end])
 
 
-def data_plan(units: list[chunks.Unit], detail: structured.BlockPlan,
+def data_plan(text: str, units: list[chunks.Unit], detail: structured.BlockPlan,
               signals: dict[str, np.ndarray], groups: np.ndarray,
-              needed: list[set[int]]) -> None:
-    """Add a data part's shape signal, record groups and path needs (in place)."""
+              needed: list[set[int]], identities: list[str]) -> None:
+    """Add a data part's shape signal, record groups, path needs and identities (in
+    place: see the module docstring)."""
     unit_at = _unit_at(units)
+    pairs = [SCALAR_MEMBER.findall(text, block.start, block.end) for block in detail.blocks]
+    counts = Counter(pair for found in pairs for pair in found)
+    for block, found in zip(detail.blocks, pairs):
+        # a one-word value no other member of its key holds names its record
+        names = [value.strip('"') for key, value in found
+                 if counts[key, value] == 1 and len(value) <= MAX_IDENTITY_CHARS
+                 and not any(c.isspace() for c in value)]
+        if names:
+            index = unit_at(block.start)
+            identities[index] = " ".join([identities[index], *names]).strip()
     first_records: dict[int, int] = {}  # container -> its first record
     for position, block in enumerate(detail.blocks):
         if block.record == position:  # a record's first block
