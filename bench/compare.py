@@ -149,7 +149,8 @@ def build_items(args, count) -> list[Item]:
 
 def competitors(args, target_spec: str) -> list[Method]:
     ours = [sys.executable, "-m", "bench.worker"]
-    pipeline = {name: sorted({p.delimiter, *(d for _, d in p.language_delimiters)})
+    pipeline = {name: sorted({p.delimiter, p.prose_gap_delimiter,
+                              *(d for _, d in p.language_delimiters)})
                 for name in ("text", "code") for p in [load_profile(name)]}
     marker = {name: [truncation.DELIMITER.strip()] for name in pipeline}
     reference = args.drafts[0]
@@ -183,10 +184,15 @@ def offline_cl100k() -> None:
 
 # -------------------------------------------------------------------------- measures
 
+COUNTED_GAP = r"\[\.\.\. \d+ [a-z ]+ \.\.\.\]"
+
+
 def pieces(text: str, delimiters: list[str]) -> list[str]:
-    """The stretches of output between delimiters, without surrounding whitespace."""
+    """The stretches of output between delimiters (and the pipeline's counted gaps,
+    `[... 12 lines ...]`), without surrounding whitespace."""
     if delimiters:
-        pattern = "|".join(re.escape(d) for d in sorted(delimiters, key=len, reverse=True))
+        pattern = "|".join([COUNTED_GAP, *(re.escape(d) for d in sorted(delimiters, key=len,
+                                                                         reverse=True))])
         parts = re.split(pattern, text)
     else:
         parts = [text]
