@@ -23,6 +23,7 @@ mode both hold whole lines only.
 """
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -205,6 +206,12 @@ def build_units(text: str, starts: np.ndarray, segments: list[Segment], *,
                             boundary=segment.boundary)
         units += [Unit(a, b) for a, b in zip(edges[:-1], edges[1:])]
     return units
+
+
+def unit_finder(units: list[Unit]):
+    """The index of the unit that holds a character offset."""
+    unit_starts = [unit.start for unit in units]
+    return lambda position: bisect_right(unit_starts, position) - 1
 
 
 def token_units(starts: np.ndarray, units: list[Unit]) -> np.ndarray:

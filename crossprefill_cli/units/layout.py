@@ -340,15 +340,9 @@ def _shifted(definition: outline.Definition, offset: int) -> outline.Definition:
                    body=tuple(p + offset for p in definition.body))
 
 
-def _unit_finder(units: list[chunks.Unit]):
-    """The index of the unit that holds a character offset."""
-    unit_starts = [unit.start for unit in units]
-    return lambda position: bisect_right(unit_starts, position) - 1
-
-
 def needs(units: list[chunks.Unit], definitions: list[outline.Definition]) -> list[tuple[int, ...]]:
     """For each unit, the units holding the signatures of the definitions it sits in."""
-    unit_at = _unit_finder(units)
+    unit_at = chunks.unit_finder(units)
     needed: list[set[int]] = [set() for _ in units]
     for definition in definitions:
         signature_unit = unit_at(definition.signature[0])
@@ -363,7 +357,7 @@ def fence_needs(units: list[chunks.Unit], blocks: list[markdown.FencedBlock]
                 ) -> list[tuple[int, ...]]:
     """For each unit, the units holding the fences of the block it sits in; each fence
     needs the other, so kept Markdown stays balanced."""
-    unit_at = _unit_finder(units)
+    unit_at = chunks.unit_finder(units)
     needed: list[set[int]] = [set() for _ in units]
     for block in blocks:
         fence_units = {unit_at(block.open_start)} | (
@@ -378,7 +372,7 @@ def named_units(units: list[chunks.Unit], definitions: list[outline.Definition],
                 names: set[str]) -> dict[int, int]:
     """The units of every definition (signature and body) whose name is in `names`, each
     with its tier: 2 for a signature's units, 1 for a body's."""
-    unit_at = _unit_finder(units)
+    unit_at = chunks.unit_finder(units)
     tiers: dict[int, int] = {}
     for definition in definitions:
         if definition.name not in names:
@@ -393,7 +387,7 @@ def tree_units(units: list[chunks.Unit], tree: dumps.DirectoryTree, deepest: int
                ) -> dict[int, int]:
     """The units of the tree's markup and of its entries down to depth `deepest`, each
     with its rank, highest first: the markup, then the top level, then each level below."""
-    unit_at = _unit_finder(units)
+    unit_at = chunks.unit_finder(units)
     ranked = [(span, deepest + 1) for span in tree.markup] + [
         ((start, end), deepest - depth) for start, end, depth in tree.entries if depth <= deepest]
     return {index: rank for (start, end), rank in ranked
@@ -426,7 +420,7 @@ def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: 
     priors = {name: np.zeros(len(built)) for name in records.PRIORS}
     groups = np.full(len(built), -1)
     path_needs: list[set[int]] = [set() for _ in built]
-    unit_at = _unit_finder(built)
+    unit_at = chunks.unit_finder(built)
     names, identities = [""] * len(built), [""] * len(built)
     for definition in definitions:
         index = unit_at(definition.signature[0])

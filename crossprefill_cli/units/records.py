@@ -67,15 +67,10 @@ def segments(detail, low: int, high: int) -> list[chunks.Segment]:
     return result
 
 
-def _unit_at(units: list[chunks.Unit]):
-    unit_starts = [unit.start for unit in units]
-    return lambda position: bisect_right(unit_starts, position) - 1
-
-
 def log_signals(text: str, units: list[chunks.Unit], detail: logs.LogStructure,
                 signals: dict[str, np.ndarray]) -> None:
     """Add the novelty and severity of a log part's entries to its units' (in place)."""
-    unit_at = _unit_at(units)
+    unit_at = chunks.unit_finder(units)
     counts = Counter(detail.template_ids)
     total, seen = len(detail.entries), set()
     novelty, severity = signals["novelty"], signals["severity"]
@@ -96,7 +91,7 @@ def data_plan(text: str, units: list[chunks.Unit], detail: structured.BlockPlan,
               needed: list[set[int]], identities: list[str]) -> None:
     """Add a data part's shape signal, record groups, path needs and identities (in
     place: see the module docstring)."""
-    unit_at = _unit_at(units)
+    unit_at = chunks.unit_finder(units)
     pairs = [SCALAR_MEMBER.findall(text, block.start, block.end) for block in detail.blocks]
     counts = Counter(pair for found in pairs for pair in found)
     for block, found in zip(detail.blocks, pairs):
