@@ -7,20 +7,27 @@ kept line. This module finds those definitions in one file's text:
 - Python through `ast` (exact: the signature runs from the first decorator, or the
   `def`/`class` line, to the line before the first body statement, comment lines at
   its end left out);
-- everything else, and Python that does not parse, by indentation: a line that looks
+- the languages `syntax` has a grammar for (JavaScript/TypeScript, Go, Rust, Java,
+  C/C++, Ruby, C#, PHP, Kotlin, Scala), and Python that `ast` cannot parse, through
+  tree-sitter (`syntax`);
+- everything else by indentation: a line that looks
   like a definition encloses the following lines indented deeper than itself and the
   closing `}`/`end` line (a lone `{` on the next line belongs to the signature,
   Allman style). "Looks like a
   definition" is a keyword (`def`, `fn`, `func`, `class`, `struct`, ...) or a call-like
   line opening a block (`int main(void) {`), and not a control statement.
 
-Offsets are character offsets into the given text.
+`symbols` adds the identifiers the code writes (tree-sitter's, else every
+identifier-shaped word), for the symbol graph (`units.graph`). Offsets are character
+offsets into the given text.
 """
 
 import ast
 import re
 import warnings
-from dataclasses import dataclass
+
+from crossprefill_cli.text import syntax
+from crossprefill_cli.text.syntax import Definition, Symbols, line_starts
 
 PYTHON_DEFINITION = re.compile(r"\s*(?:async\s+def|def|class)\s")
 KEYWORD_DEFINITION = re.compile(
@@ -43,31 +50,27 @@ COMMENT = re.compile(r"(?:#|//|/\*|\*|--|;)")
 CLOSERS = ("}", "end", ")", "]")
 
 
-@dataclass(frozen=True)
-class Definition:
-    """A definition's signature span, the span of code it encloses, and its name."""
-
-    signature: tuple[int, int]
-    body: tuple[int, int]
-    name: str = ""  # "" when the heuristics find none (`const f = () => {`)
-
-
-def line_starts(text: str) -> list[int]:
-    """Offsets where each line starts, plus len(text) as the end of the last line."""
-    starts = [0] + [m.end() for m in re.finditer("\n", text)]
-    if starts[-1] != len(text):
-        starts.append(len(text))
-    return starts
-
-
 def definitions(text: str, language: str | None) -> list[Definition]:
     """Definitions with a non-empty body, outermost first, in order of their start."""
+    return symbols(text, language).definitions
+
+
+def symbols(text: str, language: str | None) -> Symbols:
+    """The definitions in one file's code and the identifiers it writes: Python's
+    definitions through `ast`, other languages' through their grammar (`syntax`), the
+    rest by indentation, where any identifier-shaped word counts as written."""
+    read = syntax.read(text, language)
     if language == "python" and "\r" not in text:  # ast counts a lone \r as a line break
         try:
-            return _python_definitions(text)
+            return Symbols(_python_definitions(text),
+                           read.references if read else _words(text))
         except (SyntaxError, ValueError, RecursionError):
             pass
-    return _indented_definitions(text, language)
+    return read or Symbols(_indented_definitions(text, language), _words(text))
+
+
+def _words(text: str) -> list[tuple[int, str]]:
+    return [(match.start(), match.group()) for match in re.finditer(IDENTIFIER, text)]
 
 
 def parse_python(text: str) -> ast.Module:

@@ -15,6 +15,8 @@ scorer (`evidence`) fuses them, and follows links the question's words cannot se
     identity[u]   whether the question names u's record by a value only it holds
     defines[u]    the share of the words of the name u defines that the question asks
     references[u] the names a diff changes that u writes (call sites, imports, tests)
+    graph[u]      the rank of u's definition in the code's symbol graph (`graph`),
+                  personalised to the definitions the task names (`seeds`)
     fused[u]      sum_i weight_i * normalised(signal_i)[u], halved in tests, docs and
                   changelogs unless the question asks about those
 
@@ -60,10 +62,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crossprefill_cli.units import terms
+from crossprefill_cli.units import graph, terms
 
 WEIGHTS = {"attention": 1.0, "lexical": 1.0, "links": 1.0, "novelty": 1.0, "severity": 1.0,
-           "shape": 0.5, "record": 1.0, "identity": 1.0, "defines": 1.0, "references": 2.0}
+           "shape": 0.5, "record": 1.0, "identity": 1.0, "defines": 1.0, "references": 2.0,
+           "graph": 0.5}
 # how much a unit in tests, docs or a changelog weighs beside the implementation, when
 # the question does not ask about those (`PLACE_TERMS`, as `terms` stems them)
 SECONDARY_WEIGHT = 0.5
@@ -211,7 +214,8 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
                 paths: list[str | None] | None = None,
                 secondary: np.ndarray | None = None, named: frozenset[str] = frozenset(),
                 definition_names: list[str] | None = None,
-                identities: list[str] | None = None) -> np.ndarray:
+                identities: list[str] | None = None,
+                symbols: graph.SymbolGraph | None = None) -> np.ndarray:
     """Every unit's score under the named scorer (see the module docstring).
 
     `required` units are kept whatever they score (head, tail, the question): they take
@@ -221,7 +225,8 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
     as the unit's), `secondary` marks units in tests, docs and changelogs, and `named`
     are identifiers the task names beside the question (the functions a diff changes);
     `definition_names` are the names of the definitions whose signatures each unit
-    holds, `identities` the values that name each unit's record.
+    holds, `identities` the values that name each unit's record, `symbols` the
+    code's symbol graph.
     """
     if scorer == "attention":
         return attention
@@ -242,6 +247,10 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
             signals["identity"] = np.where(groups >= 0, group_best(held, groups), held)
     if definition_names is not None and asked_terms and any(definition_names):
         signals["defines"] = name_match(definition_names, asked_terms)
+    if symbols is not None:
+        weights = seeds(symbols.names, asked_terms, named | set(words(query or "")))
+        if weights.any():
+            signals["graph"] = symbols.unit_ranks(weights)
     if named:
         # the changed symbols' references (call sites, imports, tests) are what a review
         # follows: in tests too, so no place weighs less
@@ -280,6 +289,26 @@ def name_match(names: list[str], asked_terms: set[str]) -> np.ndarray:
             if parts:
                 shares[index] = max(shares[index], len(set(parts) & asked_terms) / len(set(parts)))
     return shares
+
+
+def seeds(names: list[str], asked_terms: set[str], exact: set[str]) -> np.ndarray:
+    """Where the symbol graph's walk restarts: per node, 1 for a name in `exact` (a
+    changed name, a word of the question: `iter` in "BaseRetrying.iter"), else the share
+    of the name's words the question asks about (`stop_after_attempt` for "when does it
+    stop?": 1/2, "after" being a function word); 0 for a part's top level (no name)."""
+    weights = np.zeros(len(names))
+    for index, name in enumerate(names):
+        if not name:
+            continue
+        if name in exact or name.lower() in exact:
+            weights[index] = 1.0
+            continue
+        parts = set(terms.word_terms(name))
+        if len(parts) > 1:
+            parts.discard(name.lower())  # a compound's whole name: its parts are the words
+        if parts:
+            weights[index] = len(parts & asked_terms) / len(parts)
+    return weights
 
 
 def group_best(scores: np.ndarray, groups: np.ndarray) -> np.ndarray:

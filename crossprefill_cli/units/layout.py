@@ -53,8 +53,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from crossprefill_cli.text import (diffs, dumps, kinds, logs, markdown, outline, query,
-                                   structured)
-from crossprefill_cli.units import chunks, records
+                                   structured, syntax)
+from crossprefill_cli.units import chunks, graph, records
 
 if TYPE_CHECKING:  # profiles are handed in; their package is above this one
     from crossprefill_cli.pipeline.profiles import Profile
@@ -70,6 +70,8 @@ class Part:
     # a log's entries or data's blocks (`records`), when the part is a log or data
     detail: logs.LogStructure | structured.BlockPlan | diffs.DiffStructure | None = field(
         default=None, compare=False)
+    # a code part's definitions and the identifiers it writes, at offsets into the input
+    symbols: syntax.Symbols | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -126,13 +128,19 @@ def describe(text: str, *, line_mode: bool, kind: str = "auto",
     lines; `kind`: what an input that is no dump is (`settings.KINDS`; auto: read from
     it); `sections`: stretches each of its own kind (chat messages joined in one text)."""
     dump = dumps.detect(text) if kind == "auto" and not sections else dumps.Dump(None, ())
+    return Layout(dump, tuple(_read_code(text, part) for part in _parts(
+        text, dump, line_mode=line_mode, kind=kind, sections=sections)))
+
+
+def _parts(text: str, dump: dumps.Dump, *, line_mode: bool, kind: str,
+           sections: tuple[tuple[int, int], ...]) -> tuple[Part, ...]:
     if sections:
-        return Layout(dump, _sections(text, sections, kind))
+        return _sections(text, sections, kind)
     if not dump.files:
         chat = query.transcript(text) if kind == "auto" else None
         if chat is not None:
-            return Layout(dump, _chat_parts(text, chat))
-        return Layout(dump, _content_parts(text, 0, len(text), kind, unknown_is_code=line_mode))
+            return _chat_parts(text, chat)
+        return _content_parts(text, 0, len(text), kind, unknown_is_code=line_mode)
     pieces = [Part(start, end, required=True) for start, end in dump.frame]
     for file in dump.files:
         code = is_code(file.language, line_mode)
@@ -148,7 +156,17 @@ def describe(text: str, *, line_mode: bool, kind: str = "auto",
         cursor = piece.end
     if cursor < len(text):
         parts += _content_parts(text, cursor, len(text))
-    return Layout(dump, tuple(parts))
+    return tuple(parts)
+
+
+def _read_code(text: str, part: Part) -> Part:
+    """`part` with its symbols, when it is code that selection chunks (`outline.symbols`)."""
+    if not part.code or part.required or part.detail is not None:
+        return part
+    found = outline.symbols(text[part.start:part.end], part.language)
+    return replace(part, symbols=syntax.Symbols(
+        [_shifted(definition, part.start) for definition in found.definitions],
+        [(offset + part.start, name) for offset, name in found.references]))
 
 
 def _sections(text: str, sections: tuple[tuple[int, int], ...], kind: str) -> tuple[Part, ...]:
@@ -290,8 +308,9 @@ def segments(text: str, structure: Layout, *, head: int, tail: int, prose_bounda
             result += _prose_segments(text, part, low, high, prose_boundary, fences)
             continue
         cursor = low
-        for definition in outline.definitions(text[part.start:part.end], part.language):
-            definition = _shifted(definition, part.start)
+        for definition in part.symbols.definitions:
+            if not part.start <= definition.signature[0] < part.end:
+                continue  # the part was carved: this one is in another piece
             found.append(definition)
             start, end = max(definition.signature[0], cursor), min(definition.signature[1], high)
             if not text[cursor:start].strip():  # blank lines before a definition go with it
@@ -407,6 +426,7 @@ class UnitPlan:
     groups: np.ndarray  # per unit: the record it lies in (-1: none)
     names: list[str]  # per unit: the names of the definitions whose signatures it holds
     identities: list[str]  # per unit: the values that name its record (`records`)
+    symbols: graph.SymbolGraph | None  # the code's symbol graph; None without code
 
 
 def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: int,
@@ -434,8 +454,12 @@ def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: 
                   for a, b, c in zip(signatures, fence_needs(built, fences), path_needs)]
     must = {j for unit, n in zip(built, unit_needs) if unit.required for j in n}
     built = [chunks.Unit(u.start, u.end, u.required or i in must) for i, u in enumerate(built)]
+    code = [part for part in structure.parts if part.symbols is not None]
+    symbols = graph.build(built, definitions,
+                          [reference for part in code for reference in part.symbols.references],
+                          [(part.start, part.end) for part in code]) if code else None
     return UnitPlan(built, unit_needs, signatures, definitions, priors, groups, names,
-                    identities)
+                    identities, symbols)
 
 
 def cover_definitions(scores: np.ndarray, unit_needs: list[tuple[int, ...]]) -> np.ndarray:
