@@ -154,6 +154,24 @@ def test_diffs_are_cut_into_file_headers_and_whole_hunks():
     assert not diffs.is_diff("--- a heading\nsome prose\n")
 
 
+def test_broken_names_are_the_changes_that_callers_must_follow():
+    diff = ("diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1,9 +1,9 @@\n"
+            "-def render(logger, method, event):\n+def render(_: Logger, __: str, event: Event):\n"
+            "     pass\n"
+            "-def debug(self, event=None, *args, **kw):\n"
+            "+def debug(self, event: Optional[str] = None, *args: Any, **kw: Any) -> Dict[str, Any]:\n"
+            "     pass\n def many(\n     a,\n-    b,\n+    b, c,\n ):\n"
+            "-func Old(x int) {\n+func New(x int) {\n")
+    # `debug` only gains annotations: its calls still work; `many` changes on a context
+    # line's definition, `Old` is renamed away
+    assert diffs.broken_names(diff) == {"render", "many", "Old"}
+    assert diffs.changed_names(diff) == {"render", "debug", "Old", "New"}
+    texts = ["render(a, b, c)", "debug(x)", "render(a, b, c); debug(x)", "nothing here"]
+    found = evidence.references(texts, frozenset({"render", "debug"}), frozenset({"render"}))
+    assert found.tolist() == [1.0, evidence.UNBROKEN_SHARE, 1.0 + evidence.UNBROKEN_SHARE, 0.0]
+    assert evidence.references(texts, frozenset({"render", "debug"})).tolist() == [1, 1, 2, 0]
+
+
 def test_terms_undo_identifiers_and_inflections():
     assert {"stop", "check", "action"} <= set(terms.terms("_post_stop_check_actions"))
     assert "_post_stop_check_actions" in terms.terms("_post_stop_check_actions")

@@ -283,6 +283,7 @@ class _Plan:
             surprise=None if surprise is None else chunks.unit_scores(surprise, token_units,
                                                                       len(self.units)),
             priors=planned.priors, groups=planned.groups, named=structure.changed_names,
+            broken=structure.broken_names,
             definition_names=planned.names, identities=planned.identities,
             symbols=planned.symbols, **_places(self.units, structure))
         if settings.cover_definitions:

@@ -14,7 +14,9 @@ scorer (`evidence`) fuses them, and follows links the question's words cannot se
     record[u]     the best lexical score in u's record (JSON: an object among objects)
     identity[u]   whether the question names u's record by a value only it holds
     defines[u]    the share of the words of the name u defines that the question asks
-    references[u] the names a diff changes that u writes (call sites, imports, tests)
+    references[u] the names a diff changes that u writes (call sites, imports, tests),
+                  a name whose callers must change (`broken`) counting 1, another
+                  `UNBROKEN_SHARE`
     graph[u]      the rank of u's definition in the code's symbol graph (`graph`),
                   personalised to the definitions the task names (`seeds`)
     fused[u]      sum_i weight_i * normalised(signal_i)[u], halved in tests, docs and
@@ -70,6 +72,8 @@ WEIGHTS = {"attention": 1.0, "lexical": 1.0, "links": 1.0, "novelty": 1.0, "seve
 # how much a unit in tests, docs or a changelog weighs beside the implementation, when
 # the question does not ask about those (`PLACE_TERMS`, as `terms` stems them)
 SECONDARY_WEIGHT = 0.5
+# what a changed name whose calls still work weighs beside one whose callers must change
+UNBROKEN_SHARE = 0.25
 PLACE_TERMS = frozenset({"test", "doc", "document", "changelog", "chang", "histori", "exampl",
                          "readm", "releas", "spec", "benchmark"})
 HOPS = 4  # rounds of link-following
@@ -213,6 +217,7 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
                 priors: dict[str, np.ndarray] | None = None, groups: np.ndarray | None = None,
                 paths: list[str | None] | None = None,
                 secondary: np.ndarray | None = None, named: frozenset[str] = frozenset(),
+                broken: frozenset[str] = frozenset(),
                 definition_names: list[str] | None = None,
                 identities: list[str] | None = None,
                 symbols: graph.SymbolGraph | None = None) -> np.ndarray:
@@ -223,7 +228,8 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
     and attention decides. `priors` are the task's own signals (`records.PRIORS`),
     `groups` each unit's record (-1: none), `paths` each unit's file (its words count
     as the unit's), `secondary` marks units in tests, docs and changelogs, and `named`
-    are identifiers the task names beside the question (the functions a diff changes);
+    are identifiers the task names beside the question (the functions a diff changes),
+    `broken` those of them whose callers must change;
     `definition_names` are the names of the definitions whose signatures each unit
     holds, `identities` the values that name each unit's record, `symbols` the
     code's symbol graph.
@@ -254,7 +260,7 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
     if named:
         # the changed symbols' references (call sites, imports, tests) are what a review
         # follows: in tests too, so no place weighs less
-        signals["references"] = references(unit_texts, named)
+        signals["references"] = references(unit_texts, named, broken)
         secondary = None
     fused = _placed(fuse(signals, WEIGHTS, among), secondary, asked_terms)
     asked = set(words(" ".join([query or "", *sorted(named)])))
@@ -272,10 +278,14 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
     return _placed(fuse(signals, WEIGHTS, among), secondary, asked_terms)
 
 
-def references(unit_texts: list[str], names: frozenset[str]) -> np.ndarray:
-    """Per unit, how many of `names` it writes as whole identifiers."""
+def references(unit_texts: list[str], names: frozenset[str],
+               broken: frozenset[str] = frozenset()) -> np.ndarray:
+    """Per unit, the `names` it writes as whole identifiers, each counting 1 if it is
+    `broken` (or none is) and `UNBROKEN_SHARE` otherwise."""
     pattern = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, sorted(names))) + r")(?!\w)")
-    return np.array([len(set(pattern.findall(text))) for text in unit_texts], dtype=np.float64)
+    share = UNBROKEN_SHARE if broken else 1.0
+    return np.array([sum(1.0 if name in broken else share for name in set(pattern.findall(text)))
+                     for text in unit_texts], dtype=np.float64)
 
 
 def name_match(names: list[str], asked_terms: set[str]) -> np.ndarray:

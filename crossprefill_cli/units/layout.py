@@ -107,7 +107,14 @@ class Layout:
     @cached_property
     def changed_names(self) -> frozenset[str]:
         """The names a diff in the input changes (its implicit subject, see `diffs`)."""
-        return frozenset().union(*(part.detail.names for part in self.parts
+        return frozenset().union(*(part.detail.names | part.detail.broken
+                                   for part in self.parts
+                                   if isinstance(part.detail, diffs.DiffStructure)))
+
+    @cached_property
+    def broken_names(self) -> frozenset[str]:
+        """The changed names whose callers must change (`diffs.broken_names`)."""
+        return frozenset().union(*(part.detail.broken for part in self.parts
                                    if isinstance(part.detail, diffs.DiffStructure)))
 
     def delimiters(self, profile: "Profile") -> set[str]:
