@@ -273,6 +273,12 @@ def test_yaml_is_data_and_prose_markdown_and_python_are_not():
     markdown = ("# Shopping\n\nBuy these today:\n\n- apples\n- pears\n- milk: two litres\n"
                 "- plums\n\nThanks.\n")
     assert kinds.regions(markdown) == [(0, len(markdown), None)]
+    records = "".join(f"Name: item {i}\nPrice: {i}\n\n" for i in range(10))  # YAML repeats no key
+    assert yaml_data.parse(records, 0, len(records)).repeated_keys == 18
+    assert kinds.detect(records) is None
+    notes = "".join(f"Entry {i}: the river near the orchard was high on day {i}.\n" for i in range(20))
+    assert yaml_data.parse(notes, 0, len(notes)).prose_values == 20  # a mapping of sentences
+    assert kinds.detect(notes) is None
     code = "class A:\n    def f(self):\n        return 1\n    def g(self):\n        return 2\n"
     assert yaml_data.is_yaml(code) and kinds.detect(code) == "python"  # Python first
     asked = "Here is the compose file:\n\n" + COMPOSE + "\nWhich image does db run?"

@@ -5,8 +5,13 @@ A text is YAML data when PyYAML's safe parser reads it (one document or a stream
 sequence's entry begins hold at least `MIN_ENTRY_LINES` keys and are at least
 `MIN_SHARE` of its lines that hold anything but comments, document markers and the
 inner lines of block scalars (`|`, `>`), quoted strings and flow collections spanning
-lines. Plain prose is valid YAML (one scalar), and a Markdown list is a sequence of
-scalars (a few with a colon are a few keys): neither is data.
+lines; no mapping repeats a key (YAML forbids it; text of `Name: value` records, mail
+headers, `User:` / `Assistant:` turns do it all the time), and at most
+`MAX_PROSE_SHARE` of the keys' one-line values are unquoted sentences of
+`PROSE_WORDS` words or more (`Entry 3: the river was high that day` on every line is
+prose; real files hold 0-16% such values, descriptions and commands). Plain prose is
+valid YAML (one scalar), and a Markdown list is a sequence of scalars (a few with a
+colon are a few keys): neither is data.
 
 Only the parser's events are read (`yaml.parse` with the safe loader, in pure Python:
 its marks are character offsets, which libyaml's are not): nothing is constructed, so
@@ -37,6 +42,8 @@ MAX_CHARS = 2_000_000
 MAX_EVENTS = 400_000
 MIN_ENTRY_LINES = 3
 MIN_SHARE = 0.6
+MAX_PROSE_SHARE = 0.5
+PROSE_WORDS = 6
 # cheap test before parsing: a line that could begin a key or an entry
 ENTRY_LINE = re.compile(
     r"[ \t]*(?:-(?:[ \t]|$)|(?:\"[^\"\n]*\"|'[^'\n]*'|[^\s#'\"\-?:,\[\]{}][^\s:]*"
@@ -57,6 +64,9 @@ class Reading:
     entry_lines: int  # lines where a block mapping's key or a block sequence's entry starts
     key_lines: int  # of those, lines where a key starts
     content_lines: int  # lines that hold structure or values (see the module docstring)
+    repeated_keys: int  # keys that a mapping already holds
+    values: int  # keys' values that are scalars on one line
+    prose_values: int  # of those, unquoted ones of `PROSE_WORDS` words or more
 
 
 def is_yaml(text: str) -> bool:
@@ -74,7 +84,8 @@ def is_yaml(text: str) -> bool:
 
 
 def _is_data(reading: Reading) -> bool:
-    return (reading.key_lines >= MIN_ENTRY_LINES
+    return (reading.key_lines >= MIN_ENTRY_LINES and not reading.repeated_keys
+            and reading.prose_values <= MAX_PROSE_SHARE * reading.values
             and reading.entry_lines >= MIN_SHARE * reading.content_lines)
 
 
@@ -146,6 +157,7 @@ class _Frame:
         self.kind, self.flow, self.start, self.open_end = kind, flow, start, open_end
         self.children: list[structured.Node] = []
         self.key_start: int | None = None  # a mapping's: the start of the key read last
+        self.keys: set[str] = set()  # a mapping's scalar keys
 
 
 class _Builder:
@@ -160,6 +172,7 @@ class _Builder:
         self.keys: set[int] = set()
         self.spanning: list[tuple[int, int]] = []  # values that may span lines
         self.flow_start = 0  # the outermost flow collection's, while one is read
+        self.repeated_keys = self.values = self.prose_values = 0
 
     def take(self, event: yaml.Event) -> None:
         start = event.start_mark.index + self.offset if event.start_mark else self.offset
@@ -169,7 +182,7 @@ class _Builder:
         elif isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
             if getattr(event, "style", None) in SPANNING_STYLES:
                 self.spanning.append((start, end))
-            self.done(start, end, "value")
+            self.done(start, end, "value", scalar=event)
         elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             if len(self.stack) >= structured.MAX_DEPTH:
                 raise NotYAML("nested too deeply")
@@ -190,11 +203,16 @@ class _Builder:
             self.done(frame.start, end_at, frame.kind, frame, close)
 
     def done(self, start: int, end: int, kind: str, frame: _Frame | None = None,
-             close: int = 0) -> None:
-        """A value read whole: a key, a member's value, an entry or a document."""
+             close: int = 0, scalar: yaml.ScalarEvent | yaml.AliasEvent | None = None) -> None:
+        """A value read whole (`scalar`: its event, when it is one): a key, a member's
+        value, an entry or a document."""
+        key = getattr(scalar, "value", None)
         parent = self.stack[-1] if self.stack else None
         if parent is not None and parent.kind == "object" and parent.key_start is None:
             parent.key_start = start  # a key; its member ends with its value
+            if key is not None:
+                self.repeated_keys += key in parent.keys
+                parent.keys.add(key)
             if not parent.flow:
                 self._entry(start, key=True)
             return
@@ -202,6 +220,10 @@ class _Builder:
             member = self.document_start if self.document_start is not None else start
         elif parent.kind == "object":
             member, parent.key_start = parent.key_start, None
+            if isinstance(scalar, yaml.ScalarEvent) and "\n" not in self.text[start:end]:
+                self.values += 1
+                self.prose_values += (scalar.style is None
+                                      and len(scalar.value.split()) >= PROSE_WORDS)
         elif parent.flow:
             member = start
         else:
@@ -258,7 +280,8 @@ class _Builder:
                                    max(line, self.offset), self._line_after(last))
         if root.kind == "value":
             raise NotYAML("a scalar, not data")
-        return Reading(root, len(self.entries), len(self.keys), self._content_lines())
+        return Reading(root, len(self.entries), len(self.keys), self._content_lines(),
+                       self.repeated_keys, self.values, self.prose_values)
 
     def _content_lines(self) -> int:
         """Lines holding anything but comments, markers and the inner lines of values
