@@ -265,6 +265,18 @@ def test_yaml_blocks_never_cut_a_value_and_a_block_scalar_is_one(monkeypatch):
     assert "services:\n" in texts and "  db:\n" in texts
 
 
+def test_a_yaml_comment_goes_with_the_member_below_it_but_never_leaves_a_block_scalar(monkeypatch):
+    monkeypatch.setattr(structured, "MAX_BLOCK_CHARS", 20)
+    text = ("jobs:\n  # the proxy\n  web:\n    image: nginx\n    run: |\n      echo a\n"
+            "      # inside the script\n    # after a blank line\n\n    # right above\n"
+            "    db: postgres\n")
+    pieces = [text[b.start:b.end] for b in yaml_data.blocks(text, 0, len(text)).blocks]
+    assert pieces == ["", "jobs:\n  # the proxy\n", "  web:\n", "    image: nginx\n",
+                      "    run: |\n      echo a\n      # inside the script\n"
+                      "    # after a blank line\n\n",
+                      "    # right above\n    db: postgres\n", "", "", ""]
+
+
 def test_yaml_is_data_and_prose_markdown_and_python_are_not():
     assert kinds.detect(COMPOSE) == "yaml" and kinds.detect(MANIFESTS) == "yaml"
     prose = "The quick brown fox jumps over the lazy dog.\n" * 40

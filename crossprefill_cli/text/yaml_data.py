@@ -20,11 +20,12 @@ than `MAX_EVENTS` events or `structured.MAX_DEPTH` levels, are not read as data.
 
 The events become the `structured.Node` tree that `structured.blocks` cuts, so YAML
 gets JSON's blocks, records, paths and counted gaps. A member starts at its key (a
-mapping's) or its dash (a block sequence's entry) and ends after its value; a block
-collection opens with the text before its first member's line (`services:`, or `- `
-before a record's first key on the same line) and has no closing bracket (the rest
-of its last member's line, a trailing comment, closes it); a flow collection opens
-and closes at its brackets as in JSON. A stream of several documents is a list of
+mapping's) or its dash (a block sequence's entry), or at the comment lines right above
+it (what documents a key goes with it; those above a collection's first member go with
+its opening), and ends after its value; a block collection opens with the text before
+its first member's line (`services:`, or `- ` before a record's first key on the same
+line) and has no closing bracket (the rest of its last member's line, a trailing
+comment, closes it); a flow collection opens and closes at its brackets as in JSON. A stream of several documents is a list of
 them, each starting at its `---`, so Kubernetes manifests are records. A value, block
 scalars included, is never cut inside here (one too long for any budget is chunked on
 its lines by the caller).
@@ -229,6 +230,8 @@ class _Builder:
         else:
             member = self._dash(start, parent)
             self._entry(member, key=False)
+        if parent is not None and not parent.flow and parent.children:
+            member = self._comments_above(member, parent.children[-1].end)
         if frame is None:
             node = structured.Node(member, end, "value")
         else:
@@ -253,6 +256,21 @@ class _Builder:
         while position > low and self.text[position - 1] in " \t\r\n":
             position -= 1
         return position - 1 if position > low and self.text[position - 1] == "-" else start
+
+    def _comments_above(self, member: int, low: int) -> int:
+        """The start of the comment lines right above `member`'s line and after `low`
+        (what documents a key goes with it), else `member`."""
+        text, line = self.text, self.text.rfind("\n", 0, member) + 1
+        if text[line:member].strip():
+            return member
+        found = member
+        while line > low:
+            above = text.rfind("\n", 0, line - 1) + 1
+            stripped = text[above:line].strip()
+            if above < low or not stripped.startswith("#"):
+                break
+            found = line = above
+        return found if found == member else member - len(text[found:member].lstrip())
 
     def _opening_end(self, member: int, children: tuple[structured.Node, ...]) -> int:
         """A block collection's opening: up to its first member's line, or up to that
