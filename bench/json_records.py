@@ -254,27 +254,12 @@ def _member_check(text: str, member: Member, record: Record):
     return next((run for run in sorted(runs, key=len) if proves(text, run, record)), None)
 
 
-def _identity_check(text: str, record: Record):
-    """The identifying member (a keyed record's opening `"key": {`), widened if need be."""
-    if record.keyed:
-        members = record.node.members
-        for last in (None, *members[:2]):  # the opener, then through its first members
-            end = record.keyed.node.start + 1 if last is None else last.end
-            if proves(text, text[record.keyed.start:end], record):
-                return text[record.keyed.start:end]
-        return None
-    idents = [m for m in (record.node.get(path) for path in record.ids) if m is not None]
-    for member in idents:
-        if proves(text, text[member.start:member.end], record):
-            return text[member.start:member.end]
-    return next(filter(None, (_member_check(text, m, record) for m in idents)), None)
-
-
 # --- cases (`bench.record_cases`) --------------------------------------------------------
 
 FORMAT = record_cases.Format(
     "json", DATA, KINDS, lambda doc, name: parse_document(doc, name.endswith(".jsonl")),
-    _identity_check, _member_check, per_document=PER_DOCUMENT)
+    lambda text, record: record.keyed.node.start + 1,
+    _member_check, per_document=PER_DOCUMENT)
 
 
 def _kind(path: Path):

@@ -98,7 +98,7 @@ class Format:
     data: Path  # the folder of its `dev-*.gz` and `test-*.gz` files
     kinds: dict  # file-name part: (records of parsed roots, [(question, member paths)])
     parse: Callable  # (text, file name) -> the roots `records` reads
-    identity: Callable  # (text, record) -> its identity check, or None
+    opener_end: Callable  # (text, keyed record) -> the end of its key's opening
     member: Callable  # (text, member, record) -> the member's check, or None
     per_document: int = 6
 
@@ -106,6 +106,22 @@ class Format:
         if split not in ("dev", "test"):
             raise ValueError(f"split is dev or test, not {split!r}")
         return sorted(self.data.glob(f"{split}-*.gz"))
+
+    def identity(self, text: str, record):
+        """The identifying member (a keyed record's opening: `"key": {`, `key:`), widened
+        if need be."""
+        if record.keyed:
+            members = record.node.members
+            for last in (None, *members[:2]):  # the opener, then through its first members
+                end = self.opener_end(text, record) if last is None else last.end
+                if proves(text, text[record.keyed.start:end], record):
+                    return text[record.keyed.start:end]
+            return None
+        idents = [m for m in (record.node.get(path) for path in record.ids) if m is not None]
+        for member in idents:
+            if proves(text, text[member.start:member.end], record):
+                return text[member.start:member.end]
+        return next(filter(None, (self.member(text, m, record) for m in idents)), None)
 
     def checks(self, text: str, record, paths) -> tuple[str, ...] | None:
         found = [self.identity(text, record)]

@@ -224,24 +224,12 @@ def _member_check(text: str, member: Member, record: Record):
     return next((run for run in runs if proves(text, run, record)), None)
 
 
-def _identity_check(text: str, record: Record):
-    """The identifying member (a keyed record's key line), widened if need be."""
-    if record.keyed:
-        line_end = text.find("\n", record.keyed.start)
-        members = record.node.members
-        for last in (None, *members[:2]):  # the key's line, then through its first members
-            end = line_end if last is None else last.end
-            if proves(text, text[record.keyed.start:end], record):
-                return text[record.keyed.start:end]
-        return None
-    idents = [m for m in (record.node.get(path) for path in record.ids) if m is not None]
-    return next(filter(None, (_member_check(text, m, record) for m in idents)), None)
-
-
 # --- cases (`bench.record_cases`) --------------------------------------------------------
 
-FORMAT = record_cases.Format("yaml", DATA, KINDS, lambda doc, name: parse_documents(doc),
-                             _identity_check, _member_check, per_document=PER_DOCUMENT)
+FORMAT = record_cases.Format(
+    "yaml", DATA, KINDS, lambda doc, name: parse_documents(doc),
+    lambda text, record: text.find("\n", record.keyed.start),  # a keyed record: its key's line
+    _member_check, per_document=PER_DOCUMENT)
 
 
 def _kind(path: Path):
