@@ -134,7 +134,7 @@ def blocks(text: str, start: int, end: int) -> structured.BlockPlan:
     return replace(plan, syntax="yaml")
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=2)  # detection and cutting read the same stretch one after the other
 def parse(text: str, start: int, end: int) -> Reading:
     """The YAML stream text[start:end] as a `structured.Node` tree with offsets in `text`;
     NotYAML when it does not parse or is too big."""
