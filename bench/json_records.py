@@ -28,66 +28,26 @@ repeats elsewhere (`"overridden": false`, a version shared by two packages) is w
 the shortest run of adjacent members of the same object, or the run from the record's
 identifying member to it, that satisfies this; a keyed record (`"node_modules/x": {...}`,
 a dependency in `npm ls`) is identified by its key's opening `"x": {`. A check longer than
-`MAX_CHECK` characters, or one that no widening makes provable, makes the question type
+`record_cases.MAX_CHECK` characters, or one that no widening makes provable, makes the question type
 unusable for that record, and another is tried; a check contained in another is dropped.
 """
 
-import gzip
-import random
 import re
-from dataclasses import dataclass, field
 from json.decoder import scanstring
 from pathlib import Path
 
+from bench import record_cases
+from bench.record_cases import Member, Node, Record, objects, proves
 from bench.tasks import TaskCase
 
 DATA = Path(__file__).resolve().parent / "data" / "json"
 PER_DOCUMENT = 6
-MAX_CHECK = 700
-MARGIN = 0.10  # records must lie between MARGIN and 1 - MARGIN of the document
 
 # --- a JSON parser that keeps offsets ---------------------------------------------------
 
 _WS = re.compile(r"[ \t\n\r]*")
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _LITERALS = {"true": True, "false": False, "null": None}
-
-
-@dataclass(eq=False)
-class Node:
-    kind: str  # "object", "array" or "scalar"
-    start: int
-    end: int
-    value: object = None  # the scalar's value
-    members: list = field(default_factory=list)  # object: [Member]
-    items: list = field(default_factory=list)  # array: [Node]
-
-
-@dataclass(eq=False)
-class Member:
-    key: str
-    start: int  # the key's opening quote
-    node: Node
-    siblings: list  # the members of the object it is in
-    index: int
-
-    @property
-    def end(self) -> int:
-        return self.node.end
-
-
-def _get(node: Node, path: str):
-    """The member at a dotted path of object keys, or None."""
-    member = None
-    for key in path.split("."):
-        if node is None or node.kind != "object":
-            return None
-        member = next((m for m in node.members if m.key == key), None)
-        node = member.node if member else None
-    return member
-
-
-Node.get = _get
 
 
 def parse(text: str, start: int = 0) -> Node:
@@ -163,30 +123,14 @@ def parse_document(text: str, lines: bool) -> list[Node]:
 # --- records and questions --------------------------------------------------------------
 
 
-@dataclass(eq=False)
-class Record:
-    node: Node  # the record's object
-    label: str  # how the question names it
-    ids: tuple = ()  # identifying member paths, best first (unkeyed records)
-    keyed: Member | None = None  # the member whose key identifies the record
-
-    @property
-    def start(self) -> int:
-        return self.keyed.start if self.keyed else self.node.start
-
-
-def _objects(nodes):
-    return [n for n in nodes if n.kind == "object"]
-
-
 def _pip_inspect(root):
-    for node in _objects(root[0].get("installed").node.items):
+    for node in objects(root[0].get("installed").node.items):
         yield Record(node, node.get("metadata.name").node.value, ids=("metadata.name",))
 
 
 def _commits(root):
     nodes = root[0].items if len(root) == 1 and root[0].kind == "array" else root
-    for node in _objects(nodes):
+    for node in objects(nodes):
         yield Record(node, node.get("sha").node.value[:10], ids=("sha", "html_url"))
 
 
@@ -215,13 +159,13 @@ def _package_lock(root):
 
 
 def _webpack(root):
-    for node in _objects(root[0].get("modules").node.items):
+    for node in objects(root[0].get("modules").node.items):
         yield Record(node, node.get("name").node.value,
                      ids=("name", "nameForCondition", "identifier"))
 
 
 def _tree(root):
-    for node in _objects(root):
+    for node in objects(root):
         yield Record(node, node.get("path").node.value, ids=("path",))
 
 
@@ -291,24 +235,10 @@ KINDS = {  # file-name part: (records, questions)
 # --- checks -----------------------------------------------------------------------------
 
 
-def _proves(text: str, check: str, record: Record) -> bool:
-    """Every occurrence of check lies inside the record."""
-    if not check or len(check) > MAX_CHECK:
-        return False
-    at = text.find(check)
-    if at < 0:
-        return False
-    while at >= 0:
-        if at < record.start or at + len(check) > record.node.end:
-            return False
-        at = text.find(check, at + 1)
-    return True
-
-
 def _member_check(text: str, member: Member, record: Record):
     """The member's text, or the shortest widening of it that proves the record."""
     plain = text[member.start:member.end]
-    if _proves(text, plain, record):
+    if proves(text, plain, record):
         return plain
     runs, siblings, i = [], member.siblings, member.index
     if record.keyed and member in record.node.members:
@@ -321,88 +251,28 @@ def _member_check(text: str, member: Member, record: Record):
     for lo, hi in ((i, i + 1), (i - 1, i), (i, i + 2), (i - 2, i)):
         if 0 <= lo and hi < len(siblings):
             runs.append(text[siblings[lo].start:siblings[hi].end])
-    return next((run for run in sorted(runs, key=len) if _proves(text, run, record)), None)
+    return next((run for run in sorted(runs, key=len) if proves(text, run, record)), None)
 
 
-def _identity_check(text: str, record: Record):
-    """The identifying member (a keyed record's opening `"key": {`), widened if need be."""
-    if record.keyed:
-        members = record.node.members
-        for last in (None, *members[:2]):  # the opener, then through its first members
-            end = record.keyed.node.start + 1 if last is None else last.end
-            if _proves(text, text[record.keyed.start:end], record):
-                return text[record.keyed.start:end]
-        return None
-    idents = [m for m in (record.node.get(path) for path in record.ids) if m is not None]
-    for member in idents:
-        if _proves(text, text[member.start:member.end], record):
-            return text[member.start:member.end]
-    return next(filter(None, (_member_check(text, m, record) for m in idents)), None)
+# --- cases (`bench.record_cases`) --------------------------------------------------------
 
-
-def _checks(text: str, record: Record, paths) -> tuple[str, ...] | None:
-    found = [_identity_check(text, record)]
-    for path in paths:
-        member = record.node.get(path)
-        if member is None:
-            return None
-        found.append(_member_check(text, member, record))
-    if None in found:
-        return None
-    unique = list(dict.fromkeys(found))
-    return tuple(c for c in unique if not any(c != other and c in other for other in unique))
-
-
-# --- cases ------------------------------------------------------------------------------
-
-
-def documents(split: str) -> list[Path]:
-    if split not in ("dev", "test"):
-        raise ValueError(f"split is dev or test, not {split!r}")
-    return sorted(DATA.glob(f"{split}-*.gz"))
+FORMAT = record_cases.Format(
+    "json", DATA, KINDS, lambda doc, name: parse_document(doc, name.endswith(".jsonl")),
+    lambda text, record: record.keyed.node.start + 1,
+    _member_check, per_document=PER_DOCUMENT)
 
 
 def _kind(path: Path):
     return next(value for part, value in KINDS.items() if part in path.name)
 
 
-def _document_cases(path: Path, seed: int) -> list[TaskCase]:
-    doc = gzip.decompress(path.read_bytes()).decode("utf-8")
-    name = path.name.removesuffix(".gz")
-    records_of, questions = _kind(path)
-    rng = random.Random(f"{seed}:{name}")
-    lo, hi = MARGIN * len(doc), (1 - MARGIN) * len(doc)
-    records = [r for r in records_of(parse_document(doc, name.endswith(".jsonl")))
-               if lo <= r.start and r.node.end <= hi]
-    rng.shuffle(records)
-    cases, asked = [], set()
-    for record in records:
-        if len(cases) == PER_DOCUMENT:
-            break
-        for question, paths in rng.sample(questions, len(questions)):
-            question = question.format(x=record.label)
-            prompt = doc.rstrip("\n") + "\n\n" + question
-            checks = _checks(prompt, record, paths)
-            if checks and question not in asked:
-                asked.add(question)
-                cases.append(TaskCase(name=f"json/{name.split('.')[0]}/{len(cases) + 1}",
-                                      source=f"bench/data/json/{path.name}", text=prompt,
-                                      checks=checks))
-                break
-    return cases
-
-
 def cases(split: str, seed: int = 0) -> list[TaskCase]:
     """Up to PER_DOCUMENT cases per document of the split, the same for the same seed."""
-    return [case for path in documents(split) for case in _document_cases(path, seed)]
+    return [case for path in FORMAT.documents(split)
+            for case in FORMAT.document_cases(path, seed, _kind(path))]
 
 
 if __name__ == "__main__":
     import sys
 
-    for split in sys.argv[1:] or ["dev", "test"]:
-        for case in cases(split):
-            question = case.text.rsplit("\n", 1)[-1]
-            print(f"{case.name}: {question}")
-            for check in case.checks:
-                print(f"    {check[:120]!r}")
+    record_cases.show(cases, sys.argv[1:])

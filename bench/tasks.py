@@ -1,8 +1,9 @@
 """Task benchmarks: is what the task needs kept when the question's words do not name it?
 
 One harness for the kinds of input whose evidence the task defines (logs, JSON tool
-output, code review, code questions in plain words). A kind's module (`bench.logs`,
-`bench.json_records`, `bench.review`, `bench.code_questions`) builds `TaskCase`s from
+output, YAML files, code review, code questions in plain words). A kind's module
+(`bench.logs`, `bench.json_records`, `bench.yaml_records`, `bench.review`,
+`bench.code_questions`) builds `TaskCase`s from
 real material stored under `bench/data/` (see each folder's SOURCES.md), split into dev
 and test by source: weights are chosen on dev, numbers are reported on test.
 
@@ -42,8 +43,8 @@ from .options import provenance
 from .targets import bench_target
 from .truncation import head, token_starts
 
-KINDS = {"logs": "bench.logs", "json": "bench.json_records", "review": "bench.review",
-         "code": "bench.code_questions"}
+KINDS = {"logs": "bench.logs", "json": "bench.json_records", "yaml": "bench.yaml_records",
+         "review": "bench.review", "code": "bench.code_questions"}
 METHODS = ("default", "attention", "lexical", "random chunks", "truncation")
 
 

@@ -71,7 +71,7 @@ class Result:
     scores_cached: bool = False
     warnings: list[str] = field(default_factory=list)
     files: list[FileSpan] = field(default_factory=list)
-    # the parts read as a kind of their own (log, json, jsonl, diff: see `text.kinds`)
+    # the parts read as a kind of their own (log, json, jsonl, yaml, diff: see `text.kinds`)
     kinds: list[KindSpan] = field(default_factory=list)
 
     def to_json(self) -> dict:

@@ -26,7 +26,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 INPUT_FORMATS = ("text", "messages", "auto")
 # What an input is (`text.kinds`): auto reads it from the text; text forbids any structure.
-KINDS = ("auto", "text", "log", "json", "jsonl", "diff", "python")
+KINDS = ("auto", "text", "log", "json", "jsonl", "yaml", "diff", "python")
 
 
 def setting(default: Any, help: str, *flags: str, shown_default: str | None = None,
@@ -68,8 +68,8 @@ class Settings:
         "contents compressed) or auto (messages when the input parses as such).", "--format")
     kind: str = setting(
         "auto", "What the input is, for how it is cut and what is kept first: auto (read "
-        "from the text: dumps, chats, logs, JSON, JSON Lines, diffs), text, log, json, jsonl, "
-        "diff or python.", "--kind")
+        "from the text: dumps, chats, logs, JSON, JSON Lines, YAML, diffs), text, log, json, "
+        "jsonl, yaml, diff or python.", "--kind")
     include: str | None = setting(
         None, "In a repository dump, keep only files matching these comma-separated globs "
         "(as repomix's --include); the others keep their header.", "--include")

@@ -356,3 +356,21 @@ def test_help_lists_one_line_per_command_and_points_to_no_missing_file():
     assert all(not line.endswith("...") and len(line) <= 80 for line in commands)
     serve_help = runner.invoke(app, ["serve", "--help"]).stdout
     assert "docs/" not in serve_help and "/v1/compress" in serve_help
+
+
+def test_kind_yaml_reads_yaml_that_auto_takes_for_a_list(llama_dir, target_dir, tmp_path):
+    hosts = "".join(f"- host{i}.example.org\n" for i in range(60))  # a list: prose to auto
+    compose = "".join(f"svc{i}:\n  image: app:{i}\n  restart: always\n" for i in range(30))
+    for name, text, kind, expected in [("hosts.txt", hosts, [], []),
+                                       ("hosts.txt", hosts, ["--kind", "yaml"], ["yaml"]),
+                                       ("compose.txt", compose, [], ["yaml"]),
+                                       ("compose.txt", compose, ["--kind", "text"], [])]:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        result = runner.invoke(app, ["compress", str(path), "--json", *kind,
+                                     *options(llama_dir, target_dir, "-r", "0.4")])
+        assert result.exit_code == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["kinds"] == [{"kind": k, "start": 0, "end": len(text)} for k in expected]
+        counted = "more items ...]" in report["text"] or "more records ...]" in report["text"]
+        assert counted == bool(expected), report["text"]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crossprefill_cli.text import diffs, kinds, logs, structured
+from crossprefill_cli.text import diffs, kinds, logs, structured, yaml_data
 from crossprefill_cli.units import chunks, evidence, records, terms
 
 PYTEST_RUN = "\n".join(
@@ -203,3 +203,148 @@ def test_any_json_parses_to_blocks_that_tile_it(value, indent):
     assert root.end == len(text)
     plan = structured.blocks(text, root, 0, len(text))
     assert "".join(text[b.start:b.end] for b in plan.blocks) == text
+
+
+COMPOSE = """\
+# the web stack
+services:
+  web:
+    image: nginx:1.25  # pinned
+    ports:
+      - "80:80"
+    command: |
+      nginx -g 'daemon off;'
+      echo started
+  db:
+    image: postgres:16
+    environment: {POSTGRES_DB: app, POSTGRES_USER: app}
+volumes:
+  data: {}
+"""
+
+MANIFESTS = """\
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: cart
+spec:
+  replicas: 2
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: cart
+spec:
+  ports:
+  - port: 80
+    targetPort: 8080
+"""
+
+
+def _yaml_values(text: str) -> list[tuple[int, int]]:
+    """Every scalar's span, from PyYAML's own events."""
+    import yaml
+
+    return [(e.start_mark.index, e.end_mark.index) for e in yaml.parse(text, Loader=yaml.SafeLoader)
+            if isinstance(e, yaml.ScalarEvent) and e.end_mark.index > e.start_mark.index]
+
+
+def test_yaml_blocks_of_a_multi_document_stream_are_its_documents_and_members(monkeypatch):
+    monkeypatch.setattr(structured, "MAX_BLOCK_CHARS", 30)
+    plan = yaml_data.blocks(MANIFESTS, 0, len(MANIFESTS))
+    pieces = [(b.role, MANIFESTS[b.start:b.end]) for b in plan.blocks]
+    assert pieces == [
+        ("rest", ""),
+        ("open", "---\n"), ("member", "apiVersion: apps/v1\n"), ("member", "kind: Deployment\n"),
+        ("member", "metadata:\n  name: cart\n"), ("member", "spec:\n  replicas: 2\n"),
+        ("close", ""),
+        ("open", "---\n"), ("member", "apiVersion: v1\n"), ("member", "kind: Service\n"),
+        ("member", "metadata:\n  name: cart\n"), ("open", "spec:\n"), ("open", "  ports:\n"),
+        ("open", "  - "), ("member", "port: 80\n"), ("member", "    targetPort: 8080\n"),
+        ("close", ""), ("close", ""), ("close", ""), ("close", ""), ("close", "")]
+    assert plan.syntax == "yaml" and plan.containers[0] == "records"
+    # the second document is a record; its port needs the lines that lead to it
+    port = next(b for b in plan.blocks if MANIFESTS[b.start:b.end] == "port: 80\n")
+    assert plan.blocks[port.record].start == MANIFESTS.index("---\napiVersion: v1")
+    assert [MANIFESTS[plan.blocks[j].start:plan.blocks[j].end] for j in port.path[1:]] == [
+        "---\n", "spec:\n", "  ports:\n", "  - "]
+
+
+def test_yaml_blocks_never_cut_a_value_and_a_block_scalar_is_one(monkeypatch):
+    monkeypatch.setattr(structured, "MAX_BLOCK_CHARS", 20)
+    plan = yaml_data.blocks(COMPOSE, 0, len(COMPOSE))
+    assert "".join(COMPOSE[b.start:b.end] for b in plan.blocks) == COMPOSE
+    cuts = {b.start for b in plan.blocks}
+    assert not any(a < cut < b for a, b in _yaml_values(COMPOSE) for cut in cuts)
+    texts = [COMPOSE[b.start:b.end] for b in plan.blocks]
+    assert "    command: |\n      nginx -g 'daemon off;'\n      echo started\n" in texts
+    assert "    image: nginx:1.25  # pinned\n" in texts
+    assert "services:\n" in texts and "  db:\n" in texts
+
+
+def test_a_yaml_comment_goes_with_the_member_below_it_but_never_leaves_a_block_scalar(monkeypatch):
+    monkeypatch.setattr(structured, "MAX_BLOCK_CHARS", 20)
+    text = ("jobs:\n  # the proxy\n  web:\n    image: nginx\n    run: |\n      echo a\n"
+            "      # inside the script\n    # after a blank line\n\n    # right above\n"
+            "    db: postgres\n")
+    pieces = [text[b.start:b.end] for b in yaml_data.blocks(text, 0, len(text)).blocks]
+    assert pieces == ["", "jobs:\n  # the proxy\n", "  web:\n", "    image: nginx\n",
+                      "    run: |\n      echo a\n      # inside the script\n"
+                      "    # after a blank line\n\n",
+                      "    # right above\n    db: postgres\n", "", "", ""]
+
+
+def test_yaml_is_data_and_prose_markdown_and_python_are_not():
+    assert kinds.detect(COMPOSE) == "yaml" and kinds.detect(MANIFESTS) == "yaml"
+    prose = "The quick brown fox jumps over the lazy dog.\n" * 40
+    assert kinds.detect(prose) is None  # one plain scalar to PyYAML
+    assert kinds.detect("- apples\n- pears\n- plums\n- figs\n") is None  # a Markdown list
+    markdown = ("# Shopping\n\nBuy these today:\n\n- apples\n- pears\n- milk: two litres\n"
+                "- plums\n\nThanks.\n")
+    assert kinds.regions(markdown) == [(0, len(markdown), None)]
+    records = "".join(f"Name: item {i}\nPrice: {i}\n\n" for i in range(10))  # YAML repeats no key
+    assert yaml_data.parse(records, 0, len(records)).repeated_keys == 18
+    assert kinds.detect(records) is None
+    notes = "".join(f"Entry {i}: the river near the orchard was high on day {i}.\n" for i in range(20))
+    assert yaml_data.parse(notes, 0, len(notes)).prose_values == 20  # a mapping of sentences
+    assert kinds.detect(notes) is None
+    code = "class A:\n    def f(self):\n        return 1\n    def g(self):\n        return 2\n"
+    assert yaml_data.is_yaml(code) and kinds.detect(code) == "python"  # Python first
+    asked = "Here is the compose file:\n\n" + COMPOSE + "\nWhich image does db run?"
+    # the data starts at its first key (a comment at the margin may be a Markdown heading)
+    start, end = asked.index("services:"), asked.index("\nWhich")
+    assert kinds.regions(asked) == [(0, start, None), (start, end, "yaml"),
+                                    (end, len(asked), None)]
+    fenced = "Our stack:\n```yaml\n" + COMPOSE + "```\nWhich image does db run?"
+    assert kinds.regions(fenced)[1] == (fenced.index("services:"), fenced.index("```\nW"), "yaml")
+
+
+def test_yaml_is_read_from_events_only_and_within_bounds(monkeypatch):
+    bomb = "a: &a [x, x, x, x]\nb: &b [*a, *a, *a, *a]\nc: &c [*b, *b, *b, *b]\nd: [*c, *c, *c]\n"
+    assert len(yaml_data.blocks(bomb, 0, len(bomb)).blocks) == 1  # aliases are not expanded
+    tagged = "a: !!python/object/apply:os.system ['echo hi']\nb: 1\nc: 2\n"
+    assert kinds.detect(tagged) == "yaml"  # read, never constructed
+    monkeypatch.setattr(yaml_data, "MAX_CHARS", 50)
+    assert not yaml_data.is_yaml(COMPOSE)
+    assert kinds.detect("a: 1\nb: [\n") is None  # does not parse
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+                    lambda inner: st.lists(inner, min_size=1, max_size=5)
+                    | st.dictionaries(st.text(max_size=8), inner, min_size=1, max_size=5),
+                    max_leaves=60),
+       st.sampled_from([False, None]), st.booleans())
+def test_any_yaml_parses_to_blocks_that_tile_it_between_values(value, flow, twice):
+    import yaml
+
+    text = yaml.safe_dump_all([value] * (2 if twice else 1), default_flow_style=flow,
+                              explicit_start=twice, allow_unicode=True)
+    try:
+        plan = yaml_data.blocks(text, 0, len(text))
+    except yaml_data.NotYAML:  # a lone scalar is not data
+        assert not isinstance(value, (list, dict))
+        return
+    assert "".join(text[b.start:b.end] for b in plan.blocks) == text
+    cuts = {b.start for b in plan.blocks}
+    assert not any(a < cut < b for a, b in _yaml_values(text) for cut in cuts)

@@ -61,3 +61,30 @@ def test_a_tool_message_that_is_a_log_is_cut_as_one(llama_draft, target):
                                            keep_rate=0.5)
     tool = compressed[1]["content"]
     assert "test_port_parses FAILED" in tool and "lines like this ...]" in tool
+
+
+SERVICES = "services:\n" + "".join(
+    f"  svc{i}:\n    image: registry.example/svc{i}:1.{i}.0\n    restart: always\n"
+    f"    environment:\n      LOG_LEVEL: info\n      WORKERS: \"{i % 5 + 1}\"\n"
+    f"    ports:\n      - \"{8000 + i}:80\"\n" for i in range(30))
+
+
+def test_the_asked_yaml_record_survives_whole_in_verbatim_spans(llama_draft, target):
+    prompt = SERVICES + "\nWhich image does svc17 run?"
+    result = run(llama_draft, target, prompt, keep_rate=0.2)
+    assert [(k.kind, k.start, k.end) for k in result.kinds] == [("yaml", 0, len(SERVICES))]
+    record = SERVICES[SERVICES.index("  svc17:"):SERVICES.index("  svc18:")]
+    assert record in result.text and result.text.startswith("services:\n")
+    assert "more records ...]" in result.text
+    assert result.tokens_after <= result.budget
+    # the output is the kept spans, in order, and gap markers between them: no line is cut
+    position, lines = 0, set(prompt.splitlines())
+    for span in result.spans:
+        piece = prompt[span.start:span.end]
+        found = result.text.index(piece, position)
+        assert all(line.strip().startswith("[...") for line in
+                   result.text[position:found].splitlines() if line.strip())
+        position = found + len(piece)
+    assert not result.text[position:].strip()
+    kept = [line for line in result.text.splitlines() if not line.strip().startswith("[...")]
+    assert all(line in lines for line in kept)

@@ -9,20 +9,23 @@ nothing, so their kind is read from the text itself, cheapest test first:
     diff    a unified diff (`diffs.is_diff`)
     log     enough of its lines look written by a tool (`logs.is_log`)
     python  it parses as Python and defines something
+    yaml    it parses as YAML and is mostly keys and entries (`yaml_data.is_yaml`:
+            prose is valid YAML too, one scalar; Python can be a YAML mapping)
 
 and None (prose, or code of another language) otherwise. A `--kind` given by the user
 wins over all of this (see `pipeline.analysis`).
 
 Data rarely comes alone: a prompt is a tool's JSON and a question after it, or a line
 saying what follows before it. `regions` finds data that fills at least `DATA_SHARE`
-of a stretch with prose around it (one JSON value, or a run of JSON Lines), so the
-data is read as data and the words around it as prose.
+of a stretch with prose around it (one JSON value, a run of JSON Lines, or a run of
+YAML lines: `yaml_data.region`), so the data is read as data and the words around it
+as prose.
 """
 
 import json
 import re
 
-from crossprefill_cli.text import diffs, dumps, logs, structured
+from crossprefill_cli.text import diffs, dumps, logs, structured, yaml_data
 
 
 DATA_SHARE = 0.5
@@ -31,7 +34,7 @@ DATA_START = re.compile(r"^[ \t]*[\[{]", re.MULTILINE)
 
 def regions(text: str) -> list[tuple[int, int, str | None]]:
     """Stretches tiling `text`, each with its kind (see the module docstring)."""
-    found = _data_region(text)
+    found = _data_region(text) or _yaml_region(text)
     if found is None:
         return [(0, len(text), detect(text))]
     start, end, kind = found
@@ -63,6 +66,14 @@ def _data_region(text: str) -> tuple[int, int, str] | None:
     return start, end, kind
 
 
+def _yaml_region(text: str) -> tuple[int, int, str] | None:
+    """A run of YAML lines filling `DATA_SHARE` of `text`, with prose around it."""
+    found = yaml_data.region(text, min_chars=int(DATA_SHARE * len(text)))
+    if found is None or dumps.anonymous_language(text[found[0]:found[1]]) is not None:
+        return None  # YAML alone (`detect` says so), or Python that reads as YAML
+    return (*found, "yaml")
+
+
 def _json_lines_end(text: str, start: int) -> int:
     """The end of the run of JSON Lines that starts at `start`."""
     end = start
@@ -87,4 +98,7 @@ def detect(text: str) -> str | None:
         return "diff"
     if logs.is_log(text):
         return "log"
-    return dumps.anonymous_language(text)
+    language = dumps.anonymous_language(text)
+    if language is None and yaml_data.is_yaml(text):
+        return "yaml"
+    return language

@@ -130,6 +130,7 @@ class Block:
 class BlockPlan:
     blocks: tuple[Block, ...]
     containers: tuple[str, ...]  # each split container's kind: "object", "array", "records"
+    syntax: str = "json"  # how its members are written: "json", or "yaml" (`yaml_data`)
 
     @cached_property
     def starts(self) -> list[int]:

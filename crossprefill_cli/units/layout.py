@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from crossprefill_cli.text import (diffs, dumps, kinds, logs, markdown, outline, query,
-                                   structured, syntax)
+                                   structured, syntax, yaml_data)
 from crossprefill_cli.units import chunks, graph, records
 
 if TYPE_CHECKING:  # profiles are handed in; their package is above this one
@@ -218,7 +218,9 @@ def _detail(text: str, start: int, end: int, language: str | None
             lines = structured.json_lines(text[start:end])
             if lines is not None:
                 return structured.line_blocks(text, [(a + start, b + start) for a, b in lines])
-    except structured.NotJSON:
+        if language == "yaml":
+            return yaml_data.blocks(text, start, end)
+    except (structured.NotJSON, yaml_data.NotYAML):
         pass
     return None
 

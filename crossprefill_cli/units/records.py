@@ -45,6 +45,10 @@ LONG_HUNK_CHARS = 4000
 PRIORS = ("novelty", "severity", "shape")
 # a member whose value is a string or a scalar, as `"key": value`
 SCALAR_MEMBER = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:\s*("(?:[^"\\]|\\.)*"|[-+\w.]+)')
+# the same in YAML, `key: value` on one line (a value in quotes without them)
+YAML_MEMBER = re.compile(r"""(?<![^\s-])([\w.$@/-]+|"[^"\n]*"|'[^'\n]*'):[ \t]+["']?"""
+                         r"""([^\s"'#|>&*!\[{][^\s"'#]*)["']?[ \t]*(?:#[^\n]*)?$""", re.MULTILINE)
+MEMBERS = {"json": SCALAR_MEMBER, "yaml": YAML_MEMBER}
 MAX_IDENTITY_CHARS = 100
 # the widest counted gaps, to price a gap in a log or data conservatively
 WIDEST_NOTES = ("[... 99999 more lines like this ...]", "[... 99999 more records ...]")
@@ -58,7 +62,8 @@ def segments(detail, low: int, high: int) -> list[chunks.Segment]:
     elif isinstance(detail, diffs.DiffStructure):
         pieces = [(start, end, LONG_HUNK_CHARS, "line") for start, end in detail.pieces]
     else:
-        pieces = [(block.start, block.end, LONG_VALUE_CHARS, "word") for block in detail.blocks]
+        cut = "line" if detail.syntax == "yaml" else "word"  # YAML's long values are blocks of lines
+        pieces = [(block.start, block.end, LONG_VALUE_CHARS, cut) for block in detail.blocks]
     result = []
     for start, end, longest, boundary in pieces:
         start, end = max(start, low), min(end, high)
@@ -92,7 +97,8 @@ def data_plan(text: str, units: list[chunks.Unit], detail: structured.BlockPlan,
     """Add a data part's shape signal, record groups, path needs and identities (in
     place: see the module docstring)."""
     unit_at = chunks.unit_finder(units)
-    pairs = [SCALAR_MEMBER.findall(text, block.start, block.end) for block in detail.blocks]
+    member = MEMBERS[detail.syntax]
+    pairs = [member.findall(text, block.start, block.end) for block in detail.blocks]
     counts = Counter(pair for found in pairs for pair in found)
     for block, found in zip(detail.blocks, pairs):
         # a one-word value no other member of its key holds names its record
