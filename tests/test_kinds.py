@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crossprefill_cli.text import diffs, kinds, logs, structured, yaml_data
-from crossprefill_cli.units import chunks, evidence, records, terms
+from crossprefill_cli.units import chunks, evidence, layout, records, terms
 
 PYTEST_RUN = "\n".join(
     ["============================= test session starts ==============================",
@@ -348,3 +348,14 @@ def test_any_yaml_parses_to_blocks_that_tile_it_between_values(value, flow, twic
     assert "".join(text[b.start:b.end] for b in plan.blocks) == text
     cuts = {b.start for b in plan.blocks}
     assert not any(a < cut < b for a, b in _yaml_values(text) for cut in cuts)
+
+
+def test_a_dump_file_of_no_language_or_plain_text_is_read_for_its_kind():
+    log = "".join(f"2026-01-01 10:00:{i:02d} INFO step {i} ok\n" for i in range(40))
+    dump = ('<file path="README.txt">\nSome words here.\n</file>\n'
+            f'<file path="ci-output.txt">\n{log}</file>\n'
+            '<file path="notes">\nplain notes\n</file>\n<file path="a.py">\nx = 1\n</file>\n')
+    parts = [(dump[p.start:p.end], p.language, p.code)
+             for p in layout.describe(dump, line_mode=True).parts if not p.required]
+    assert parts == [("Some words here.\n", "text", False), (log, "log", True),
+                     ("plain notes\n", None, True), ("x = 1\n", "python", True)]

@@ -125,6 +125,10 @@ class Layout:
             set(records.WIDEST_NOTES) if counted else set())
 
 
+# the languages of dump files whose bodies are read for a kind (`describe`)
+UNTYPED_FILES = (None, "text")
+
+
 def is_code(language: str | None, line_mode: bool) -> bool:
     return line_mode if language is None else language not in dumps.PROSE
 
@@ -151,10 +155,18 @@ def _parts(text: str, dump: dumps.Dump, *, line_mode: bool, kind: str,
     pieces = [Part(start, end, required=True) for start, end in dump.frame]
     for file in dump.files:
         code = is_code(file.language, line_mode)
+        if file.language in UNTYPED_FILES:
+            # a file whose path names no language, or names plain text (`ci-output.txt`),
+            # may hold a log or data: its body is read like any stretch of text
+            body = _content_parts(text, file.body_start, file.body_end,
+                                  unknown_is_code=code and file.language is None)
+            body = tuple(replace(part, language=file.language) if part.language is None else part
+                         for part in body)
+        else:
+            body = (Part(file.body_start, file.body_end, file.language, code,
+                         detail=_detail(text, file.body_start, file.body_end, file.language)),)
         pieces += [Part(file.start, file.body_start, file.language, code, required=True),
-                   Part(file.body_start, file.body_end, file.language, code,
-                        detail=_detail(text, file.body_start, file.body_end, file.language)),
-                   Part(file.body_end, file.end, file.language, code, required=True)]
+                   *body, Part(file.body_end, file.end, file.language, code, required=True)]
     parts, cursor = [], 0
     for piece in sorted((p for p in pieces if p.start < p.end), key=lambda p: p.start):
         if piece.start > cursor:  # text around the files: a preamble, a closing question
