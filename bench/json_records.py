@@ -1,16 +1,20 @@
 """JSON tool output: is the one record a question asks about kept?
 
-Material: real JSON written by real tools (pip inspect, npm ls, package-lock.json, webpack
---json) and API-shaped JSON built from fetched repositories' git metadata, stored gzipped
-under `bench/data/json/` (SOURCES.md there says where each came from and how it was made).
-Pretty-printed (indent 2 and 4), minified and JSON Lines documents, 7k-39k o200k tokens.
+Material: real JSON written by real tools (pip inspect, cyclonedx-py, pipdeptree, coverage,
+pytest-json-report, npm ls, package-lock.json, webpack --json, ruff) and API-shaped JSON
+built from fetched repositories' git metadata, stored gzipped under `bench/data/json/`
+(SOURCES.md there says where each came from and how it was made). Pretty-printed (indent
+2 and 4), one-line, minified and JSON Lines documents, 7k-39k o200k tokens.
 
 Split by tool, so that no kind of document is in both:
 
-- dev: `pip inspect` (two venvs), commit logs of psf/requests (JSON, indent 4), of
-  pallets/click (JSON Lines) and of tqdm/tqdm (GitHub REST-shaped, minified);
+- dev: `pip inspect` (two venvs), a CycloneDX SBOM and a `pipdeptree --json-tree` of a
+  third venv, `coverage json` and `pytest --json-report` of boltons' test suite, commit
+  logs of psf/requests (JSON, indent 4), of pallets/click (JSON Lines) and of tqdm/tqdm
+  (GitHub REST-shaped, minified);
 - test: `npm ls --json --all` (two projects), their `package-lock.json`, webpack's
-  `--json` stats (minified) and a `git ls-tree` listing of pytest-dev/pytest (JSON Lines).
+  `--json` stats (minified), a `git ls-tree` listing of pytest-dev/pytest (JSON Lines)
+  and `ruff check --output-format json` on a structlog module.
 
 A case is one document followed by one question in plain words about ONE record (a
 package, a commit, a lockfile entry, a bundled module, a file), e.g. "Which version of
@@ -169,6 +173,7 @@ class Record:
     label: str  # how the question names it
     ids: tuple = ()  # identifying member paths, best first (unkeyed records)
     keyed: Member | None = None  # the member whose key identifies the record
+    questions: list | None = None  # this record's own templates (None: its kind's)
 
     @property
     def start(self) -> int:
@@ -225,6 +230,50 @@ def _tree(root):
         yield Record(node, node.get("path").node.value, ids=("path",))
 
 
+def _sbom(root):
+    for node in _objects(root[0].get("components").node.items):
+        yield Record(node, node.get("name").node.value, ids=("bom-ref", "purl", "name"))
+    for node in _objects(root[0].get("dependencies").node.items):
+        yield Record(node, node.get("ref").node.value.split("==")[0], ids=("ref",),
+                     questions=SBOM_DEPENDS)
+
+
+def _pipdeptree(root):
+    def walk(nodes, parent):
+        for node in _objects(nodes):
+            name = node.get("package_name").node.value
+            label = f"{name} (a dependency of {parent})" if parent else name
+            yield Record(node, label, ids=("key", "package_name"))
+            deps = node.get("dependencies")
+            if deps is not None and deps.node.kind == "array":
+                yield from walk(deps.node.items, name)
+
+    yield from walk(root[0].items, None)
+
+
+def _coverage(root):
+    for file in root[0].get("files").node.members:
+        for part, what in (("functions", "the function {}() in {}"), ("classes", "the class {} in {}")):
+            table = file.node.get(part)
+            for member in table.node.members if table is not None else ():
+                if member.key and member.node.kind == "object":
+                    yield Record(member.node, what.format(member.key, file.key), keyed=member)
+
+
+def _pytest_report(root):
+    for node in _objects(root[0].get("tests").node.items):
+        yield Record(node, node.get("nodeid").node.value, ids=("nodeid",))
+
+
+def _ruff(root):
+    where = [(n.get("code").node.value, n.get("location.row").node.value)
+             for n in _objects(root[0].items)]
+    for node, (code, row) in zip(_objects(root[0].items), where):
+        if where.count((code, row)) == 1:  # "the E501 issue on line 12" names one
+            yield Record(node, f"the {code} issue on line {row}",
+                         ids=("location", "end_location", "noqa_row"))
+
+
 # (question, asked member paths); "{x}" is the record's label, "{what}" the document
 PIP = [("Which version of {x} is installed?", ("metadata.version",)),
        ("In the pip inspect output, what version is the {x} package?", ("metadata.version",)),
@@ -277,6 +326,37 @@ TREE = [("What is the size in bytes of {x} in the pytest repository?", ("size",)
         ("What is the git blob hash of {x}?", ("object",)),
         ("What file mode does {x} have in git?", ("mode",))]
 
+SBOM = [("Which version of {x} is listed in the SBOM?", ("version",)),
+        ("What license is {x} released under?", ("licenses",)),
+        ("What is {x} for?", ("description",)),
+        ("In one sentence, what does {x} do?", ("description",)),
+        ("What is the package URL of {x}?", ("purl",))]
+SBOM_DEPENDS = [("Which packages does {x} depend on, according to the SBOM?", ("dependsOn",)),
+                ("What does {x} need installed alongside it?", ("dependsOn",))]
+PIPDEPTREE = [("Which version of {x} is installed?", ("installed_version",)),
+              ("What version of {x} is actually in the environment?", ("installed_version",)),
+              ("Which versions of {x} are acceptable?", ("required_version",)),
+              ("What version constraint applies to {x}?", ("required_version",)),
+              ("What does {x} pull in?", ("dependencies",))]
+COVERAGE = [("How much of {x} did the tests run?", ("summary.percent_covered",)),
+            ("What percentage of {x} is covered?", ("summary.percent_covered",)),
+            ("Which lines of {x} were never run by the tests?", ("missing_lines",)),
+            ("On which line does {x} start?", ("start_line",)),
+            ("How many statements are in {x}?", ("summary.num_statements",)),
+            ("Which branches in {x} were never taken?", ("missing_branches",))]
+PYTEST_REPORT = [("How long did the test {x} take to run?", ("call.duration",)),
+                 ("How long did setting up {x} take?", ("setup.duration",)),
+                 ("How much time went into tearing down {x}?", ("teardown.duration",)),
+                 ("On which line is the test {x} written?", ("lineno",)),
+                 ("What markers and keywords does {x} carry?", ("keywords",)),
+                 ("Did {x} pass?", ("outcome",))]
+RUFF = [("What does ruff say about {x}?", ("message",)),
+        ("What is the message for {x}?", ("message",)),
+        ("Can ruff fix {x} on its own, and how?", ("fix",)),
+        ("Where does the code flagged by {x} end?", ("end_location",)),
+        ("Which rule is behind {x}, by name?", ("name",)),
+        ("Where is the rule behind {x} documented?", ("url",))]
+
 KINDS = {  # file-name part: (records, questions)
     "pip-inspect": (_pip_inspect, PIP),
     "git-log": (_commits, GIT_LOG),
@@ -285,6 +365,11 @@ KINDS = {  # file-name part: (records, questions)
     "package-lock": (_package_lock, LOCK),
     "webpack-stats": (_webpack, WEBPACK),
     "git-tree": (_tree, TREE),
+    "cyclonedx-sbom": (_sbom, SBOM),
+    "pipdeptree": (_pipdeptree, PIPDEPTREE),
+    "coverage-json": (_coverage, COVERAGE),
+    "pytest-report": (_pytest_report, PYTEST_REPORT),
+    "ruff-check": (_ruff, RUFF),
 }
 
 
@@ -379,7 +464,8 @@ def _document_cases(path: Path, seed: int) -> list[TaskCase]:
     for record in records:
         if len(cases) == PER_DOCUMENT:
             break
-        for question, paths in rng.sample(questions, len(questions)):
+        templates = record.questions or questions
+        for question, paths in rng.sample(templates, len(templates)):
             question = question.format(x=record.label)
             prompt = doc.rstrip("\n") + "\n\n" + question
             checks = _checks(prompt, record, paths)
