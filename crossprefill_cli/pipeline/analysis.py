@@ -285,6 +285,7 @@ class _Plan:
                                                                       len(self.units)),
             priors=planned.priors, groups=planned.groups, named=structure.changed_names,
             definition_names=planned.names, identities=planned.identities,
+            lineages=planned.lineages,
             **_places(self.units, structure))
         if settings.cover_definitions:
             scores = layout.cover_definitions(scores, planned.signatures)
