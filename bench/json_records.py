@@ -326,36 +326,46 @@ TREE = [("What is the size in bytes of {x} in the pytest repository?", ("size",)
         ("What is the git blob hash of {x}?", ("object",)),
         ("What file mode does {x} have in git?", ("mode",))]
 
-SBOM = [("Which version of {x} is listed in the SBOM?", ("version",)),
-        ("What license is {x} released under?", ("licenses",)),
-        ("What is {x} for?", ("description",)),
-        ("In one sentence, what does {x} do?", ("description",)),
-        ("What is the package URL of {x}?", ("purl",))]
-SBOM_DEPENDS = [("Which packages does {x} depend on, according to the SBOM?", ("dependsOn",)),
-                ("What does {x} need installed alongside it?", ("dependsOn",))]
-PIPDEPTREE = [("Which version of {x} is installed?", ("installed_version",)),
-              ("What version of {x} is actually in the environment?", ("installed_version",)),
-              ("Which versions of {x} are acceptable?", ("required_version",)),
-              ("What version constraint applies to {x}?", ("required_version",)),
-              ("What does {x} pull in?", ("dependencies",))]
-COVERAGE = [("How much of {x} did the tests run?", ("summary.percent_covered",)),
-            ("What percentage of {x} is covered?", ("summary.percent_covered",)),
-            ("Which lines of {x} were never run by the tests?", ("missing_lines",)),
-            ("On which line does {x} start?", ("start_line",)),
-            ("How many statements are in {x}?", ("summary.num_statements",)),
-            ("Which branches in {x} were never taken?", ("missing_branches",))]
-PYTEST_REPORT = [("How long did the test {x} take to run?", ("call.duration",)),
-                 ("How long did setting up {x} take?", ("setup.duration",)),
-                 ("How much time went into tearing down {x}?", ("teardown.duration",)),
-                 ("On which line is the test {x} written?", ("lineno",)),
-                 ("What markers and keywords does {x} carry?", ("keywords",)),
-                 ("Did {x} pass?", ("outcome",))]
-RUFF = [("What does ruff say about {x}?", ("message",)),
-        ("What is the message for {x}?", ("message",)),
-        ("Can ruff fix {x} on its own, and how?", ("fix",)),
-        ("Where does the code flagged by {x} end?", ("end_location",)),
-        ("Which rule is behind {x}, by name?", ("name",)),
-        ("Where is the rule behind {x} documented?", ("url",))]
+
+def _wordings(by_member: dict) -> list:
+    """(question, asked member paths) for each wording of each asked member."""
+    return [(question, paths) for paths, questions in by_member.items() for question in questions]
+
+
+SBOM = _wordings({
+    ("version",): ["Which version of {x} is listed in the SBOM?"],
+    ("licenses",): ["What license is {x} released under?"],
+    ("description",): ["What is {x} for?", "In one sentence, what does {x} do?"],
+    ("purl",): ["What is the package URL of {x}?"]})
+SBOM_DEPENDS = _wordings({("dependsOn",): [
+    "Which packages does {x} depend on, according to the SBOM?",
+    "What does {x} need installed alongside it?"]})
+PIPDEPTREE = _wordings({
+    ("installed_version",): ["Which version of {x} is installed?",
+                             "What version of {x} is actually in the environment?"],
+    ("required_version",): ["Which versions of {x} are acceptable?",
+                            "What version constraint applies to {x}?"],
+    ("dependencies",): ["What does {x} pull in?"]})
+COVERAGE = _wordings({
+    ("summary.percent_covered",): ["How much of {x} did the tests run?",
+                                   "What percentage of {x} is covered?"],
+    ("missing_lines",): ["Which lines of {x} were never run by the tests?"],
+    ("start_line",): ["On which line does {x} start?"],
+    ("summary.num_statements",): ["How many statements are in {x}?"],
+    ("missing_branches",): ["Which branches in {x} were never taken?"]})
+PYTEST_REPORT = _wordings({
+    ("call.duration",): ["How long did the test {x} take to run?"],
+    ("setup.duration",): ["How long did setting up {x} take?"],
+    ("teardown.duration",): ["How much time went into tearing down {x}?"],
+    ("lineno",): ["On which line is the test {x} written?"],
+    ("keywords",): ["What markers and keywords does {x} carry?"],
+    ("outcome",): ["Did {x} pass?"]})
+RUFF = _wordings({
+    ("message",): ["What does ruff say about {x}?", "What is the message for {x}?"],
+    ("fix",): ["Can ruff fix {x} on its own, and how?"],
+    ("end_location",): ["Where does the code flagged by {x} end?"],
+    ("name",): ["Which rule is behind {x}, by name?"],
+    ("url",): ["Where is the rule behind {x} documented?"]})
 
 KINDS = {  # file-name part: (records, questions)
     "pip-inspect": (_pip_inspect, PIP),
