@@ -1,16 +1,20 @@
 """JSON tool output: is the one record a question asks about kept?
 
-Material: real JSON written by real tools (pip inspect, npm ls, package-lock.json, webpack
---json) and API-shaped JSON built from fetched repositories' git metadata, stored gzipped
-under `bench/data/json/` (SOURCES.md there says where each came from and how it was made).
-Pretty-printed (indent 2 and 4), minified and JSON Lines documents, 7k-39k o200k tokens.
+Material: real JSON written by real tools (pip inspect, cyclonedx-py, pipdeptree, coverage,
+pytest-json-report, npm ls, package-lock.json, webpack --json, ruff) and API-shaped JSON
+built from fetched repositories' git metadata, stored gzipped under `bench/data/json/`
+(SOURCES.md there says where each came from and how it was made). Pretty-printed (indent
+2 and 4), one-line, minified and JSON Lines documents, 7k-39k o200k tokens.
 
 Split by tool, so that no kind of document is in both:
 
-- dev: `pip inspect` (two venvs), commit logs of psf/requests (JSON, indent 4), of
-  pallets/click (JSON Lines) and of tqdm/tqdm (GitHub REST-shaped, minified);
+- dev: `pip inspect` (two venvs), a CycloneDX SBOM and a `pipdeptree --json-tree` of a
+  third venv, `coverage json` and `pytest --json-report` of boltons' test suite, commit
+  logs of psf/requests (JSON, indent 4), of pallets/click (JSON Lines) and of tqdm/tqdm
+  (GitHub REST-shaped, minified);
 - test: `npm ls --json --all` (two projects), their `package-lock.json`, webpack's
-  `--json` stats (minified) and a `git ls-tree` listing of pytest-dev/pytest (JSON Lines).
+  `--json` stats (minified), a `git ls-tree` listing of pytest-dev/pytest (JSON Lines)
+  and `ruff check --output-format json` on a structlog module.
 
 A case is one document followed by one question in plain words about ONE record (a
 package, a commit, a lockfile entry, a bundled module, a file), e.g. "Which version of
@@ -169,6 +173,50 @@ def _tree(root):
         yield Record(node, node.get("path").node.value, ids=("path",))
 
 
+def _sbom(root):
+    for node in objects(root[0].get("components").node.items):
+        yield Record(node, node.get("name").node.value, ids=("bom-ref", "purl", "name"))
+    for node in objects(root[0].get("dependencies").node.items):
+        yield Record(node, node.get("ref").node.value.split("==")[0], ids=("ref",),
+                     questions=SBOM_DEPENDS)
+
+
+def _pipdeptree(root):
+    def walk(nodes, parent):
+        for node in objects(nodes):
+            name = node.get("package_name").node.value
+            label = f"{name} (a dependency of {parent})" if parent else name
+            yield Record(node, label, ids=("key", "package_name"))
+            deps = node.get("dependencies")
+            if deps is not None and deps.node.kind == "array":
+                yield from walk(deps.node.items, name)
+
+    yield from walk(root[0].items, None)
+
+
+def _coverage(root):
+    for file in root[0].get("files").node.members:
+        for part, what in (("functions", "the function {}() in {}"), ("classes", "the class {} in {}")):
+            table = file.node.get(part)
+            for member in table.node.members if table is not None else ():
+                if member.key and member.node.kind == "object":
+                    yield Record(member.node, what.format(member.key, file.key), keyed=member)
+
+
+def _pytest_report(root):
+    for node in objects(root[0].get("tests").node.items):
+        yield Record(node, node.get("nodeid").node.value, ids=("nodeid",))
+
+
+def _ruff(root):
+    where = [(n.get("code").node.value, n.get("location.row").node.value)
+             for n in objects(root[0].items)]
+    for node, (code, row) in zip(objects(root[0].items), where):
+        if where.count((code, row)) == 1:  # "the E501 issue on line 12" names one
+            yield Record(node, f"the {code} issue on line {row}",
+                         ids=("location", "end_location", "noqa_row"))
+
+
 # (question, asked member paths); "{x}" is the record's label, "{what}" the document
 PIP = [("Which version of {x} is installed?", ("metadata.version",)),
        ("In the pip inspect output, what version is the {x} package?", ("metadata.version",)),
@@ -221,6 +269,47 @@ TREE = [("What is the size in bytes of {x} in the pytest repository?", ("size",)
         ("What is the git blob hash of {x}?", ("object",)),
         ("What file mode does {x} have in git?", ("mode",))]
 
+
+def _wordings(by_member: dict) -> list:
+    """(question, asked member paths) for each wording of each asked member."""
+    return [(question, paths) for paths, questions in by_member.items() for question in questions]
+
+
+SBOM = _wordings({
+    ("version",): ["Which version of {x} is listed in the SBOM?"],
+    ("licenses",): ["What license is {x} released under?"],
+    ("description",): ["What is {x} for?", "In one sentence, what does {x} do?"],
+    ("purl",): ["What is the package URL of {x}?"]})
+SBOM_DEPENDS = _wordings({("dependsOn",): [
+    "Which packages does {x} depend on, according to the SBOM?",
+    "What does {x} need installed alongside it?"]})
+PIPDEPTREE = _wordings({
+    ("installed_version",): ["Which version of {x} is installed?",
+                             "What version of {x} is actually in the environment?"],
+    ("required_version",): ["Which versions of {x} are acceptable?",
+                            "What version constraint applies to {x}?"],
+    ("dependencies",): ["What does {x} pull in?"]})
+COVERAGE = _wordings({
+    ("summary.percent_covered",): ["How much of {x} did the tests run?",
+                                   "What percentage of {x} is covered?"],
+    ("missing_lines",): ["Which lines of {x} were never run by the tests?"],
+    ("start_line",): ["On which line does {x} start?"],
+    ("summary.num_statements",): ["How many statements are in {x}?"],
+    ("missing_branches",): ["Which branches in {x} were never taken?"]})
+PYTEST_REPORT = _wordings({
+    ("call.duration",): ["How long did the test {x} take to run?"],
+    ("setup.duration",): ["How long did setting up {x} take?"],
+    ("teardown.duration",): ["How much time went into tearing down {x}?"],
+    ("lineno",): ["On which line is the test {x} written?"],
+    ("keywords",): ["What markers and keywords does {x} carry?"],
+    ("outcome",): ["Did {x} pass?"]})
+RUFF = _wordings({
+    ("message",): ["What does ruff say about {x}?", "What is the message for {x}?"],
+    ("fix",): ["Can ruff fix {x} on its own, and how?"],
+    ("end_location",): ["Where does the code flagged by {x} end?"],
+    ("name",): ["Which rule is behind {x}, by name?"],
+    ("url",): ["Where is the rule behind {x} documented?"]})
+
 KINDS = {  # file-name part: (records, questions)
     "pip-inspect": (_pip_inspect, PIP),
     "git-log": (_commits, GIT_LOG),
@@ -229,6 +318,11 @@ KINDS = {  # file-name part: (records, questions)
     "package-lock": (_package_lock, LOCK),
     "webpack-stats": (_webpack, WEBPACK),
     "git-tree": (_tree, TREE),
+    "cyclonedx-sbom": (_sbom, SBOM),
+    "pipdeptree": (_pipdeptree, PIPDEPTREE),
+    "coverage-json": (_coverage, COVERAGE),
+    "pytest-report": (_pytest_report, PYTEST_REPORT),
+    "ruff-check": (_ruff, RUFF),
 }
 
 

@@ -66,6 +66,7 @@ class Record:
     label: str  # how the question names it
     ids: tuple = ()  # identifying member paths, best first (unkeyed records)
     keyed: Member | None = None  # the member whose key identifies the record
+    questions: list | None = None  # this record's own templates (None: its kind's)
 
     @property
     def start(self) -> int:
@@ -148,7 +149,8 @@ class Format:
         for record in records:
             if len(cases) == self.per_document:
                 break
-            for question, paths in rng.sample(questions, len(questions)):
+            templates = record.questions or questions
+            for question, paths in rng.sample(templates, len(templates)):
                 question = question.format(x=record.label)
                 question = question[0].upper() + question[1:]
                 prompt = doc.rstrip("\n") + "\n\n" + question

@@ -264,9 +264,12 @@ def test_yaml_blocks_of_a_multi_document_stream_are_its_documents_and_members(mo
         ("open", "  - "), ("member", "port: 80\n"), ("member", "    targetPort: 8080\n"),
         ("close", ""), ("close", ""), ("close", ""), ("close", ""), ("close", "")]
     assert plan.syntax == "yaml" and plan.containers[0] == "records"
-    # the second document is a record; its port needs the lines that lead to it
+    # the second document is a record, and so is the one port in its list; the port
+    # needs the lines that lead to it
     port = next(b for b in plan.blocks if MANIFESTS[b.start:b.end] == "port: 80\n")
-    assert plan.blocks[port.record].start == MANIFESTS.index("---\napiVersion: v1")
+    assert plan.blocks[port.record].start == MANIFESTS.index("  - port")
+    service = next(b for b in plan.blocks if MANIFESTS[b.start:b.end] == "kind: Service\n")
+    assert plan.blocks[service.record].start == MANIFESTS.index("---\napiVersion: v1")
     assert [MANIFESTS[plan.blocks[j].start:plan.blocks[j].end] for j in port.path[1:]] == [
         "---\n", "spec:\n", "  ports:\n", "  - "]
 
@@ -359,3 +362,82 @@ def test_a_dump_file_of_no_language_or_plain_text_is_read_for_its_kind():
              for p in layout.describe(dump, line_mode=True).parts if not p.required]
     assert parts == [("Some words here.\n", "text", False), (log, "log", True),
                      ("plain notes\n", None, True), ("x = 1\n", "python", True)]
+
+
+def _data_plan(text):
+    """A data plan over one unit per non-empty block: (plan, identities, lineages, groups)."""
+    plan = structured.blocks(text, structured.parse(text), 0, len(text))
+    units = [chunks.Unit(b.start, b.end) for b in plan.blocks if b.end > b.start]
+    signals = {name: np.zeros(len(units)) for name in records.PRIORS}
+    groups, identities, lineages = np.full(len(units), -1), [""] * len(units), [""] * len(units)
+    records.data_plan(text, units, plan, signals, groups, [set() for _ in units], identities,
+                      lineages)
+    return plan, identities, lineages, groups
+
+
+NESTED = json.dumps({"dependencies": {
+    "express": {"version": "4.0.0", "installer": "npm", "note": "x" * 400, "dependencies": {
+        "debug": {"version": "2.6.9", "installer": "npm", "note": "x" * 400},
+        "qs": {"version": "6.1.0", "installer": "npm", "note": "x" * 400}}},
+    "debug": {"version": "4.3.4", "installer": "npm", "note": "x" * 400}}}, indent=2)
+
+
+def _record_names(identities, groups):
+    """Each record's names (a split record's are in several of its units), by its first unit."""
+    names = {}
+    for index, held in enumerate(identities):
+        if held:
+            names.setdefault(int(groups[index]) if groups[index] >= 0 else index, set()).update(
+                held.split())
+    return names
+
+
+def test_records_are_named_by_their_keys_and_by_values_no_sibling_record_holds():
+    plan, identities, lineages, groups = _data_plan(NESTED)
+    assert sorted(records.record_keys(NESTED, plan).values()) == ["debug", "debug", "express", "qs"]
+    names = _record_names(identities, groups)
+    # "npm" is every record's installer: it names none; 2.6.9 names only its record
+    assert sorted(map(sorted, names.values())) == [
+        ["2.6.9", "debug"], ["4.0.0", "express"], ["4.3.4", "debug"], ["6.1.0", "qs"]]
+    # the records nested in express's have express's names above them
+    above = {" ".join(sorted(held)): lineages[first] for first, held in names.items()}
+    assert {k: sorted(v.split()) for k, v in above.items()} == {
+        "4.0.0 express": [], "2.6.9 debug": ["4.0.0", "express"],
+        "6.1.0 qs": ["4.0.0", "express"], "4.3.4 debug": []}
+
+
+def test_the_copy_under_the_named_parent_outranks_other_copies_and_the_parent():
+    plan, identities, lineages, groups = _data_plan(NESTED)
+    question = "Which version of debug, the copy under express, is installed?"
+    asked = set(terms.terms(question))
+    names = {" ".join(sorted(held)): first
+             for first, held in _record_names(identities, groups).items()}
+    score = evidence.identity_hits(identities, lineages, groups, asked, question)
+    # asked terms among its names and its parent's (debug, express), and each written whole
+    assert {name: score[first] for name, first in names.items()} == {
+        "2.6.9 debug": 4, "4.0.0 express": 2, "4.3.4 debug": 2, "6.1.0 qs": 0}
+    # every unit of a record scores alike
+    assert all(score[i] == score[groups[i]] for i in range(len(groups)) if groups[i] >= 0)
+    # without lineages a record counts its own names only
+    plain = evidence.identity_hits(identities, None, groups, asked, question)
+    assert plain[names["2.6.9 debug"]] == 2
+
+
+def test_a_name_the_question_writes_whole_outranks_one_that_only_holds_its_word():
+    identities = ["requests 2.31.0", "https://github.com/psf/requests-oauthlib"]
+    question = "List the dependencies that requests declares."
+    asked = set(terms.terms(question))
+    score = evidence.identity_hits(identities, None, np.array([-1, -1]), asked, question)
+    assert score.tolist() == [2.0, 1.0]
+
+
+def test_an_array_of_one_object_is_records_and_an_object_of_one_object_is_not():
+    only = {"key": "terminado", "note": "x" * 700}
+    text = json.dumps({"dependencies": [only], "metadata": {"a": {"note": "y" * 700}}}, indent=2)
+    plan = structured.blocks(text, structured.parse(text), 0, len(text))
+    at = next(i for i, b in enumerate(plan.blocks) if '"terminado"' in text[b.start:b.end])
+    first = plan.blocks[at].record
+    assert first >= 0 and text[plan.blocks[first].start:plan.blocks[first].end].strip() == "{"
+    assert plan.containers[plan.blocks[first].parent] == "records"
+    note = next(b for b in plan.blocks if '"a"' in text[b.start:b.end])
+    assert note.record == -1  # "metadata": {"a": {...}} holds no records

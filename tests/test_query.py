@@ -133,3 +133,19 @@ def test_text_that_mentions_chat_markers_is_no_transcript():
     assert query.transcript(documentation) is None
     quoted = "Write '<|im_start|>user\n' and '<|im_start|>assistant\n' " + HAYSTACK
     assert query.transcript(quoted) is None
+
+
+def test_a_question_mark_inside_json_data_asks_nothing():
+    import json
+
+    from crossprefill_cli.text import kinds
+
+    data = json.dumps([{"name": f"pkg{i}", "url": f"https://example.org/badge?version={i}",
+                        "notes": "x" * 200} for i in range(40)], indent=2)
+    prompt = data + "\n\nList the dependencies that pkg7 declares."
+    span = kinds.data_span(prompt)
+    assert span is not None and span[0] == 0 and prompt[span[1]:].strip().startswith("List")
+    found = query.detect(prompt, data=span)
+    assert found.text == "List the dependencies that pkg7 declares."
+    # without the data's span, a badge URL's `?` near the start reads as the question
+    assert query.detect(prompt).text != found.text

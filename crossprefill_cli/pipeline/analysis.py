@@ -35,7 +35,7 @@ from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
 from crossprefill_cli.pipeline.profiles import Profile, load_profile
 from crossprefill_cli.results import ChunkReport, FileSpan, KindSpan, Result, Span
 from crossprefill_cli.settings import check_budget_options
-from crossprefill_cli.text import diffs, dumps, messages, outline
+from crossprefill_cli.text import diffs, dumps, kinds, messages, outline
 from crossprefill_cli.text import query as query_module
 from crossprefill_cli.text.source import check_text
 from crossprefill_cli.units import chunks, evidence, layout, selection
@@ -127,7 +127,8 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
         prose_delimiter=delimiter, language_delimiters=() if delimiter is not None else None)
     if query is not None and not query.strip():
         raise UsageError("the query is empty")
-    detected = query_module.detect(text) if query is None and detect_query else None
+    detected = (query_module.detect(text, data=kinds.data_span(text))
+                if query is None and detect_query else None)
     found = dict(query_source="given" if query is not None else "none", keep=tuple(keep))
     if detected is not None:
         query = detected.text
@@ -285,7 +286,8 @@ class _Plan:
             priors=planned.priors, groups=planned.groups, named=structure.changed_names,
             broken=structure.broken_names,
             definition_names=planned.names, identities=planned.identities,
-            symbols=planned.symbols, **_places(self.units, structure))
+            lineages=planned.lineages, symbols=planned.symbols,
+            **_places(self.units, structure))
         if settings.cover_definitions:
             scores = layout.cover_definitions(scores, planned.signatures)
         self.scores = scores

@@ -42,6 +42,12 @@ def regions(text: str) -> list[tuple[int, int, str | None]]:
             if a < b]
 
 
+def data_span(text: str) -> tuple[int, int] | None:
+    """The (start, end) of the data `regions` finds in `text`, or None."""
+    found = _data_region(text)
+    return None if found is None else found[:2]
+
+
 def _data_region(text: str) -> tuple[int, int, str] | None:
     """One JSON value, or a run of JSON Lines, filling `DATA_SHARE` of `text`, on whole
     lines; None when there is none, or when it is the whole text."""

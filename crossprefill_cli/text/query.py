@@ -171,12 +171,14 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
     return first, first + len(stripped)
 
 
-def detect(text: str) -> DetectedQuery | None:
-    """The question inside `text` (see the module docstring), or None."""
+def detect(text: str, data: tuple[int, int] | None = None) -> DetectedQuery | None:
+    """The question inside `text` (see the module docstring), or None. `data` is the
+    span of structured data in it (`kinds.data_span`), whose lines never ask: a `?` in a
+    JSON string (`"url": "...?query=1"`) is no question."""
     chat = transcript(text)
     if chat is not None:
         return _from_chat(text, chat)
-    return (_asked_near_end(text, 0, len(text)) or _near_start(text)
+    return (_asked_near_end(text, 0, len(text), data) or _near_start(text, data)
             or _instructed_at_end(text, 0, len(text)))
 
 
@@ -246,10 +248,15 @@ def _end_window(text: str, start: int, end: int) -> int:
     return window
 
 
-def _asked_near_end(text: str, start: int, end: int) -> DetectedQuery | None:
+def _outside(data: tuple[int, int] | None, offset: int) -> bool:
+    return data is None or not data[0] <= offset < data[1]
+
+
+def _asked_near_end(text: str, start: int, end: int,
+                    data: tuple[int, int] | None = None) -> DetectedQuery | None:
     window = _end_window(text, start, end)
     for offset, line in reversed(_lines(text, window, end)):
-        asking = _asking_start(line)
+        asking = _asking_start(line) if _outside(data, offset) else None
         if asking is not None:
             return _query(text, offset + asking, end, "end")
     return None
@@ -266,9 +273,9 @@ def _instructed_at_end(text: str, start: int, end: int) -> DetectedQuery | None:
     return None
 
 
-def _near_start(text: str) -> DetectedQuery | None:
+def _near_start(text: str, data: tuple[int, int] | None = None) -> DetectedQuery | None:
     for offset, line in _lines(text, 0, min(len(text), NEAR_START_CHARS)):
-        asking = _asking_start(line)
+        asking = _asking_start(line) if _outside(data, offset) else None
         if asking is not None and offset + len(line) < len(text):
             return _query(text, offset + asking, offset + len(line), "start")
     return None

@@ -13,7 +13,8 @@ Cuts move back to the start of a member's line when only indentation precedes it
 pretty-printed data is cut on lines and minified data after each member's comma. A
 block records the containers above it (the keys that lead to it: a kept member needs
 them kept) and the record it lies in (an object among objects: an array's element, or
-a member of an object keyed by names; what a question asks about is usually one record). Only a string too long for any budget is
+a member of an object keyed by names; what a question asks about is usually one record;
+an array of objects is records even when it holds one). Only a string too long for any budget is
 ever cut inside (on words, by the caller).
 """
 
@@ -163,9 +164,12 @@ class _Cutter:
         if node.kind == "value" or high - low <= MAX_BLOCK_CHARS or not node.children:
             found.append(Block(low, high, parent, role, path, record))
             return
-        # an array of objects, or an object whose members are all objects (records
-        # keyed by a name: npm's dependencies, a lock file's packages)
-        is_records = len(node.children) > 1 and all(c.kind == "object" for c in node.children)
+        # an array of objects (even of one: a package's only dependency is a record
+        # like its siblings'), or an object of more than one member, all objects (records
+        # keyed by a name: npm's dependencies, a lock file's packages; `"metadata": {...}`
+        # alone is no record)
+        is_records = (len(node.children) > (node.kind == "object")
+                      and all(c.kind == "object" for c in node.children))
         self.containers.append("records" if is_records else node.kind)
         index = len(self.containers) - 1
         open_end = _line_end(text, node.open_end, high)

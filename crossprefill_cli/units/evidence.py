@@ -12,7 +12,9 @@ scorer (`evidence`) fuses them, and follows links the question's words cannot se
     links[u]      how specific the most specific link word u holds is (see below)
     priors[u]     a log's novelty and severity, data's shape (`records`)
     record[u]     the best lexical score in u's record (JSON: an object among objects)
-    identity[u]   whether the question names u's record by a value only it holds
+    identity[u]   how surely the question names u's record: the asked terms among the
+                  values only it holds, its key and the names of the record it lies in,
+                  plus each such name written whole (`identity_hits`)
     defines[u]    the share of the words of the name u defines that the question asks
     references[u] the names a diff changes that u writes (call sites, imports, tests),
                   a name whose callers must change (`broken`) counting 1, another
@@ -84,6 +86,7 @@ ASKED_SHARE = 0.05  # the question's words held by at most this share of units a
 RARE_SHARE = 0.02  # hops go through words held by at most this share of units
 BM25_K1, BM25_B = 1.2, 0.75
 WORD = re.compile(r"\w+")
+WORD_RUN = re.compile(r"[^\s,;:!?()\"']+(?<![.])")  # a name as a question writes it
 SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n")
 
 
@@ -220,6 +223,7 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
                 broken: frozenset[str] = frozenset(),
                 definition_names: list[str] | None = None,
                 identities: list[str] | None = None,
+                lineages: list[str] | None = None,
                 symbols: graph.SymbolGraph | None = None) -> np.ndarray:
     """Every unit's score under the named scorer (see the module docstring).
 
@@ -231,8 +235,9 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
     are identifiers the task names beside the question (the functions a diff changes),
     `broken` those of them whose callers must change;
     `definition_names` are the names of the definitions whose signatures each unit
-    holds, `identities` the values that name each unit's record, `symbols` the
-    code's symbol graph.
+    holds, `identities` the values that name each unit's record, `lineages` (at a
+    record's first unit) those that name the records it lies in, and `symbols`
+    the code's symbol graph.
     """
     if scorer == "attention":
         return attention
@@ -248,9 +253,8 @@ def unit_scores(scorer: str, *, unit_texts: list[str], required: list[bool], que
     if groups is not None and (groups >= 0).any():
         signals["record"] = group_best(lexical, groups)
         if identities is not None and any(identities):
-            named_records = terms.aligned(terms.bags(identities), asked_terms)
-            held = np.array([bool(asked_terms & bag.keys()) for bag in named_records], dtype=float)
-            signals["identity"] = np.where(groups >= 0, group_best(held, groups), held)
+            signals["identity"] = identity_hits(identities, lineages, groups, asked_terms,
+                                                query or "")
     if definition_names is not None and asked_terms and any(definition_names):
         signals["defines"] = name_match(definition_names, asked_terms)
     if symbols is not None:
@@ -319,6 +323,34 @@ def seeds(names: list[str], asked_terms: set[str], exact: set[str]) -> np.ndarra
         if parts:
             weights[index] = len(parts & asked_terms) / len(parts)
     return weights
+
+
+def identity_hits(identities: list[str], lineages: list[str] | None, groups: np.ndarray,
+                  asked_terms: set[str], question: str = "") -> np.ndarray:
+    """Per unit, how surely the question names its record: 0 unless one of the record's
+    own names shares a term with the question; else the asked terms among its own names
+    and those of the record it lies in (`lineages`), plus one for each of those names
+    the question writes whole (`requests`, not a URL that holds the word). So "terminado,
+    a dependency of jupyter_server" ranks the terminado in jupyter_server's record above
+    every other terminado and above jupyter_server itself."""
+    record = np.where(groups >= 0, groups, np.arange(len(identities)))
+    own_terms: dict[int, set[str]] = {}
+    own_names: dict[int, set[str]] = {}
+    for index, bag in enumerate(terms.aligned(terms.bags(identities), asked_terms)):
+        if bag:
+            first = int(record[index])
+            own_terms.setdefault(first, set()).update(asked_terms & bag.keys())
+            own_names.setdefault(first, set()).update(identities[index].lower().split())
+    above = terms.aligned(terms.bags(lineages), asked_terms) if lineages else None
+    written = set(WORD_RUN.findall(question.lower()))
+    count = {}
+    for first, hits in own_terms.items():
+        if not hits:
+            continue
+        names = own_names[first] | set(lineages[first].lower().split() if lineages else ())
+        hits = hits | (asked_terms & above[first].keys() if above else set())
+        count[first] = len(hits) + sum(1 for name in names if name in written)
+    return np.array([count.get(int(first), 0) for first in record], dtype=np.float64)
 
 
 def group_best(scores: np.ndarray, groups: np.ndarray) -> np.ndarray:

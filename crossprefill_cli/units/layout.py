@@ -447,6 +447,7 @@ class UnitPlan:
     groups: np.ndarray  # per unit: the record it lies in (-1: none)
     names: list[str]  # per unit: the names of the definitions whose signatures it holds
     identities: list[str]  # per unit: the values that name its record (`records`)
+    lineages: list[str]  # per record's first unit: the values that name the records above it
     symbols: graph.SymbolGraph | None  # the code's symbol graph; None without code
 
 
@@ -462,7 +463,7 @@ def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: 
     groups = np.full(len(built), -1)
     path_needs: list[set[int]] = [set() for _ in built]
     unit_at = chunks.unit_finder(built)
-    names, identities = [""] * len(built), [""] * len(built)
+    names, identities, lineages = [""] * len(built), [""] * len(built), [""] * len(built)
     for definition in definitions:
         index = unit_at(definition.signature[0])
         names[index] = f"{names[index]} {definition.name}".strip()
@@ -470,7 +471,8 @@ def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: 
         if isinstance(part.detail, logs.LogStructure):
             records.log_signals(text, built, part.detail, priors)
         elif isinstance(part.detail, structured.BlockPlan):
-            records.data_plan(text, built, part.detail, priors, groups, path_needs, identities)
+            records.data_plan(text, built, part.detail, priors, groups, path_needs, identities,
+                              lineages)
     unit_needs = [tuple(sorted(set(a) | set(b) | c))
                   for a, b, c in zip(signatures, fence_needs(built, fences), path_needs)]
     must = {j for unit, n in zip(built, unit_needs) if unit.required for j in n}
@@ -480,7 +482,7 @@ def units(text: str, starts: np.ndarray, structure: Layout, *, head: int, tail: 
                           [reference for part in code for reference in part.symbols.references],
                           [(part.start, part.end) for part in code]) if code else None
     return UnitPlan(built, unit_needs, signatures, definitions, priors, groups, names,
-                    identities, symbols)
+                    identities, lineages, symbols)
 
 
 def cover_definitions(scores: np.ndarray, unit_needs: list[tuple[int, ...]]) -> np.ndarray:

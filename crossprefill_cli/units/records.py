@@ -19,9 +19,12 @@ Priors, per unit, fused with the question's signals by `evidence`:
 Needs: a kept data block needs the blocks that open the containers above it, so a
 kept value shows the keys that lead to it. Groups: the blocks of one record share a
 group, which `evidence` scores as a whole (a question names the record by one field
-and asks for another). Identities: the one-word values that no other member of the
-same key holds (`"name": "pip"` where `"installer": "pip"` is in every record): a
-question naming one names its record.
+and asks for another). Identities: the one-word values that no other record of the
+same container holds under the same key (`"name": "pip"` where `"installer": "pip"` is
+in every record), and the key of a record keyed by name (`"node_modules/debug": {`): a
+question naming one names its record. Lineages: a record's first unit holds the
+identities of the record it lies in (npm's `debug` inside `express`), so that "debug,
+a dependency of express" can tell that copy from the others (`evidence.identity_hits`).
 
 Gaps say what went: in a log, `[... 412 more lines like this ...]` when every omitted
 entry has the template of the entry kept before it, else `[... 30 lines ...]`; in data,
@@ -93,21 +96,39 @@ def log_signals(text: str, units: list[chunks.Unit], detail: logs.LogStructure,
 
 def data_plan(text: str, units: list[chunks.Unit], detail: structured.BlockPlan,
               signals: dict[str, np.ndarray], groups: np.ndarray,
-              needed: list[set[int]], identities: list[str]) -> None:
-    """Add a data part's shape signal, record groups, path needs and identities (in
-    place: see the module docstring)."""
+              needed: list[set[int]], identities: list[str],
+              lineages: list[str] | None = None) -> None:
+    """Add a data part's shape signal, record groups, path needs, identities and
+    lineages (the names of the record each record lies in, at its first unit) in place:
+    see the module docstring."""
     unit_at = chunks.unit_finder(units)
+    blocks = detail.blocks
     member = MEMBERS[detail.syntax]
-    pairs = [member.findall(text, block.start, block.end) for block in detail.blocks]
-    counts = Counter(pair for found in pairs for pair in found)
-    for block, found in zip(detail.blocks, pairs):
-        # a one-word value no other member of its key holds names its record
+    pairs = [member.findall(text, block.start, block.end) for block in blocks]
+    # a value names its record among the records of its container (-1: outside any)
+    where = [blocks[block.record].parent if block.record >= 0 else -1 for block in blocks]
+    counts = Counter((container, *pair) for container, found in zip(where, pairs)
+                     for pair in found)
+    keys = record_keys(text, detail)
+    own: dict[int, list[str]] = {}  # record (its first block) -> the values that name it
+    for position, (block, found) in enumerate(zip(blocks, pairs)):
         names = [value.strip('"') for key, value in found
-                 if counts[key, value] == 1 and len(value) <= MAX_IDENTITY_CHARS
+                 if counts[where[position], key, value] == 1 and len(value) <= MAX_IDENTITY_CHARS
                  and not any(c.isspace() for c in value)]
+        key = keys.get(position)
+        if key and len(key) <= MAX_IDENTITY_CHARS:
+            names.append(key)
         if names:
             index = unit_at(block.start)
             identities[index] = " ".join([identities[index], *names]).strip()
+            own.setdefault(block.record, []).extend(names)
+    if lineages is not None:
+        for position, block in enumerate(blocks):
+            if block.record == position:
+                parent = _parent_record(detail, position)
+                index = unit_at(block.start)
+                if parent >= 0:
+                    lineages[index] = " ".join(own.get(parent, []))
     first_records: dict[int, int] = {}  # container -> its first record
     for position, block in enumerate(detail.blocks):
         if block.record == position:  # a record's first block
@@ -121,6 +142,25 @@ def data_plan(text: str, units: list[chunks.Unit], detail: structured.BlockPlan,
             groups[index] = unit_at(detail.blocks[block.record].start)
         needed[index].update(unit_at(detail.blocks[j].start) for j in block.path)
         needed[index].discard(index)
+
+
+def _parent_record(detail: structured.BlockPlan, record: int) -> int:
+    """The record that the container of `record` lies in (-1: none)."""
+    path = detail.blocks[record].path
+    return detail.blocks[path[-1]].record if path else -1
+
+
+def record_keys(text: str, detail: structured.BlockPlan) -> dict[int, str]:
+    """The key of each record keyed by name (`"debug": {...}` among a lock file's
+    packages), by the position of the record's first block."""
+    keys = {}
+    for position, block in enumerate(detail.blocks):
+        if block.record == position:
+            key = structured.STRING.match(text, structured.WHITESPACE.match(
+                text, block.start).end(), block.end)
+            if key is not None:
+                keys[position] = key.group()[1:-1]
+    return keys
 
 
 def gap_note(text: str, detail, start: int, end: int) -> str | None:

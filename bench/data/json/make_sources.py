@@ -3,8 +3,9 @@
 Not imported by the benchmark. Run it with the raw outputs under RAW (the commands that
 made them are in SOURCES.md) and the fetched bare repositories under MIRROR:
 
-    python bench/data/json/make_sources.py /tmp/jraw /work/.mirror
+    python bench/data/json/make_sources.py /tmp/jraw /work/.mirror [NAME ...]
 
+(with NAMEs, only those documents are rebuilt).
 Each document is the tool's own text when it fits the size window; when it does not, an
 array (or object) is cut and the document is re-serialised with the tool's own settings,
 which is checked first to reproduce the untrimmed text byte for byte.
@@ -56,7 +57,7 @@ def pip_inspect(raw_name, name, limit=120_000, entry_limit=12_000):
     write(name, pretty(data, 2))
 
 
-def npm_verbatim(raw_name, name):
+def verbatim(raw_name, name):  # the tool's own text, under the size window as it is
     write(name, (RAW / raw_name).read_text(encoding="utf-8"))
 
 
@@ -153,17 +154,30 @@ def git_tree_jsonl(repo, name, limit=110_000):
     write(name, "\n".join(cut(lines, lambda ls: "\n".join(ls) + "\n", limit)) + "\n")
 
 
-if __name__ == "__main__":
+DOCUMENTS = {
     # dev
-    pip_inspect("pipinspect_web.json", "dev-pip-inspect-web.json")
-    pip_inspect("pipinspect_dev.json", "dev-pip-inspect-devtools.json")
-    git_log_json("psf+requests", "dev-git-log-requests.json", skip=0)
-    git_log_jsonl("pallets+click", "dev-git-log-click.jsonl", skip=0, limit=95_000)
-    github_commits("tqdm+tqdm", "dev-github-commits-tqdm.min.json", skip=0, limit=95_000)
+    "dev-pip-inspect-web.json": lambda n: pip_inspect("pipinspect_web.json", n),
+    "dev-pip-inspect-devtools.json": lambda n: pip_inspect("pipinspect_dev.json", n),
+    "dev-git-log-requests.json": lambda n: git_log_json("psf+requests", n, skip=0),
+    "dev-git-log-click.jsonl": lambda n: git_log_jsonl("pallets+click", n, skip=0, limit=95_000),
+    "dev-github-commits-tqdm.min.json":
+        lambda n: github_commits("tqdm+tqdm", n, skip=0, limit=95_000),
+    "dev-cyclonedx-sbom-docs.json": lambda n: verbatim("cyclonedx_docs.json", n),
+    "dev-pipdeptree-docs.json": lambda n: verbatim("pipdeptree_docs.json", n),
+    "dev-coverage-json-boltons.json": lambda n: verbatim("coverage_boltons_5.json", n),
+    "dev-pytest-report-boltons.json": lambda n: verbatim("pytest_boltons_7.json", n),
     # test
-    npm_verbatim("npmls_web.json", "test-npm-ls-web.json")
-    npm_verbatim("npmls_tool.json", "test-npm-ls-tooling.json")
-    package_lock("lock_web.json", "test-package-lock-web.json")
-    package_lock("lock_tool.json", "test-package-lock-tooling.json")
-    webpack_stats("webpack_stats.json", "test-webpack-stats-tooling.min.json")
-    git_tree_jsonl("pytest-dev+pytest", "test-git-tree-pytest.jsonl", limit=90_000)
+    "test-npm-ls-web.json": lambda n: verbatim("npmls_web.json", n),
+    "test-npm-ls-tooling.json": lambda n: verbatim("npmls_tool.json", n),
+    "test-package-lock-web.json": lambda n: package_lock("lock_web.json", n),
+    "test-package-lock-tooling.json": lambda n: package_lock("lock_tool.json", n),
+    "test-webpack-stats-tooling.min.json":
+        lambda n: webpack_stats("webpack_stats.json", n),
+    "test-git-tree-pytest.jsonl":
+        lambda n: git_tree_jsonl("pytest-dev+pytest", n, limit=90_000),
+    "test-ruff-check-structlog.json": lambda n: verbatim("ruff_structlog_processors.json", n),
+}
+
+if __name__ == "__main__":
+    for name in sys.argv[3:] or DOCUMENTS:
+        DOCUMENTS[name](name)
