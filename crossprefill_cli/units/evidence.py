@@ -70,7 +70,7 @@ from crossprefill_cli.units import graph, terms
 
 WEIGHTS = {"attention": 1.0, "lexical": 1.0, "links": 1.0, "novelty": 1.0, "severity": 1.0,
            "shape": 0.5, "record": 1.0, "identity": 1.0, "defines": 1.0, "references": 2.0,
-           "graph": 0.5}
+           "graph": 0.25}
 # how much a unit in tests, docs or a changelog weighs beside the implementation, when
 # the question does not ask about those (`PLACE_TERMS`, as `terms` stems them)
 SECONDARY_WEIGHT = 0.5
