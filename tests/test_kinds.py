@@ -2,6 +2,7 @@
 structure; their gaps say what went; question words meet identifiers and inflections."""
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -441,3 +442,10 @@ def test_an_array_of_one_object_is_records_and_an_object_of_one_object_is_not():
     assert plan.containers[plan.blocks[first].parent] == "records"
     note = next(b for b in plan.blocks if '"a"' in text[b.start:b.end])
     assert note.record == -1  # "metadata": {"a": {...}} holds no records
+
+
+def test_a_term_that_aligns_with_several_asked_terms_takes_the_longest_in_every_process():
+    # "retrieval" starts both "retriev" and "retri": a set's order (the process's hash
+    # seed) must not pick between them
+    bags = terms.aligned([Counter({"retrieval": 2, "other": 1})], {"retri", "retriev", "zzzz"})
+    assert bags == [Counter({"retriev": 2, "other": 1})]

@@ -102,7 +102,7 @@ def bm25(unit_words: list[Counter], terms: set[str]) -> np.ndarray:
         return scores
     lengths = np.array([sum(counts.values()) for counts in unit_words], dtype=np.float64)
     norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths / max(lengths.mean(), 1.0))
-    for term in terms:
+    for term in sorted(terms):  # one order of addition in every process (hash seeds vary)
         tf = np.array([counts.get(term, 0) for counts in unit_words], dtype=np.float64)
         df = np.count_nonzero(tf)
         if df == 0:

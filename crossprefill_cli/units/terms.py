@@ -70,15 +70,18 @@ def bags(texts: list[str], extra: list[str] | None = None) -> list[Counter]:
 
 def aligned(unit_bags: list[Counter], asked: set[str]) -> list[Counter]:
     """The bags with every term that starts an asked term, or that an asked term starts,
-    renamed to that asked term (see the module docstring)."""
+    renamed to that asked term (see the module docstring); to the longest such, then the
+    first in sorted order, when several are (never to one picked by a set's order, which
+    changes with each process's hash seed)."""
     vocabulary = {term for bag in unit_bags for term in bag}
+    candidates = sorted((term for term in asked if len(term) >= MIN_PREFIX),
+                        key=lambda term: (-len(term), term))
     renames = {}
     for term in vocabulary - asked:
         if len(term) < MIN_PREFIX:
             continue
-        for question_term in asked:
-            if len(question_term) >= MIN_PREFIX and (term.startswith(question_term)
-                                                     or question_term.startswith(term)):
+        for question_term in candidates:
+            if term.startswith(question_term) or question_term.startswith(term):
                 renames[term] = question_term
                 break
     if not renames:
