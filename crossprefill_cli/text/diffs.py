@@ -60,7 +60,7 @@ def changed_names(text: str) -> set[str]:
     define none, the name in its header's context (`@@ ... @@ def parse(`: a change
     inside `parse`): the functions and classes the change touches."""
     names: set[str] = set()
-    for hunk in HUNK_HEADER.split(text)[1:] if HUNK_HEADER.search(text) else []:
+    for hunk in HUNK_HEADER.split(text)[1:]:  # what precedes the first hunk is none
         context, _, body = hunk.partition("\n")
         changed = [line for line in body.splitlines()
                    if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]
@@ -73,7 +73,7 @@ def broken_names(text: str) -> set[str]:
     """The names whose definitions the diff renames, removes, or whose parameters it
     changes in number, order or name, read from each hunk's old and new sides."""
     broken: set[str] = set()
-    for hunk in HUNK_HEADER.split(text)[1:] if HUNK_HEADER.search(text) else []:
+    for hunk in HUNK_HEADER.split(text)[1:]:  # what precedes the first hunk is none
         body = hunk.partition("\n")[2].splitlines()
         old = "\n".join(line[1:] for line in body if line.startswith((" ", "-")))
         new = "\n".join(line[1:] for line in body if line.startswith((" ", "+")))

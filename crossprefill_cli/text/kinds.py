@@ -43,7 +43,8 @@ def regions(text: str) -> list[tuple[int, int, str | None]]:
 
 
 def data_span(text: str) -> tuple[int, int] | None:
-    """The (start, end) of the data `regions` finds in `text`, or None."""
+    """The (start, end) of the JSON or JSON Lines that `regions` finds in `text` with
+    prose around it, or None."""
     found = _data_region(text)
     return None if found is None else found[:2]
 

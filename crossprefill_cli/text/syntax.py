@@ -111,9 +111,9 @@ class _Source:
         self.parser, self.definition_query, self.reference_query = _grammar(language)
         self.tree = self.parser.parse(data)
         self.text = text
+        # each byte's character: count the bytes that start one (not 0b10xxxxxx)
         self._chars = None if len(data) == len(text) else np.append(
-            np.repeat(np.arange(len(text)), [len(c.encode("utf-8", "surrogatepass"))
-                                              for c in text]), len(text))
+            np.cumsum((np.frombuffer(data, dtype=np.uint8) & 0xC0) != 0x80) - 1, len(text))
 
     def offset(self, byte: int) -> int:
         return byte if self._chars is None else int(self._chars[byte])

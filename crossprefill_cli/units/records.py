@@ -130,17 +130,17 @@ def data_plan(text: str, units: list[chunks.Unit], detail: structured.BlockPlan,
                 if parent >= 0:
                     lineages[index] = " ".join(own.get(parent, []))
     first_records: dict[int, int] = {}  # container -> its first record
-    for position, block in enumerate(detail.blocks):
+    for position, block in enumerate(blocks):
         if block.record == position:  # a record's first block
             first_records.setdefault(block.parent, position)
     firsts = set(first_records.values())
-    for block in detail.blocks:
+    for block in blocks:
         index = unit_at(block.start)
         if block.role == "open" or block.record in firsts:
             signals["shape"][index] = 1.0
         if block.record >= 0:
-            groups[index] = unit_at(detail.blocks[block.record].start)
-        needed[index].update(unit_at(detail.blocks[j].start) for j in block.path)
+            groups[index] = unit_at(blocks[block.record].start)
+        needed[index].update(unit_at(blocks[j].start) for j in block.path)
         needed[index].discard(index)
 
 
