@@ -73,6 +73,9 @@ class Result:
     files: list[FileSpan] = field(default_factory=list)
     # the parts read as a kind of their own (log, json, jsonl, yaml, diff: see `text.kinds`)
     kinds: list[KindSpan] = field(default_factory=list)
+    # what ran the draft (`models.backends`): numpy or torch, and why not numpy if not
+    backend: str = ""
+    backend_reason: str | None = None
 
     def to_json(self) -> dict:
         report = asdict(self)

@@ -24,6 +24,7 @@ from crossprefill_cli.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+BACKENDS = ("auto", "numpy", "torch")
 INPUT_FORMATS = ("text", "messages", "auto")
 # What an input is (`text.kinds`): auto reads it from the text; text forbids any structure.
 KINDS = ("auto", "text", "log", "json", "jsonl", "yaml", "diff", "python")
@@ -98,6 +99,10 @@ class Settings:
         "--window")
     device: str = setting("auto", "auto, cpu, cuda or mps.", "--device", machine=True)
     dtype: str = setting("auto", "auto, float32, bfloat16 or float16.", "--dtype", machine=True)
+    backend: str = setting(
+        "auto", "What runs the draft: numpy (a small Llama draft, such as the bundled one, "
+        "float32 on the CPU, without importing torch), torch (transformers: any draft, any "
+        "device) or auto (numpy where it can).", "--backend", machine=True)
     no_cache: bool = setting(False, "Neither read nor write the draft-score cache.",
                              "--no-cache")
 
@@ -108,6 +113,7 @@ class Settings:
         check_choice("--format", self.format, INPUT_FORMATS)
         check_choice("--kind", self.kind, KINDS)
         check_device_and_dtype(self.device, self.dtype)
+        check_choice("--backend", self.backend, BACKENDS)
         if self.window is not None and self.window < 1:
             raise UsageError(f"--window must be a positive number of draft tokens, got "
                              f"{self.window}")

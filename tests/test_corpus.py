@@ -19,8 +19,8 @@ through each front end:
 
 A failure here after a refactor means the refactor changed behaviour. Re-recording
 (`python tests/data/corpus/record.py`, see its docstring) is for deliberate behaviour
-changes only. Everything runs the bundled draft in float32 on the CPU with one torch
-thread, counts target tokens with the bundled draft's own tokenizer folder (always
+changes only. Everything runs the bundled draft in float32 on the CPU (its default
+engine, numpy, which gives the outputs recorded on transformers), counts target tokens with the bundled draft's own tokenizer folder (always
 there, offline), and keeps scores in a private cache that starts empty: the library,
 which uses no cache, and the first command-line run each score every case, and batch
 and the server read those scores back from the cache, as a re-run would. The module

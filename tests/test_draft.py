@@ -13,7 +13,7 @@ from conftest import long_text, save_tiny_draft
 
 from crossprefill_cli.errors import ModelLoadError, UsageError
 from crossprefill_cli.models import draft as draft_module
-from crossprefill_cli.models import scoring
+from crossprefill_cli.models import reader, scoring
 from crossprefill_cli.models.draft import load_draft
 from crossprefill_cli.models.loading import builtin_path, draft_defaults
 
@@ -101,7 +101,7 @@ def test_windowed_scoring_covers_every_token_and_probes_only_lookahead_rows(
     assert importance.shape == (len(context_ids),) and np.all(importance > 0)
     assert max(seen_rows) <= 3                      # never S x S attention
     assert all(kw.get("logits_to_keep") == 1 for kw in forward_kwargs)
-    windows = len(scoring.window_bounds(len(context_ids), 100))
+    windows = len(reader.window_bounds(len(context_ids), 100))
     # the last window: its prefill records the first row, then 2 generating steps; every
     # other window: one call, its prefill with the lookahead appended
     assert len(forward_kwargs) == 3 + (windows - 1)
@@ -190,7 +190,7 @@ def test_surprise_is_the_drafts_loss_on_each_token_and_leaves_attention_alone(
     assert plain.surprise is None
     np.testing.assert_allclose(read.attention, plain.attention, rtol=1e-5, atol=1e-7)
     expected = np.zeros(len(context_ids))
-    for start, stop in scoring.window_bounds(len(context_ids), 60):
+    for start, stop in reader.window_bounds(len(context_ids), 60):
         window = draft.bos_ids + context_ids[start:stop].tolist()
         with torch.no_grad():
             logits = draft.model(torch.tensor([window])).logits[0].float()

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crossprefill_cli.models import scoring
+from crossprefill_cli.models import reader, scoring
 from crossprefill_cli.units import chunks
 
 
@@ -49,8 +49,8 @@ def test_layer_importance_pools_then_takes_the_max_over_heads():
 
 
 def test_token_importance_is_the_mean_over_lookahead_queries():
-    rows = torch.tensor([[1.0, 0.0], [0.0, 0.5]])
-    assert scoring.token_importance(rows).tolist() == [0.5, 0.25]
+    rows = np.array([[1.0, 0.0], [0.0, 0.5]])
+    assert reader.token_importance(rows).tolist() == [0.5, 0.25]
 
 
 def test_unit_scores_average_their_tokens_and_empty_chunks_score_zero():
@@ -61,7 +61,7 @@ def test_unit_scores_average_their_tokens_and_empty_chunks_score_zero():
 
 @given(st.integers(1, 5000), st.integers(1, 700))
 def test_window_bounds_cover_every_token_in_equal_windows(n_tokens, window):
-    bounds = scoring.window_bounds(n_tokens, window)
+    bounds = reader.window_bounds(n_tokens, window)
     assert bounds[0][0] == 0 and bounds[-1][1] == n_tokens
     assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
     sizes = [stop - start for start, stop in bounds]
@@ -81,6 +81,6 @@ def test_question_rows_see_no_later_key():
 
 
 def test_question_and_lookahead_rows_weigh_the_same_as_groups():
-    rows = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    np.testing.assert_allclose(scoring.token_importance(rows, query_rows=3), [0.5, 0.5])
-    np.testing.assert_allclose(scoring.token_importance(rows), [0.75, 0.25])
+    rows = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_allclose(reader.token_importance(rows, query_rows=3), [0.5, 0.5])
+    np.testing.assert_allclose(reader.token_importance(rows), [0.75, 0.25])

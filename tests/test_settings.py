@@ -48,7 +48,7 @@ def test_every_setting_is_an_option_of_each_command_with_its_default(name, left_
 def test_every_setting_but_the_machines_is_a_request_field():
     for setting in SETTINGS:
         assert (setting.name in serve.FIELDS) == (setting.name not in MACHINE_FIELDS)
-    assert set(MACHINE_FIELDS) == {"device", "dtype"}
+    assert set(MACHINE_FIELDS) == {"device", "dtype", "backend"}
 
 
 def test_batch_records_default_to_the_settings():

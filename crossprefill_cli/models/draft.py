@@ -1,23 +1,14 @@
-"""The draft model: loading it and reading its lookahead attention.
+"""The draft on transformers: loading it and reading its lookahead attention.
 
-This is the only module that touches a language model. Any Hugging Face causal LM
-whose attention goes through transformers' `AttentionInterface` works (Llama, Qwen2/3,
-Mistral, Gemma, Phi, GPT-2, ...): the model is loaded with a registered attention
+This engine runs any Hugging Face causal LM whose attention goes through transformers'
+`AttentionInterface` (Llama, Qwen2/3, Mistral, Gemma, Phi, GPT-2, ...): the model is loaded with a registered attention
 implementation, "crossprefill", that runs plain SDPA and, only when a forward call is
 given an `AttentionProbe`, also computes the probe's queries against the prompt keys
 (`scoring.lookahead_probabilities`). The prefill therefore never materialises S x S
 attention; the probe adds O(heads x N x S) per layer, reduced on the spot.
 
-Scoring a window (Algorithm 1 of Upasani et al.): prefill `[BOS] + window + query` in
-one call (only the last position's logits), recording the attention of its last token,
-then step N-1 greedy lookahead tokens through the cache, each step recording its
-attention. Inputs longer than the draft's window are split into equal windows; the
-lookahead tokens are generated once, on the last window (which holds the end of the
-input and sits next to the query), and every other window is prefilled with those
-lookahead tokens appended, in the same forward call, recording all N query rows at once.
-With `query_rows`, the query's own tokens (before its last) are recorded as well, in
-the same calls. Each window's attention is normalised over the same kind of prompt
-(same length +/- one token, same query), which keeps scores comparable across windows.
+How windows are cut and the lookahead is run is `reader.DraftReader`'s (shared with the
+torch-free `numpy_draft`); this module runs one window's forward calls with the probe.
 
 Surprise (`read(..., surprise=True)`) comes from the same forward calls: the draft's
 loss on each context token given the tokens before it in its window, -log p(token).
@@ -25,11 +16,10 @@ The model's body runs once and its output head is applied to the context positio
 blocks, so a large vocabulary never holds S x V logits at once.
 """
 
+import contextlib
 import inspect
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -46,7 +36,7 @@ from crossprefill_cli.errors import ModelLoadError, UsageError
 from crossprefill_cli.models import scoring
 from crossprefill_cli.models.loading import (draft_fingerprint, draft_location, load_pretrained,
                                              quiet_libraries)
-from crossprefill_cli.models.tokens import ids_and_starts
+from crossprefill_cli.models.reader import DraftReader, token_importance
 from crossprefill_cli.settings import check_device_and_dtype
 
 ATTENTION_NAME = "crossprefill"
@@ -95,75 +85,24 @@ AttentionInterface.register(ATTENTION_NAME, _attention_with_probe)
 AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
 
 
-@dataclass(frozen=True)
-class Reading:
-    """What one scoring pass gives per context token: attention importance, and the
-    draft's surprise at the token (its loss, in nats) when asked for."""
+class Draft(DraftReader):
+    """A transformers causal LM read through its attention probe (see the module
+    docstring); `DraftReader` runs its windows."""
 
-    attention: np.ndarray
-    surprise: np.ndarray | None = None
+    backend = "torch"
 
+    def __init__(self, name: str, model: torch.nn.Module, tokenizer, device: torch.device,
+                 context_length: int, fingerprint: str,
+                 cache_argument: str = "past_key_values"):
+        super().__init__(name, tokenizer, context_length, fingerprint, tokenizer.bos_token_id)
+        self.model = model
+        self.device = device
+        # transformers 5.24 renamed the KV cache argument and output field
+        # `past_key_values` to `cache` (the old name warns); older releases know only the old one
+        self.cache_argument = cache_argument
 
-@dataclass
-class Draft:
-    name: str
-    model: torch.nn.Module
-    tokenizer: object
-    device: torch.device
-    context_length: int
-    fingerprint: str
-    # transformers 5.24 renamed the KV cache argument and output field
-    # `past_key_values` to `cache` (the old name warns); older releases know only the old one
-    cache_argument: str = "past_key_values"
-
-    @property
-    def bos_ids(self) -> list[int]:
-        bos = self.tokenizer.bos_token_id
-        return [] if bos is None else [bos]
-
-    def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """Token ids and the character offset where each token starts."""
-        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        return ids_and_starts(encoded["input_ids"], encoded["offset_mapping"])
-
-    def score(self, context_ids: np.ndarray, query_ids: list[int], *, lookahead: int,
-              pool_kernel: int, window: int, query_rows: int = 0,
-              on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-        """Importance of every context token (see the module docstring).
-
-        `query_rows` of the query's tokens before its last one also vote (see
-        `scoring`). `on_progress(windows_done, windows_total)` is called after each window.
-        """
-        return self.read(context_ids, query_ids, lookahead=lookahead, pool_kernel=pool_kernel,
-                         window=window, query_rows=query_rows, on_progress=on_progress).attention
-
-    def read(self, context_ids: np.ndarray, query_ids: list[int], *, lookahead: int,
-             pool_kernel: int, window: int, query_rows: int = 0, surprise: bool = False,
-             on_progress: Callable[[int, int], None] | None = None) -> Reading:
-        """`score`'s importance and, with `surprise`, each context token's surprise,
-        from the same forward calls."""
-        if not 0 <= query_rows < max(1, len(query_ids)):
-            raise UsageError(f"query_rows={query_rows} needs more than that many query tokens")
-        bounds = scoring.window_bounds(len(context_ids), window)
-        importance = np.zeros(len(context_ids), dtype=np.float64)
-        losses = np.zeros(len(context_ids), dtype=np.float64) if surprise else None
-        with torch.inference_mode(), quiet_libraries():
-            start, stop = bounds[-1]
-            importance[start:stop], lookahead_ids, window_losses = self._score_generating(
-                context_ids[start:stop], query_ids, lookahead, pool_kernel, query_rows, surprise)
-            if surprise:
-                losses[start:stop] = window_losses
-            if on_progress is not None:
-                on_progress(1, len(bounds))
-            for done, (start, stop) in enumerate(bounds[:-1], start=2):
-                importance[start:stop], window_losses = self._score_teacher_forced(
-                    context_ids[start:stop], query_ids, lookahead_ids, pool_kernel, query_rows,
-                    surprise)
-                if surprise:
-                    losses[start:stop] = window_losses
-                if on_progress is not None:
-                    on_progress(done, len(bounds))
-        return Reading(importance, losses)
+    def _reading(self):
+        return _inference_quietly()
 
     def _score_generating(self, window_ids, query_ids, lookahead, pool_kernel, query_rows=0,
                           surprise=False):
@@ -184,7 +123,7 @@ class Draft:
             output = self.model(self._tensor([token]), use_cache=True, logits_to_keep=1,
                                 crossprefill_probe=probe, **cache)
             logits = output.logits
-        return scoring.token_importance(torch.cat(rows), query_rows), generated, losses
+        return token_importance(_numpy(torch.cat(rows)), query_rows), generated, losses
 
     def _score_teacher_forced(self, window_ids, query_ids, lookahead_ids, pool_kernel,
                               query_rows=0, surprise=False):
@@ -196,7 +135,7 @@ class Draft:
                             pool_kernel)
         _, _, losses = self._prefill(prompt + lookahead_ids, probe, use_cache=False,
                                      surprise_tokens=len(window_ids) if surprise else 0)
-        return scoring.token_importance(self._recorded(probe), query_rows), losses
+        return token_importance(_numpy(self._recorded(probe)), query_rows), losses
 
     def _prefill(self, ids: list[int], probe: AttentionProbe, *, use_cache: bool,
                  surprise_tokens: int = 0):
@@ -247,6 +186,16 @@ class Draft:
 
     def _tensor(self, ids: list[int]) -> torch.Tensor:
         return torch.tensor([ids], dtype=torch.long, device=self.device)
+
+
+@contextlib.contextmanager
+def _inference_quietly():
+    with torch.inference_mode(), quiet_libraries():
+        yield
+
+
+def _numpy(rows: torch.Tensor) -> np.ndarray:
+    return rows.float().cpu().numpy()
 
 
 def resolve_device(spec: str) -> torch.device:

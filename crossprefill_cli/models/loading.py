@@ -119,7 +119,12 @@ def draft_defaults(spec: str) -> dict[str, int]:
 def plain_tokenizer_file(spec: str) -> str | None:
     """The `tokenizer.json` of a local draft whose transformers tokenizer is that file
     and nothing more (no class that rewrites it on load), else None."""
-    folder = Path(draft_location(spec))
+    return plain_tokenizer_in(Path(draft_location(spec)))
+
+
+def plain_tokenizer_in(folder: Path) -> str | None:
+    """The `tokenizer.json` in `folder` when the folder's transformers tokenizer is that
+    file and nothing more, else None (see `plain_tokenizer_file`)."""
     tokenizer, config = folder / "tokenizer.json", folder / "tokenizer_config.json"
     if not (tokenizer.is_file() and config.is_file()):
         return None

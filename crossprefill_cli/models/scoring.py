@@ -16,9 +16,10 @@ sees only the keys before it (causal), like in the forward pass itself.
 Pooling spreads a sharp attention peak over its neighbours so that a chunk holding a
 fact scores as a whole. The reduction is done layer by layer (`layer_importance`
 folded with `torch.maximum`), so memory stays O(N x S) rather than O(L x H x N x S).
+The mean over rows is `reader.token_importance`; the torch-free engine
+(`numpy_draft`) computes the same quantities in numpy.
 """
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -65,26 +66,3 @@ def layer_importance(probs: torch.Tensor, kernel: int) -> torch.Tensor:
     probs: (heads, n_queries, n_keys) -> (n_queries, n_keys).
     """
     return avg_pool(probs, kernel).amax(dim=0)
-
-
-def token_importance(per_query: torch.Tensor, query_rows: int = 0) -> np.ndarray:
-    """Mean over the rows of the layer-maxed attention: (n_rows, S) -> (S,).
-
-    The first `query_rows` rows are the question's tokens: with any, the result is the
-    average of their mean and the lookahead rows' mean.
-    """
-    rows = per_query.float()
-    if query_rows == 0:
-        return rows.mean(dim=0).cpu().numpy()
-    return ((rows[:query_rows].mean(dim=0) + rows[query_rows:].mean(dim=0)) / 2).cpu().numpy()
-
-
-def window_bounds(n_tokens: int, window: int) -> list[tuple[int, int]]:
-    """Split n tokens into the fewest windows of at most `window`, of equal size (+/- 1).
-
-    Equal sizes keep attention mass comparable between windows (each softmax spreads
-    over the same number of keys).
-    """
-    count = max(1, -(-n_tokens // window))
-    edges = [round(i * n_tokens / count) for i in range(count + 1)]
-    return list(zip(edges[:-1], edges[1:]))

@@ -19,7 +19,9 @@ from typing import Callable, Sequence
 import tiktoken
 
 from crossprefill_cli.errors import ModelLoadError
-from crossprefill_cli.models.loading import check_hub_model, load_tokenizer, looks_like_path
+from crossprefill_cli.models.loading import (check_hub_model, load_tokenizer, looks_like_path,
+                                             plain_tokenizer_in)
+from crossprefill_cli.models.tokens import plain_tokenizer
 
 DEFAULT_TARGET = "o200k_base"
 # the rank file each tiktoken encoding reads (gpt2 reads two others), and from where
@@ -122,13 +124,21 @@ def hf_target(spec: str) -> TargetTokenizer:
     """A Hugging Face tokenizer from a local directory or a hub id."""
     check_target_name(spec)
     location = str(Path(spec).expanduser()) if looks_like_path(spec) else spec
+    # a folder whose tokenizer is its tokenizer.json alone counts without transformers
+    plain = plain_tokenizer_in(Path(location)) if Path(location).is_dir() else None
+    if plain is not None:
+        return tokenizer_target(spec, plain_tokenizer(plain))
     tokenizer = load_tokenizer(location, what=f"target tokenizer {spec}")
     return tokenizer_target(spec, tokenizer)
 
 
 def tokenizer_target(name: str, tokenizer) -> TargetTokenizer:
-    """Count with an already loaded transformers tokenizer (fast backend when it has one)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
+    """Count with an already loaded tokenizer: a `tokenizers.Tokenizer`, or a transformers
+    tokenizer (its fast backend when it has one)."""
+    from tokenizers import Tokenizer
+
+    backend = tokenizer if isinstance(tokenizer, Tokenizer) \
+        else getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
         def count_batch(texts: Sequence[str]) -> list[int]:
             return [len(encoding.ids) for encoding in

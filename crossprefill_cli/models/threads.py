@@ -13,9 +13,16 @@ idle one as fast as spinning threads (`bench/threads.py` measures both).
 its environment when its library loads; it leaves alone a policy the user chose
 (`OMP_WAIT_POLICY`, `GOMP_SPINCOUNT`). `usable_cores` is the thread count: the cores
 this process may run on, not every core of the machine.
+
+`one_blas_thread` holds numpy's BLAS to one thread while any torch-free draft reads
+(`numpy_draft` says why); readers in several threads of one server share the limit,
+which the last one to finish lifts.
 """
 
+import contextlib
 import os
+import threading
+from typing import Iterator
 
 WAIT_POLICY_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
@@ -30,3 +37,26 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+_blas_lock = threading.Lock()
+_blas_readers = 0
+_blas_limit = None
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    global _blas_readers, _blas_limit
+    with _blas_lock:
+        if _blas_readers == 0:
+            from threadpoolctl import threadpool_limits
+
+            _blas_limit = threadpool_limits(1, user_api="blas")
+        _blas_readers += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_readers -= 1
+            if _blas_readers == 0:
+                _blas_limit.restore_original_limits()

@@ -108,7 +108,7 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
             keep: tuple[tuple[int, int], ...] = (), chunk_size: int | None = None,
             pool_kernel: int | None = None, lookahead: int | None = None,
             delimiter: str | None = None, window: int | None = None, device: str = "auto",
-            dtype: str = "auto", scorer: "str | Scorer | None" = None, kind: str = "auto",
+            dtype: str = "auto", backend: str = "auto", scorer: "str | Scorer | None" = None, kind: str = "auto",
             include: str | None = None, exclude: str | None = None,
             sections: tuple[tuple[int, int], ...] = (),
             cache: ScoreCache | None = None,
@@ -135,7 +135,8 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
         found.update(query_source="detected", query_span=(detected.start, detected.end))
     if window is not None and window < 1:
         raise UsageError(f"--window must be a positive number of draft tokens, got {window}")
-    source = draft if isinstance(draft, DraftSource) else DraftSource(draft, device=device, dtype=dtype)
+    source = draft if isinstance(draft, DraftSource) else DraftSource(draft, device=device, dtype=dtype,
+                                                                      backend=backend)
     settings = source.settle(settings)
     custom = scorer if callable(scorer) else None
     settings = settings.with_overrides(scorer=None if custom else scorer)
@@ -148,8 +149,8 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
     if cache is not None and custom is None and settings.scorer != DRAFTLESS_SCORER:
         key = cache_key(text, query=query, draft=source.fingerprint, lookahead=settings.lookahead,
                         pool_kernel=settings.pool_kernel, query_template=settings.query_template,
-                        query_rows=settings.query_rows, window=window, device=source.device,
-                        dtype=source.dtype)
+                        query_rows=settings.query_rows, window=window,
+                        **source.score_identity())
         scores = cache.get(key, len(text))
         # an entry without surprise serves every scorer but `surprise`, which re-scores
         if scores is not None and (scores.surprise is not None or not surprise):
@@ -231,6 +232,7 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
         files=[FileSpan(f.path, f.start, f.end, f.language) for f in analysis.structure.dump.files],
         kinds=[KindSpan(part.language, part.start, part.end)
                for part in analysis.structure.parts if part.detail is not None],
+        backend=analysis.source.backend.name, backend_reason=analysis.source.backend.reason,
     )
 
 

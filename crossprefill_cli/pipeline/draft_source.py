@@ -1,8 +1,8 @@
 """The draft as a user names it, loaded only when it has work to do, and the target the
 budget is counted in.
 
-A `DraftSource` knows a draft's fingerprint and defaults without loading it (a score
-cache hit needs no model) and tokenises with its `tokenizer.json` alone when that file
+A `DraftSource` knows a draft's fingerprint, defaults and engine (`models.backends`)
+without loading it (a score cache hit needs no model) and tokenises with its `tokenizer.json` alone when that file
 is the whole tokenizer, so checks on the draft's tokens cost no model load.
 `resolve_target` builds the named target, or for the default one falls back to the
 draft's tokenizer (with a warning) when the default cannot be loaded offline.
@@ -14,37 +14,53 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from crossprefill_cli.errors import ModelLoadError
-from crossprefill_cli.models.loading import (check_draft_available, draft_defaults,
+from crossprefill_cli.models.backends import Backend, choose_backend, load_with
+from crossprefill_cli.models.loading import (BUILTIN, check_draft_available, draft_defaults,
                                              draft_fingerprint, draft_location, load_tokenizer,
                                              plain_tokenizer_file)
 from crossprefill_cli.models.target import (DEFAULT_TARGET, TargetTokenizer, load_target,
                                             tokenizer_target)
-from crossprefill_cli.models.tokens import encode_plain
+from crossprefill_cli.models.tokens import encode_plain, plain_tokenizer
 from crossprefill_cli.pipeline.profiles import AUTO, Profile
-from crossprefill_cli.settings import check_device_and_dtype
+from crossprefill_cli.settings import Settings, check_device_and_dtype
 
 if TYPE_CHECKING:
-    from crossprefill_cli.models.draft import Draft
+    from crossprefill_cli.models.reader import DraftReader
 
 
 class DraftSource:
     """A draft as the user named it; the model is loaded only when it has work to do."""
 
-    def __init__(self, draft: "str | Draft", *, device: str, dtype: str):
+    def __init__(self, draft: "str | DraftReader", *, device: str, dtype: str,
+                 backend: str = "auto"):
         check_device_and_dtype(device, dtype)
         self.device, self.dtype = device, dtype
         if isinstance(draft, str):
             check_draft_available(draft)
             self.name, self.fingerprint, self._model = draft, draft_fingerprint(draft), None
+            self.backend = choose_backend(draft, backend, device=device, dtype=dtype)
         else:
             self.name, self.fingerprint, self._model = draft.name, draft.fingerprint, draft
+            self.backend = Backend(draft.backend)
 
-    def load(self) -> "Draft":
+    @classmethod
+    def of(cls, settings: Settings) -> "DraftSource":
+        """The draft `settings` name (the bundled one by default), run as they say."""
+        return cls(settings.draft or BUILTIN, device=settings.device, dtype=settings.dtype,
+                   backend=settings.backend)
+
+    def load(self) -> "DraftReader":
         if self._model is None:
-            from crossprefill_cli.models.draft import load_draft
-
-            self._model = load_draft(self.name, device=self.device, dtype=self.dtype)
+            self._model = load_with(self.backend, self.name, device=self.device, dtype=self.dtype)
         return self._model
+
+    def score_identity(self) -> dict[str, str]:
+        """What, besides the text and the scoring settings, the draft's scores depend on
+        (for the score cache's key): the machine's device and dtype for transformers (keys
+        from before there were two engines stay valid), float32 on the CPU for numpy."""
+        if self.backend.name == "numpy":
+            return {"device": "cpu", "dtype": "float32", "backend": "numpy"}
+        return {"device": self.device, "dtype": self.dtype}
 
     def settle(self, settings: Profile) -> Profile:
         """`settings` with every value left to the draft (`auto`) replaced by the draft's."""
@@ -66,6 +82,9 @@ class DraftSource:
         """The draft's tokenizer, without loading the model when it is not loaded yet."""
         if self._model is not None:
             return self._model.tokenizer
+        path = plain_tokenizer_file(self.name)
+        if path is not None:
+            return plain_tokenizer(path)
         return load_tokenizer(draft_location(self.name), what=f"draft {self.name}")
 
 

@@ -82,8 +82,7 @@ class Job:
         self.settings = settings.checked()
         self.scorer = scorer if scorer is not None else settings.scorer
         self.keep = tuple(keep)
-        self.source = draft or DraftSource(settings.draft or BUILTIN, device=settings.device,
-                                           dtype=settings.dtype)
+        self.source = draft or DraftSource.of(settings)
         self._target = settings.target if target is None else target
         self._counter: TargetTokenizer | None = None
         self.cache = None if settings.no_cache else (cache or ScoreCache())
@@ -175,7 +174,7 @@ def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | 
              chunk_size: int | None = None, pool_kernel: int | None = None,
              lookahead: int | None = None, delimiter: str | None = None,
              window: int | None = None, device: str = "auto", dtype: str = "auto",
-             kind: str = "auto", include: str | None = None, exclude: str | None = None,
+             backend: str = "auto", kind: str = "auto", include: str | None = None, exclude: str | None = None,
              scorer: "str | Scorer | None" = None, cache: ScoreCache | None = None,
              on_progress: Progress | None = None,
              on_warning: Callable[[str], None] | None = None) -> Result:
@@ -193,7 +192,8 @@ def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | 
     job = _library_job(dict(keep_rate=keep_rate, target_tokens=target_tokens, query=query,
                             detect_query=detect_query, chunk_size=chunk_size,
                             pool_kernel=pool_kernel, lookahead=lookahead, delimiter=delimiter,
-                            window=window, device=device, dtype=dtype, kind=kind,
+                            window=window, device=device, dtype=dtype, backend=backend,
+                            kind=kind,
                             include=include, exclude=exclude),
                        profile=profile, draft=draft, target=target, scorer=scorer, cache=cache,
                        keep=keep, on_progress=on_progress, on_warning=on_warning)
@@ -226,7 +226,8 @@ def _library_job(values: dict, *, profile: "str | Profile", draft: "str | Draft"
                  target=target if isinstance(target, str) else None)
     settings = Settings(**values, **named, no_cache=cache is None)
     source = None if isinstance(draft, str) else DraftSource(draft, device=settings.device,
-                                                             dtype=settings.dtype)
+                                                             dtype=settings.dtype,
+                                                             backend=settings.backend)
     return Job(settings, draft=source, target=target, cache=cache,
                profile=None if isinstance(profile, str) else profile,
                scorer=scorer if callable(scorer) else None, **hooks)

@@ -26,7 +26,7 @@ from crossprefill_cli.apps.batch.records import Line, RecordCompressor
 from crossprefill_cli.errors import CrossprefillError, UsageError
 from crossprefill_cli.extras import missing
 from crossprefill_cli.models.draft import resolve_device
-from crossprefill_cli.models.loading import BUILTIN, first_line
+from crossprefill_cli.models.loading import first_line
 from crossprefill_cli.models.threads import usable_cores
 from crossprefill_cli.pipeline.draft_source import DraftSource
 from crossprefill_cli.settings import Settings, check_device_and_dtype
@@ -97,7 +97,7 @@ def ray_outputs(lines: Iterable[Line], settings: Settings,
     """The output record of each line, in order, computed by Ray actors."""
     check(options)
     # what can be checked here fails here, once, not in every actor
-    DraftSource(settings.draft or BUILTIN, device=settings.device, dtype=settings.dtype)
+    DraftSource.of(settings)
     if options.address is None:  # the actors run on this machine, with its devices
         check_device_and_dtype(settings.device, settings.dtype)
         resolve_device(settings.device)

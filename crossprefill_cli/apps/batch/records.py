@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator
 
 from crossprefill_cli.errors import CrossprefillError, UsageError
 from crossprefill_cli.models.cache import ScoreCache
-from crossprefill_cli.models.loading import BUILTIN, first_line
+from crossprefill_cli.models.loading import first_line
 from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
 from crossprefill_cli.pipeline.job import DEFAULT_PROFILE, Job
 from crossprefill_cli.pipeline.profiles import Profile, load_profile
@@ -170,8 +170,7 @@ class RecordCompressor:
         self.settings = settings.checked()
         self.profiles: dict[str, Profile] = {}
         self.profile(settings.profile or DEFAULT_PROFILE)  # an unknown one fails before any work
-        self.source = DraftSource(settings.draft or BUILTIN, device=settings.device,
-                                  dtype=settings.dtype)
+        self.source = DraftSource.of(settings)
         self.source.load()
         self.target = resolve_target(settings.target, self.source, on_warning or (lambda _: None))
         self.cache = None if settings.no_cache else ScoreCache()

@@ -120,6 +120,8 @@ def counts(result: Result) -> Table:
     table.add_row("target tokens after", f"{result.tokens_after:,} "
                   f"({100 * result.tokens_after / result.tokens_before:.1f}%)")
     table.add_row("budget", f"{result.budget:,}{rate}")
+    reason = "" if result.backend_reason is None else f" ({result.backend_reason})"
+    table.add_row("draft engine", f"{result.backend}{reason}")
     table.add_row("draft tokens", f"{result.draft_tokens:,} in {result.windows} "
                   f"window{'s' if result.windows != 1 else ''}"
                   f"{' (scores from cache)' if result.scores_cached else ''}")

@@ -6,11 +6,16 @@ from typing import Annotated, Optional
 import typer
 
 from crossprefill_cli.apps.cli.environment import Environment
-from crossprefill_cli.apps.cli.options import reporting_errors
+from crossprefill_cli.apps.cli.options import reporting_errors, typer_option
 from crossprefill_cli.errors import UsageError
+from crossprefill_cli.settings import SETTINGS
 from crossprefill_cli.text.source import MAX_INPUT_BYTES
 
 SHORT_HELP = "Serve compression over HTTP, or proxy an LLM API."
+# how this machine runs the drafts: declared in `Settings`, chosen here once for all requests
+MACHINE = {setting.name: typer_option(setting) for setting in SETTINGS
+           if setting.metadata["machine"]}
+DeviceOption, DtypeOption, BackendOption = (MACHINE[name] for name in ("device", "dtype", "backend"))
 
 
 def serve_command(
@@ -36,8 +41,9 @@ def serve_command(
     allow_any_draft: Annotated[bool, typer.Option(
         "--allow-any-draft", help="Let requests name drafts and targets the server was not "
         "started with.")] = False,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
-    dtype: Annotated[str, typer.Option("--dtype", help="auto, float32, bfloat16 or float16.")] = "auto",
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    backend: BackendOption = "auto",
     upstream: Annotated[Optional[str], typer.Option(
         "--upstream", help="Also be a compression proxy: forward /v1/ calls (OpenAI chat "
         "completions, Anthropic messages, the rest unchanged) to this base URL, e.g. "
@@ -97,4 +103,4 @@ def serve_command(
         run(ServerOptions(drafts=draft or ["builtin"], targets=target or [], profile=profile,
                           api_key=api_key, max_queue=max_queue, max_bytes=max_bytes,
                           allow_any_draft=allow_any_draft, device=device, dtype=dtype,
-                          proxy=proxy), host=host, port=port)
+                          backend=backend, proxy=proxy), host=host, port=port)

@@ -52,6 +52,7 @@ class ServerOptions:
     allow_any_draft: bool = False
     device: str = "auto"
     dtype: str = "auto"
+    backend: str = "auto"
     proxy: "ProxyOptions | None" = None  # also forward LLM API calls upstream
 
 
@@ -86,7 +87,8 @@ class ServerModels:
             self.settled.set()
 
     def _load_draft(self, name: str) -> DraftSource:
-        source = DraftSource(name, device=self.options.device, dtype=self.options.dtype)
+        source = DraftSource(name, device=self.options.device, dtype=self.options.dtype,
+                             backend=self.options.backend)
         source.load()
         self.sources[name] = source
         return source

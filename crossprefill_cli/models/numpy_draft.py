@@ -1,0 +1,437 @@
+"""The draft without torch: a Llama forward pass in numpy, float32, on the CPU.
+
+The bundled draft is a 5M-parameter Llama; importing torch and transformers costs
+several times more than reading a few thousand tokens with it. This engine needs only
+numpy, `tokenizers` (the draft's `tokenizer.json`) and `safetensors` (its weights), and
+computes what the transformers engine (`draft.Draft`) computes, within float32
+rounding: the same forward (RMSNorm, rotary positions, grouped-query attention, SwiGLU,
+optional biases, tied or separate output head), the same lookahead with a KV cache, and
+the same probe, softmax(q K^T / sqrt(d)) of the recorded rows over the prompt keys,
+pooled, maxed over heads and layers (`scoring`'s formulas). `reader.DraftReader` cuts
+the windows, as for the transformers engine.
+
+Attention runs in blocks of query rows, each against the keys it may see, so memory is
+O(heads x block x S) and the causal half of the work is skipped. Matrix products go to
+numpy's BLAS, held to one thread: OpenBLAS's result for a product depends on how many
+threads share it (measured here: some shapes, such as 256 x 1040 by 1040 x 32, differ in
+the last bits between 1 and 2 threads), and a tie in the last bit can flip a chunk.
+The cores are used by scoring windows side by side instead (`_each`), each window on
+one thread from start to end, so the scores are the same bytes in every process.
+
+`unsupported(folder)` says why a folder cannot run here (not a Llama, a rotary scaling
+this engine does not implement, sharded weights, a tokenizer that is more than its
+`tokenizer.json`); `backends` then uses transformers.
+"""
+
+import json
+import struct
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from crossprefill_cli.errors import ModelLoadError
+from crossprefill_cli.models.loading import (draft_fingerprint, draft_location,
+                                             plain_tokenizer_file)
+from crossprefill_cli.models.reader import DraftReader, token_importance
+from crossprefill_cli.models.threads import one_blas_thread, usable_cores
+from crossprefill_cli.models.tokens import encode_plain, plain_tokenizer
+
+WEIGHTS_FILE = "model.safetensors"
+# Query rows per attention block: bounds the score matrix, and lets a block skip the
+# keys after its last row.
+QUERY_BLOCK = 256
+# Output-head positions per block when measuring surprise (as `draft.SURPRISE_BLOCK`).
+SURPRISE_BLOCK = 1024
+SUPPORTED_ROPE = (None, "default")
+SAFETENSORS_NUMPY = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
+
+
+@dataclass(frozen=True)
+class LlamaShape:
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    context_length: int
+    rms_eps: float
+    rope_theta: float
+    tied: bool
+    bos_token_id: int | None
+
+    @classmethod
+    def of(cls, config: dict) -> "LlamaShape":
+        heads = config["num_attention_heads"]
+        rope = config.get("rope_parameters") or {}
+        return cls(layers=config["num_hidden_layers"], heads=heads,
+                   kv_heads=config.get("num_key_value_heads") or heads,
+                   head_dim=config.get("head_dim") or config["hidden_size"] // heads,
+                   intermediate=config["intermediate_size"],
+                   context_length=config.get("max_position_embeddings") or 2048,
+                   rms_eps=config.get("rms_norm_eps", 1e-6),
+                   rope_theta=rope.get("rope_theta", config.get("rope_theta", 10000.0)),
+                   tied=config.get("tie_word_embeddings", True),
+                   bos_token_id=config.get("bos_token_id"))
+
+
+def unsupported(folder: Path) -> str | None:
+    """Why the draft in `folder` cannot run on this engine, or None when it can."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return "its config.json cannot be read"
+    if config.get("model_type") != "llama":
+        return f"it is a {config.get('model_type')!r} model, not a Llama"
+    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    if rope.get("rope_type", rope.get("type")) not in SUPPORTED_ROPE:
+        return f"its rotary scaling {rope.get('rope_type', rope.get('type'))!r} is not implemented here"
+    if config.get("hidden_act", "silu") != "silu":
+        return f"its activation {config.get('hidden_act')!r} is not SiLU"
+    if not (folder / WEIGHTS_FILE).is_file():
+        return f"its weights are not one {WEIGHTS_FILE}"
+    if plain_tokenizer_file(str(folder)) is None:
+        return "its tokenizer is more than a tokenizer.json"
+    return None
+
+
+def parameter_count(folder: Path) -> int:
+    """The draft's parameters, from its weights file's header (nothing else is read)."""
+    return sum(int(np.prod(entry["shape"])) for entry in _header(folder / WEIGHTS_FILE)[0].values())
+
+
+def _header(path: Path) -> tuple[dict, int]:
+    """The tensors a safetensors file describes, and where their data begins."""
+    with open(path, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(length))
+    header.pop("__metadata__", None)
+    return header, 8 + length
+
+
+def load_tensors(path: Path) -> dict[str, np.ndarray]:
+    """Every tensor of a safetensors file as float32 numpy arrays.
+
+    numpy has no bfloat16, which most published checkpoints use: those are widened here
+    from their 16 bits (a bfloat16 is the top half of a float32); other types go
+    through `safetensors.numpy`.
+    """
+    header, data_start = _header(path)
+    if all(entry["dtype"] in SAFETENSORS_NUMPY for entry in header.values()):
+        from safetensors.numpy import load_file
+
+        return {name: array.astype(np.float32, copy=False) for name, array in load_file(path).items()}
+    raw = np.fromfile(path, dtype=np.uint8)
+    tensors = {}
+    for name, entry in header.items():
+        begin, end = (data_start + offset for offset in entry["data_offsets"])
+        if entry["dtype"] == "BF16":
+            widened = raw[begin:end].view(np.uint16).astype(np.uint32) << 16
+            tensors[name] = widened.view(np.float32).reshape(entry["shape"])
+        elif entry["dtype"] in SAFETENSORS_NUMPY:
+            tensors[name] = raw[begin:end].view(SAFETENSORS_NUMPY[entry["dtype"]]).astype(
+                np.float32).reshape(entry["shape"])
+        else:
+            raise ModelLoadError(f"{path}: tensor {name} has type {entry['dtype']}, not a float")
+    return tensors
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One decoder layer, its projections fused and laid out for `x @ weight`."""
+
+    input_norm: np.ndarray
+    qkv: np.ndarray
+    qkv_bias: np.ndarray | None
+    output: np.ndarray
+    output_bias: np.ndarray | None
+    post_norm: np.ndarray
+    gate_up: np.ndarray
+    gate_up_bias: np.ndarray | None
+    down: np.ndarray
+    down_bias: np.ndarray | None
+
+
+class Llama:
+    """The model's arithmetic: weights, rotary tables and the forward pass."""
+
+    def __init__(self, shape: LlamaShape, tensors: dict[str, np.ndarray]):
+        self.shape = shape
+        self.embedding = tensors["model.embed_tokens.weight"]
+        head = self.embedding if shape.tied or "lm_head.weight" not in tensors \
+            else tensors["lm_head.weight"]
+        self.head = np.ascontiguousarray(head.T)
+        self.norm = tensors["model.norm.weight"]
+        self.layers = [self._layer(tensors, f"model.layers.{i}.") for i in range(shape.layers)]
+        exponents = np.arange(0, shape.head_dim, 2, dtype=np.float32) / np.float32(shape.head_dim)
+        self.inverse_frequencies = (1.0 / (shape.rope_theta ** exponents)).astype(np.float32)
+
+    @staticmethod
+    def _layer(tensors: dict[str, np.ndarray], prefix: str) -> Layer:
+        def fused(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray | None]:
+            weights = [tensors[f"{prefix}{name}.weight"] for name in names]
+            biases = [tensors.get(f"{prefix}{name}.bias") for name in names]
+            bias = None if biases[0] is None else np.concatenate(biases)
+            return np.ascontiguousarray(np.concatenate(weights).T), bias
+
+        qkv, qkv_bias = fused(("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"))
+        output, output_bias = fused(("self_attn.o_proj",))
+        gate_up, gate_up_bias = fused(("mlp.gate_proj", "mlp.up_proj"))
+        down, down_bias = fused(("mlp.down_proj",))
+        return Layer(tensors[f"{prefix}input_layernorm.weight"], qkv, qkv_bias, output,
+                     output_bias, tensors[f"{prefix}post_attention_layernorm.weight"], gate_up,
+                     gate_up_bias, down, down_bias)
+
+    def forward(self, ids: list[int], cache: "KeyValueCache",
+                probe: "Probe | None" = None) -> np.ndarray:
+        """The final hidden states of `ids`, which follow the `cache.length` tokens the
+        cache holds (and are appended to it); the probe watches every layer."""
+        shape = self.shape
+        count, start = len(ids), cache.length
+        cos, sin = self._rotary(np.arange(start, start + count))
+        x = self.embedding[np.asarray(ids)]
+        q_width, kv_width = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
+        for index, layer in enumerate(self.layers):
+            projected = _linear(self._rms(x, layer.input_norm), layer.qkv, layer.qkv_bias)
+            query = _heads(projected[:, :q_width], shape.heads)
+            key = _heads(projected[:, q_width:q_width + kv_width], shape.kv_heads)
+            value = _heads(projected[:, q_width + kv_width:], shape.kv_heads)
+            query, key = _rotate(query, cos, sin), _rotate(key, cos, sin)
+            keys, values = cache.append(index, key, value)
+            if probe is not None:
+                probe.observe(self._grouped(query), keys)
+            attended = self._attention(query, keys, values, start)
+            x = x + _linear(attended, layer.output, layer.output_bias)
+            gate_up = _linear(self._rms(x, layer.post_norm), layer.gate_up, layer.gate_up_bias)
+            gate, up = gate_up[:, :shape.intermediate], gate_up[:, shape.intermediate:]
+            x = x + _linear(gate / (1 + np.exp(-gate)) * up, layer.down, layer.down_bias)
+        cache.length += count
+        return self._rms(x, self.norm)
+
+    def _grouped(self, query: np.ndarray) -> np.ndarray:
+        """(heads, n, d) -> (kv_heads, group, n, d): the query heads that share a key head
+        side by side, so that one product per key head serves them all."""
+        shape = self.shape
+        return query.reshape(shape.kv_heads, shape.heads // shape.kv_heads, query.shape[1],
+                             shape.head_dim)
+
+    def _attention(self, query: np.ndarray, keys: np.ndarray, values: np.ndarray,
+                   start: int) -> np.ndarray:
+        """Causal attention of queries at positions start.. over `keys` (kv_heads, d, T)
+        and `values` (kv_heads, T, d), T the positions up to the last query:
+        (heads, n, d) -> (n, heads * d)."""
+        shape = self.shape
+        count = query.shape[1]
+        grouped = self._grouped(query * np.float32(shape.head_dim ** -0.5))
+        out = np.empty((count,) + grouped.shape[:2] + (shape.head_dim,), dtype=np.float32)
+        for first in range(0, count, QUERY_BLOCK):
+            last = min(first + QUERY_BLOCK, count)
+            seen = start + last
+            block = grouped[:, :, first:last].reshape(shape.kv_heads, -1, shape.head_dim)
+            scores = (block @ keys[:, :, :seen]).reshape(grouped.shape[:2] + (last - first, seen))
+            diagonal = np.arange(start + first, seen)
+            scores[..., start + first:] += _causal_mask(diagonal, diagonal)
+            scores -= scores.max(axis=-1, keepdims=True)
+            np.exp(scores, out=scores)
+            weights = scores.sum(axis=-1, keepdims=True)
+            mixed = scores.reshape(shape.kv_heads, -1, seen) @ values[:, :seen]
+            mixed = mixed.reshape(scores.shape[:-1] + (shape.head_dim,))
+            out[first:last] = (mixed / weights).transpose(2, 0, 1, 3)
+        return out.reshape(count, -1)
+
+    def _rms(self, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        variance = np.mean(x * x, axis=-1, keepdims=True)
+        return weight * (x / np.sqrt(variance + np.float32(self.shape.rms_eps)))
+
+    def _rotary(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        angles = positions.astype(np.float32)[:, None] * self.inverse_frequencies[None, :]
+        return np.cos(angles), np.sin(angles)
+
+    def logits(self, hidden: np.ndarray) -> np.ndarray:
+        return hidden @ self.head
+
+
+def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    out = x @ weight
+    return out if bias is None else out + bias
+
+
+def _heads(x: np.ndarray, heads: int) -> np.ndarray:
+    """(n, heads * d) -> (heads, n, d)."""
+    return np.ascontiguousarray(x.reshape(x.shape[0], heads, -1).transpose(1, 0, 2))
+
+
+def _rotate(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """Rotary position embedding, in transformers' rotate-half layout."""
+    half = x.shape[-1] // 2
+    first, second = x[..., :half], x[..., half:]
+    return np.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1)
+
+
+def _causal_mask(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """0 where the query at position `rows[i]` may see the key at `columns[j]`, else -inf."""
+    return np.where(columns[None, :] > rows[:, None], np.float32(-np.inf), np.float32(0))
+
+
+class KeyValueCache:
+    """Each layer's rotated keys and values of the tokens read so far. Keys are stored
+    transposed, (kv_heads, d, positions), so that q K^T is a plain BLAS product over
+    any prefix of them."""
+
+    def __init__(self, shape: LlamaShape, capacity: int):
+        self.keys = np.empty((shape.layers, shape.kv_heads, shape.head_dim, capacity),
+                             dtype=np.float32)
+        self.values = np.empty((shape.layers, shape.kv_heads, capacity, shape.head_dim),
+                               dtype=np.float32)
+        self.length = 0
+
+    def append(self, layer: int, key: np.ndarray, value: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Store the new tokens' keys and values (kv_heads, n, d); every key (transposed)
+        and value up to them."""
+        stop = self.length + key.shape[1]
+        self.keys[layer, :, :, self.length:stop] = key.transpose(0, 2, 1)
+        self.values[layer, :, self.length:stop] = value
+        return self.keys[layer, :, :, :stop], self.values[layer, :, :stop]
+
+
+class Probe:
+    """The layer-maxed, pooled attention of the last `rows` queries of a forward call
+    over the first `prompt_length` keys, kept for context keys [start, stop)
+    (`draft.AttentionProbe`'s arithmetic, in numpy)."""
+
+    def __init__(self, *, rows: int, prompt_length: int, context_start: int, context_stop: int,
+                 pool_kernel: int, scaling: float):
+        self.rows, self.prompt_length = rows, prompt_length
+        self.context = slice(context_start, context_stop)
+        self.pool_kernel, self.scaling = pool_kernel, np.float32(scaling)
+        self.importance: np.ndarray | None = None
+
+    def observe(self, query: np.ndarray, keys: np.ndarray) -> None:
+        """`query` (kv_heads, group, n, d) grouped as `Llama._grouped`, `keys` (kv_heads,
+        d, T) as the cache holds them."""
+        kv_heads, group = query.shape[:2]
+        first_position = keys.shape[2] - self.rows
+        rows = query[:, :, -self.rows:].reshape(kv_heads, group * self.rows, -1)
+        logits = (rows @ keys[:, :, :self.prompt_length]).reshape(
+            kv_heads * group, self.rows, self.prompt_length) * self.scaling
+        positions = first_position + np.arange(self.rows)
+        logits += _causal_mask(positions, np.arange(self.prompt_length))
+        logits -= logits.max(axis=-1, keepdims=True)
+        probabilities = np.exp(logits)
+        probabilities /= probabilities.sum(axis=-1, keepdims=True)
+        layer = avg_pool(probabilities[..., self.context], self.pool_kernel).max(axis=0)
+        self.importance = layer if self.importance is None else np.maximum(self.importance, layer)
+
+
+def avg_pool(values: np.ndarray, kernel: int) -> np.ndarray:
+    """`scoring.avg_pool` in numpy: the mean of each position's window along the last
+    axis, over the positions that exist."""
+    if kernel <= 1:
+        return values
+    length = values.shape[-1]
+    sums = np.zeros(values.shape[:-1] + (length + 1,), dtype=np.float64)
+    np.cumsum(values, axis=-1, out=sums[..., 1:])
+    positions = np.arange(length)
+    low = np.maximum(positions - kernel // 2, 0)
+    high = np.minimum(positions + (kernel - 1) // 2 + 1, length)
+    return ((sums[..., high] - sums[..., low]) / (high - low)).astype(np.float32)
+
+
+class NumpyDraft(DraftReader):
+    """A Llama draft read by `Llama` (see the module docstring)."""
+
+    backend = "numpy"
+
+    def __init__(self, name: str, folder: Path):
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        shape = LlamaShape.of(config)
+        tokenizer_file = plain_tokenizer_file(str(folder))
+        self.tokenizer_file = tokenizer_file
+        tokenizer = plain_tokenizer(tokenizer_file)
+        super().__init__(name, tokenizer, shape.context_length, draft_fingerprint(name),
+                         _bos_id(folder, tokenizer))
+        self.model = Llama(shape, load_tensors(folder / WEIGHTS_FILE))
+
+    def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        return encode_plain(self.tokenizer_file, text)
+
+    def _reading(self):
+        return one_blas_thread()
+
+    @staticmethod
+    def _each(score, bounds):
+        """Windows side by side, one per core: each is computed by one thread from start
+        to end, so its result does not depend on how many run."""
+        with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
+            yield from pool.map(score, bounds)
+
+    def _score_generating(self, window_ids, query_ids, lookahead, pool_kernel, query_rows=0,
+                          surprise=False):
+        prompt = self.bos_ids + window_ids.tolist() + query_ids
+        cache = KeyValueCache(self.model.shape, len(prompt) + lookahead)
+        probe = self._probe(query_rows + 1, len(prompt), len(window_ids), pool_kernel)
+        hidden = self.model.forward(prompt, cache, probe)
+        losses = self._surprise(hidden, prompt, len(window_ids)) if surprise else None
+        rows, generated = [probe.importance], []
+        last = hidden[-1:]
+        while len(rows) < lookahead:
+            generated.append(int(self.model.logits(last)[0].argmax()))
+            probe = self._probe(1, len(prompt), len(window_ids), pool_kernel)
+            last = self.model.forward(generated[-1:], cache, probe)
+            rows.append(probe.importance)
+        return token_importance(np.concatenate(rows), query_rows), generated, losses
+
+    def _score_teacher_forced(self, window_ids, query_ids, lookahead_ids, pool_kernel,
+                              query_rows=0, surprise=False):
+        prompt = self.bos_ids + window_ids.tolist() + query_ids
+        sequence = prompt + lookahead_ids
+        probe = self._probe(query_rows + 1 + len(lookahead_ids), len(prompt), len(window_ids),
+                            pool_kernel)
+        hidden = self.model.forward(sequence, KeyValueCache(self.model.shape, len(sequence)),
+                                    probe)
+        losses = self._surprise(hidden, prompt, len(window_ids)) if surprise else None
+        return token_importance(probe.importance, query_rows), losses
+
+    def _surprise(self, hidden: np.ndarray, prompt: list[int], count: int) -> np.ndarray:
+        """-log p of each of the `count` context tokens after the BOS, given those before
+        it (as `draft.Draft._prefill`; without a BOS the first token's stays 0)."""
+        offset = len(self.bos_ids)
+        targets = np.asarray(prompt[offset:offset + count])
+        losses = np.zeros(count)
+        for block in range(1 - offset, count, SURPRISE_BLOCK):
+            stop = min(block + SURPRISE_BLOCK, count)
+            logits = self.model.logits(hidden[offset + block - 1:offset + stop - 1])
+            peak = logits.max(axis=-1, keepdims=True)
+            total = np.log(np.exp(logits - peak).sum(axis=-1)) + peak[:, 0]
+            losses[block:stop] = total - logits[np.arange(stop - block), targets[block:stop]]
+        return losses
+
+    def _probe(self, rows: int, prompt_length: int, window_length: int, pool_kernel: int) -> Probe:
+        return Probe(rows=rows, prompt_length=prompt_length, context_start=len(self.bos_ids),
+                     context_stop=len(self.bos_ids) + window_length, pool_kernel=pool_kernel,
+                     scaling=self.model.shape.head_dim ** -0.5)
+
+
+def _bos_id(folder: Path, tokenizer) -> int | None:
+    """The BOS token as transformers reads it: the `bos_token` the tokenizer's config
+    names (a string or an added-token object), None when it names none."""
+    config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    bos = config.get("bos_token")
+    if isinstance(bos, dict):
+        bos = bos.get("content")
+    return None if bos is None else tokenizer.token_to_id(bos)
+
+
+def load_numpy_draft(spec: str) -> NumpyDraft:
+    """Load a Llama draft folder (or `builtin`) for this engine; `ModelLoadError` when it
+    cannot run here (see `unsupported`)."""
+    folder = Path(draft_location(spec))
+    reason = unsupported(folder) if folder.is_dir() else "it is not a local folder"
+    if reason is not None:
+        raise ModelLoadError(f"draft {spec} cannot run without torch: {reason}")
+    try:
+        return NumpyDraft(spec, folder)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelLoadError(f"cannot load draft {spec}: {type(error).__name__}: {error}") from None
