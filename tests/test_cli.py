@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 from crossprefill_cli import compress
 from crossprefill_cli.apps.cli.commands import app
 from crossprefill_cli.apps.cli.environment import Environment
+from crossprefill_cli.errors import UsageError
 
 TEXT = long_text(60)
 runner = CliRunner()
@@ -311,15 +313,52 @@ def test_unknown_targets_and_uncached_drafts_fail_before_the_draft(
 
 def test_a_budget_below_what_must_be_kept_fails_before_the_draft_loads(
         llama_dir, target_dir, input_file, monkeypatch):
+    from crossprefill_cli.models import target_process
     from crossprefill_cli.pipeline.draft_source import DraftSource
 
     def refuse(self):
         raise AssertionError("the model loaded before the budget check")
 
     monkeypatch.setattr(DraftSource, "load", refuse)
+    monkeypatch.setattr(target_process, "usable_cores", lambda: 1)  # the target builds here
     result = runner.invoke(app, ["compress", str(input_file), "--no-cache",
                                  *options(llama_dir, target_dir, "-n", "3")])
     assert result.exit_code == 2 and "smaller than what must be kept" in result.stderr
+
+
+def test_a_target_still_building_stops_the_draft_at_its_next_window(
+        llama_dir, target_dir, monkeypatch):
+    """With the target building in its process, the budget is checked while the draft
+    reads; a budget below what must be kept stops the draft after the window it is on."""
+    from crossprefill_cli.models import target_process
+    from crossprefill_cli.models.numpy_draft import NumpyDraft
+    from crossprefill_cli.models.target import load_target
+    from crossprefill_cli.pipeline.job import Job
+    from crossprefill_cli.settings import Settings
+
+    class Building(target_process.PendingTarget):
+        def ready(self) -> bool:
+            return False
+
+        def result(self):
+            return load_target(str(target_dir))
+
+    windows = []
+    generating = NumpyDraft._score_generating
+
+    def slow_first_window(self, *args, **kwargs):
+        time.sleep(0.5)  # the check (milliseconds) is done by the end of this window
+        windows.append("generating")
+        return generating(self, *args, **kwargs)
+
+    monkeypatch.setattr(NumpyDraft, "_score_generating", slow_first_window)
+    monkeypatch.setattr(NumpyDraft, "_score_teacher_forced",
+                        lambda *args, **kwargs: pytest.fail("a window after the check"))
+    job = Job(Settings(draft=str(llama_dir), target_tokens=3, window=60, no_cache=True),
+              target=Building(None, None))
+    with pytest.raises(UsageError, match="smaller than what must be kept"):
+        job.analyse(long_text(6))
+    assert windows == ["generating"]
 
 
 def test_a_missing_extra_exits_1_with_advice_that_works_here(monkeypatch):

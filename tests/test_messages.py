@@ -115,6 +115,7 @@ def test_a_budget_below_the_messages_first_lines_says_so(llama_draft, target):
 
 def test_the_command_line_finds_a_messages_budget_too_small_before_scoring(
         llama_dir, target_dir, llama_draft, target, tmp_path, monkeypatch):
+    from crossprefill_cli.models import target_process
     from crossprefill_cli.pipeline.draft_source import DraftSource
 
     path = tmp_path / "request.json"
@@ -126,6 +127,8 @@ def test_the_command_line_finds_a_messages_budget_too_small_before_scoring(
         raise AssertionError("the model loaded before the budget check")
 
     monkeypatch.setattr(DraftSource, "load", refuse)
+    # the target built here (one core), not beside the draft's reading in a child process
+    monkeypatch.setattr(target_process, "usable_cores", lambda: 1)
     done = CliRunner().invoke(app, ["compress", str(path), "--format", "messages", "-n", "40",
                                     "--no-cache", "-d", str(llama_dir), "-t", str(target_dir)])
     assert (done.exit_code, done.stdout) == (2, "")

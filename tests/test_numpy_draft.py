@@ -108,16 +108,16 @@ def test_numpy_engine_reads_like_transformers_on_the_bundled_draft():
 
 
 def test_a_block_of_queries_sees_the_same_keys_as_the_whole(llama_dir, monkeypatch):
-    """Attention in blocks of query rows (each against the keys it may see) gives what
-    one block of every row gives."""
+    """A forward pass in blocks of rows (each block of queries against the keys it may
+    see) gives what one block of every row gives."""
     text = long_text(6)
     draft = numpy_draft.load_numpy_draft(str(llama_dir))
     ids, _ = draft.encode(text)
     query_ids = draft.encode(QUESTION)[0].tolist()
     options = dict(lookahead=4, pool_kernel=3, window=400, surprise=True)
-    monkeypatch.setattr(numpy_draft, "QUERY_BLOCK", 10_000)
+    monkeypatch.setattr(numpy_draft, "BLOCK", 10_000)
     whole = draft.read(ids, query_ids, **options)
-    monkeypatch.setattr(numpy_draft, "QUERY_BLOCK", 7)
+    monkeypatch.setattr(numpy_draft, "BLOCK", 7)
     assert_same_reading(draft.read(ids, query_ids, **options), whole)
 
 

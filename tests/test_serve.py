@@ -65,8 +65,8 @@ def test_errors_keep_their_exit_status_and_message(served, llama_dir, target_dir
 def test_device_options_are_the_servers(served):
     done = client(served, "compress", "--device", "cpu", stdin=TEXT.encode())
     assert done.returncode == 0 and done.stdout
-    assert done.stderr.decode() == ("crossprefill: warning: --device and --dtype are the "
-                                    "server's to choose; ignored with --server\n")
+    assert done.stderr.decode() == ("crossprefill: warning: --device, --dtype and --backend "
+                                    "are the server's to choose; ignored with --server\n")
 
 
 @pytest.mark.parametrize("command", ["compress", "inspect", "estimate"])

@@ -1,5 +1,6 @@
 """The target tokenizer built in a child process counts exactly as one built here."""
 
+import signal
 import subprocess
 import sys
 import time
@@ -83,8 +84,22 @@ def test_closing_stops_a_child_still_building():
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     started = time.monotonic()
     PendingTarget(None, busy).close()
+    assert busy.wait(timeout=5) == -signal.SIGKILL
     assert time.monotonic() - started < 5
-    assert busy.returncode is not None
+
+
+def test_closing_does_not_wait_for_an_answered_child_to_exit(target_dir):
+    """A child that has answered ends when its pipe closes; freeing its encoding takes a
+    while, which this process does not wait for (a thread reaps it)."""
+    slow_exit = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; print('{\"name\": \"t\"}', flush=True); "
+         "sys.stdin.read(); time.sleep(3)"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    pending = PendingTarget(str(target_dir), slow_exit)
+    assert pending.result().name == "t"
+    started = time.monotonic()
+    pending.close()
+    assert time.monotonic() - started < 1
+    assert slow_exit.wait(timeout=10) == 0
 
 
 def test_a_garbled_reply_counts_as_a_dead_child(target_dir):

@@ -15,8 +15,9 @@ O(heads x block x S) and the causal half of the work is skipped. Matrix products
 numpy's BLAS, held to one thread: OpenBLAS's result for a product depends on how many
 threads share it (measured here: some shapes, such as 256 x 1040 by 1040 x 32, differ in
 the last bits between 1 and 2 threads), and a tie in the last bit can flip a chunk.
-The cores are used by scoring windows side by side instead (`_each`), each window on
-one thread from start to end, so the scores are the same bytes in every process.
+The cores are used by running a forward pass's blocks of `BLOCK` rows side by side
+instead (`Llama.forward`): the blocks are the same whatever runs them, so the scores
+are the same bytes in every process and with any number of cores.
 
 `unsupported(folder)` says why a folder cannot run here (not a Llama, a rotary scaling
 this engine does not implement, sharded weights, a tokenizer that is more than its
@@ -28,6 +29,7 @@ import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -39,9 +41,9 @@ from crossprefill_cli.models.threads import one_blas_thread, usable_cores
 from crossprefill_cli.models.tokens import encode_plain, plain_tokenizer
 
 WEIGHTS_FILE = "model.safetensors"
-# Query rows per attention block: bounds the score matrix, and lets a block skip the
-# keys after its last row.
-QUERY_BLOCK = 256
+# Rows (tokens) per block of a forward pass: bounds the attention scores, lets a block
+# of queries skip the keys after its last row, and is the unit that runs on a core.
+BLOCK = 256
 # Output-head positions per block when measuring surprise (as `draft.SURPRISE_BLOCK`).
 SURPRISE_BLOCK = 1024
 SUPPORTED_ROPE = (None, "default")
@@ -183,29 +185,48 @@ class Llama:
                      output_bias, tensors[f"{prefix}post_attention_layernorm.weight"], gate_up,
                      gate_up_bias, down, down_bias)
 
-    def forward(self, ids: list[int], cache: "KeyValueCache",
-                probe: "Probe | None" = None) -> np.ndarray:
+    def forward(self, ids: list[int], cache: "KeyValueCache", probe: "Probe | None" = None,
+                run: "Runner | None" = None) -> np.ndarray:
         """The final hidden states of `ids`, which follow the `cache.length` tokens the
-        cache holds (and are appended to it); the probe watches every layer."""
+        cache holds (and are appended to it); the probe watches every layer. Each layer
+        works in blocks of `BLOCK` rows (the same blocks however they run), which `run`
+        may run side by side."""
         shape = self.shape
+        run = run or in_turn
         count, start = len(ids), cache.length
         cos, sin = self._rotary(np.arange(start, start + count))
         x = self.embedding[np.asarray(ids)]
+        blocks = [slice(first, min(first + BLOCK, count)) for first in range(0, count, BLOCK)]
+        query = np.empty((shape.heads, count, shape.head_dim), dtype=np.float32)
+        key = np.empty((shape.kv_heads, count, shape.head_dim), dtype=np.float32)
+        value = np.empty_like(key)
         q_width, kv_width = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
         for index, layer in enumerate(self.layers):
-            projected = _linear(self._rms(x, layer.input_norm), layer.qkv, layer.qkv_bias)
-            query = _heads(projected[:, :q_width], shape.heads)
-            key = _heads(projected[:, q_width:q_width + kv_width], shape.kv_heads)
-            value = _heads(projected[:, q_width + kv_width:], shape.kv_heads)
-            query, key = _rotate(query, cos, sin), _rotate(key, cos, sin)
+            def project(rows: slice) -> None:
+                projected = _linear(self._rms(x[rows], layer.input_norm), layer.qkv,
+                                    layer.qkv_bias)
+                query[:, rows] = _rotate(_heads(projected[:, :q_width], shape.heads),
+                                         cos[rows], sin[rows])
+                key[:, rows] = _rotate(_heads(projected[:, q_width:q_width + kv_width],
+                                              shape.kv_heads), cos[rows], sin[rows])
+                value[:, rows] = _heads(projected[:, q_width + kv_width:], shape.kv_heads)
+
+            def attend(rows: slice) -> None:
+                attended = self._attention(query[:, rows], keys, values, start + rows.start)
+                x[rows] += _linear(attended, layer.output, layer.output_bias)
+
+            def feed_forward(rows: slice) -> None:
+                gate_up = _linear(self._rms(x[rows], layer.post_norm), layer.gate_up,
+                                  layer.gate_up_bias)
+                gate, up = gate_up[:, :shape.intermediate], gate_up[:, shape.intermediate:]
+                x[rows] += _linear(gate / (1 + np.exp(-gate)) * up, layer.down, layer.down_bias)
+
+            run(project, blocks)
             keys, values = cache.append(index, key, value)
             if probe is not None:
                 probe.observe(self._grouped(query), keys)
-            attended = self._attention(query, keys, values, start)
-            x = x + _linear(attended, layer.output, layer.output_bias)
-            gate_up = _linear(self._rms(x, layer.post_norm), layer.gate_up, layer.gate_up_bias)
-            gate, up = gate_up[:, :shape.intermediate], gate_up[:, shape.intermediate:]
-            x = x + _linear(gate / (1 + np.exp(-gate)) * up, layer.down, layer.down_bias)
+            run(attend, blocks)
+            run(feed_forward, blocks)
         cache.length += count
         return self._rms(x, self.norm)
 
@@ -217,27 +238,26 @@ class Llama:
                              shape.head_dim)
 
     def _attention(self, query: np.ndarray, keys: np.ndarray, values: np.ndarray,
-                   start: int) -> np.ndarray:
-        """Causal attention of queries at positions start.. over `keys` (kv_heads, d, T)
-        and `values` (kv_heads, T, d), T the positions up to the last query:
-        (heads, n, d) -> (n, heads * d)."""
+                   first: int) -> np.ndarray:
+        """Causal attention of one block of queries at positions first.. over the keys
+        (kv_heads, d, T) and values (kv_heads, T, d) up to them: (heads, n, d) -> (n,
+        heads * d). One key head at a time: its scores stay in the core's cache through
+        the softmax's passes."""
         shape = self.shape
         count = query.shape[1]
+        seen = first + count
         grouped = self._grouped(query * np.float32(shape.head_dim ** -0.5))
+        mask = _causal_mask(np.arange(first, seen), np.arange(first, seen))
         out = np.empty((count,) + grouped.shape[:2] + (shape.head_dim,), dtype=np.float32)
-        for first in range(0, count, QUERY_BLOCK):
-            last = min(first + QUERY_BLOCK, count)
-            seen = start + last
-            block = grouped[:, :, first:last].reshape(shape.kv_heads, -1, shape.head_dim)
-            scores = (block @ keys[:, :, :seen]).reshape(grouped.shape[:2] + (last - first, seen))
-            diagonal = np.arange(start + first, seen)
-            scores[..., start + first:] += _causal_mask(diagonal, diagonal)
+        for head in range(shape.kv_heads):
+            scores = (grouped[head].reshape(-1, shape.head_dim) @ keys[head, :, :seen]
+                      ).reshape(-1, count, seen)
+            scores[..., first:] += mask
             scores -= scores.max(axis=-1, keepdims=True)
             np.exp(scores, out=scores)
             weights = scores.sum(axis=-1, keepdims=True)
-            mixed = scores.reshape(shape.kv_heads, -1, seen) @ values[:, :seen]
-            mixed = mixed.reshape(scores.shape[:-1] + (shape.head_dim,))
-            out[first:last] = (mixed / weights).transpose(2, 0, 1, 3)
+            mixed = scores.reshape(-1, seen) @ values[head, :seen]
+            out[:, head] = (mixed.reshape(-1, count, shape.head_dim) / weights).transpose(1, 0, 2)
         return out.reshape(count, -1)
 
     def _rms(self, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -250,6 +270,25 @@ class Llama:
 
     def logits(self, hidden: np.ndarray) -> np.ndarray:
         return hidden @ self.head
+
+
+Runner = Callable[[Callable[[slice], None], list[slice]], None]
+
+
+def in_turn(work: Callable[[slice], None], blocks: list[slice]) -> None:
+    for rows in blocks:
+        work(rows)
+
+
+def side_by_side(pool: ThreadPoolExecutor) -> Runner:
+    """Blocks on the pool's threads (numpy lets go of the GIL in its products)."""
+    def run(work: Callable[[slice], None], blocks: list[slice]) -> None:
+        if len(blocks) == 1:
+            work(blocks[0])
+        else:
+            for _ in pool.map(work, blocks):
+                pass
+    return run
 
 
 def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
@@ -353,6 +392,8 @@ class NumpyDraft(DraftReader):
         super().__init__(name, tokenizer, shape.context_length, draft_fingerprint(name),
                          _bos_id(folder, tokenizer))
         self.model = Llama(shape, load_tensors(folder / WEIGHTS_FILE))
+        # a window's blocks run on these threads, each block on one (see the module docstring)
+        self.blocks = side_by_side(ThreadPoolExecutor(max_workers=usable_cores()))
 
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         return encode_plain(self.tokenizer_file, text)
@@ -360,26 +401,19 @@ class NumpyDraft(DraftReader):
     def _reading(self):
         return one_blas_thread()
 
-    @staticmethod
-    def _each(score, bounds):
-        """Windows side by side, one per core: each is computed by one thread from start
-        to end, so its result does not depend on how many run."""
-        with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
-            yield from pool.map(score, bounds)
-
     def _score_generating(self, window_ids, query_ids, lookahead, pool_kernel, query_rows=0,
                           surprise=False):
         prompt = self.bos_ids + window_ids.tolist() + query_ids
         cache = KeyValueCache(self.model.shape, len(prompt) + lookahead)
         probe = self._probe(query_rows + 1, len(prompt), len(window_ids), pool_kernel)
-        hidden = self.model.forward(prompt, cache, probe)
+        hidden = self.model.forward(prompt, cache, probe, self.blocks)
         losses = self._surprise(hidden, prompt, len(window_ids)) if surprise else None
         rows, generated = [probe.importance], []
         last = hidden[-1:]
         while len(rows) < lookahead:
             generated.append(int(self.model.logits(last)[0].argmax()))
             probe = self._probe(1, len(prompt), len(window_ids), pool_kernel)
-            last = self.model.forward(generated[-1:], cache, probe)
+            last = self.model.forward(generated[-1:], cache, probe, self.blocks)
             rows.append(probe.importance)
         return token_importance(np.concatenate(rows), query_rows), generated, losses
 
@@ -390,7 +424,7 @@ class NumpyDraft(DraftReader):
         probe = self._probe(query_rows + 1 + len(lookahead_ids), len(prompt), len(window_ids),
                             pool_kernel)
         hidden = self.model.forward(sequence, KeyValueCache(self.model.shape, len(sequence)),
-                                    probe)
+                                    probe, self.blocks)
         losses = self._surprise(hidden, prompt, len(window_ids)) if surprise else None
         return token_importance(probe.importance, query_rows), losses
 

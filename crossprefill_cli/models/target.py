@@ -21,7 +21,6 @@ import tiktoken
 from crossprefill_cli.errors import ModelLoadError
 from crossprefill_cli.models.loading import (check_hub_model, load_tokenizer, looks_like_path,
                                              plain_tokenizer_in)
-from crossprefill_cli.models.tokens import plain_tokenizer
 
 DEFAULT_TARGET = "o200k_base"
 # the rank file each tiktoken encoding reads (gpt2 reads two others), and from where
@@ -127,6 +126,9 @@ def hf_target(spec: str) -> TargetTokenizer:
     # a folder whose tokenizer is its tokenizer.json alone counts without transformers
     plain = plain_tokenizer_in(Path(location)) if Path(location).is_dir() else None
     if plain is not None:
+        # here, not at the top: the child building a tiktoken target needs no numpy
+        from crossprefill_cli.models.tokens import plain_tokenizer
+
         return tokenizer_target(spec, plain_tokenizer(plain))
     tokenizer = load_tokenizer(location, what=f"target tokenizer {spec}")
     return tokenizer_target(spec, tokenizer)

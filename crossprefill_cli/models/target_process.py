@@ -16,8 +16,10 @@ process. The child reads only its pipe and ends when the pipe closes.
 """
 
 import json
+import select
 import subprocess
 import sys
+import threading
 from typing import Sequence
 
 from crossprefill_cli.errors import ModelLoadError
@@ -51,7 +53,9 @@ class PendingTarget:
 
     def close(self) -> None:
         """End the child: one that has answered exits when its pipe closes; one still
-        building (this run failed early, say) is stopped rather than waited for."""
+        building (this run failed early, say) is stopped rather than waited for. Its
+        exit (0.1 s of freeing a large encoding) is awaited by a thread of its own, which
+        this process does not wait for."""
         if self._child is None:
             return
         child, self._child = self._child, None
@@ -61,11 +65,13 @@ class PendingTarget:
             child.stdin.close()
         except OSError:
             pass
-        try:
-            child.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        threading.Thread(target=_reap, args=(child,), daemon=True).start()
+
+    def ready(self) -> bool:
+        """Whether `result()` would return at once (the child has answered or is gone)."""
+        if self._target is not None or self._child is None:
+            return True
+        return bool(select.select([self._child.stdout], [], [], 0)[0])
 
     def __enter__(self) -> "PendingTarget":
         return self
@@ -103,6 +109,14 @@ class PendingTarget:
             return json.loads(child.stdout.readline())
         except (OSError, ValueError):  # gone (EOF reads as invalid JSON) or garbled
             return None
+
+
+def _reap(child: subprocess.Popen) -> None:
+    try:
+        child.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 def start_target(spec: str | None) -> PendingTarget:

@@ -8,6 +8,10 @@ the order of the steps, so no front end re-orders them:
     with the budget checked against what must be kept before the draft reads (the
     draft's tokens are enough) -> the budgeted selection -> the printed product
 
+A target still building in its child process is checked beside the draft's reading
+instead of before it (`_Beside`): a too-small budget or a target that cannot load
+stops the draft at its next window, and the draft's work overlaps the target's build.
+
 What a front end adds comes in as resources and hooks: a loaded draft (`DraftSource`),
 a target (a name, a loaded `TargetTokenizer`, or a `PendingTarget` built in a child
 process), a score cache, an already loaded profile, and callbacks for warnings and the
@@ -15,6 +19,7 @@ draft's progress. Warnings are also collected on the result, in the order they c
 """
 
 import json
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -115,21 +120,33 @@ class Job:
             keep=conversation.keep(), heads=conversation.heads())
         knobs = self.settings
         budget = dict(keep_rate=knobs.keep_rate, target_tokens=knobs.target_tokens)
+        checking = _Beside()
 
         def before_scoring(starts, settings, structure) -> None:
-            counter = self.target()  # a target that cannot load fails before the draft reads
-            if with_budget:
-                check_budget_fits(text, starts, settings, structure, counter, **budget, **spans)
+            def check() -> None:
+                counter = self.target()  # a target that cannot load fails early
+                if with_budget:
+                    check_budget_fits(text, starts, settings, structure, counter, **budget,
+                                      **spans)
+
+            # a target still building in its process is checked while the draft reads
+            if self._counter is None and isinstance(self._target, PendingTarget) \
+                    and not self._target.ready():
+                checking.start(check)
+            else:
+                check()
 
         options = dict(profile=self.profile, draft=self.source, query=knobs.query,
                        detect_query=knobs.detect_query, scorer=self.scorer,
                        chunk_size=knobs.chunk_size, pool_kernel=knobs.pool_kernel,
                        lookahead=knobs.lookahead, delimiter=knobs.delimiter,
                        window=knobs.window, kind=knobs.kind, include=knobs.include,
-                       exclude=knobs.exclude, cache=self.cache, on_progress=self.on_progress,
+                       exclude=knobs.exclude, cache=self.cache,
+                       on_progress=checking.watching(self.on_progress),
                        before_scoring=before_scoring)
         analysis = (analyse(text, keep=self.keep, **options) if conversation is None
                     else analyse_messages(conversation, **options))
+        checking.finish()
         return AnalysedInput(text, conversation, analysis)
 
     def compress(self, source_text: str) -> Done:
@@ -165,6 +182,40 @@ class Job:
                           must_keep=must_keep)
         report["warnings"] = list(self.warnings)
         return report
+
+
+class _Beside:
+    """A check that runs in a thread while the draft reads; its error is raised at the
+    draft's next window, or when the reading ends (`finish`)."""
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self, check: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                check()
+            except BaseException as error:  # handed to the reading thread
+                self._error = error
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def watching(self, on_progress: Progress | None) -> Progress:
+        def progress(done: int, total: int) -> None:
+            if self._error is not None:
+                raise self._error
+            if on_progress is not None:
+                on_progress(done, total)
+
+        return progress
+
+    def finish(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | None = None,

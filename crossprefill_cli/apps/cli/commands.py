@@ -202,7 +202,7 @@ def _server_request(env: Environment, input_path: str | None, settings: Settings
     """The input, its messages if any, and the request for a server: every setting that
     is not the machine's and not left to the server (None)."""
     if any(getattr(settings, name) != getattr(Settings, name) for name in MACHINE_FIELDS):
-        warner(env, line)("--device and --dtype are the server's to choose; ignored "
+        warner(env, line)("--device, --dtype and --backend are the server's to choose; ignored "
                           "with --server")
     source_text = env.read_input(input_path)
     conversation = read_format(source_text, settings.format)
@@ -248,12 +248,14 @@ def _local_job(env: Environment, input_path: str | None, settings: Settings, lin
     until the block ends. What can fail without the draft's scores fails before the
     draft reads (see `job.Job.analyse`)."""
     # here, not at the top: the --server client never needs the pipeline (numpy), the
-    # cache or the target tokenizer, and its start-up is all it costs
-    from crossprefill_cli.apps.cli.render import draft_progress, stderr_console
+    # cache or the target tokenizer, and its start-up is all it costs; the target's
+    # process starts first, so that it builds while this one imports the rest
     from crossprefill_cli.models.target_process import start_target
-    from crossprefill_cli.pipeline.job import Job
 
     with start_target(settings.target) as pending:
+        from crossprefill_cli.apps.cli.render import draft_progress, stderr_console
+        from crossprefill_cli.pipeline.job import Job
+
         source_text = env.read_input(input_path)
         with draft_progress(stderr_console(env.stderr),
                             enabled=env.stderr_isatty and not line.quiet) as on_progress:
