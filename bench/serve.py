@@ -14,6 +14,8 @@ loopback port for the whole benchmark. Then:
   p50/p95 latency per request.
 - **Memory**: the server's resident set before and after `--memory-requests` more
   requests at the middle size (peak: VmHWM), which must stay flat.
+- **The other engine**: the throughput table again from a server started with
+  `--backend torch` (`--compare-backend`), the transformers engine.
 
     python -m bench.serve --sizes 1000,4000,32000 --rounds 3
 
@@ -21,6 +23,7 @@ Run it with nothing else using the CPU.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -33,6 +36,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 from crossprefill_cli.models.draft import load_draft
 
@@ -107,6 +111,32 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+@contextlib.contextmanager
+def serving(draft: str, backend: str, env: dict) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A `crossprefill serve` of `draft` on `backend`, on a free loopback port, until the
+    block ends: its URL and process."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "crossprefill_cli", "serve", "--port",
+                               str(port), "--draft", draft, "--backend", backend,
+                               "--max-queue", "16"], env=env)
+    try:
+        wait_ready(url, server)
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+
+
+def throughput(url: str, body: dict, each: int) -> None:
+    print("| clients | requests/s | p50 latency | p95 latency |")
+    print("|---:|---:|---:|---:|")
+    for clients in CLIENTS:
+        wall, latencies = concurrent(url, body, clients, each)
+        print(f"| {clients} | {len(latencies) / wall:.2f} | "
+              f"{percentile(latencies, 0.5):.2f} s | {percentile(latencies, 0.95):.2f} s |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draft", default="builtin")
@@ -114,53 +144,47 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=8, help="requests per client")
     parser.add_argument("--memory-requests", type=int, default=200)
+    parser.add_argument("--compare-backend", default="torch",
+                        help="also measure throughput on a server with this --backend")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     target = bench_target(load_draft(args.draft, device="cpu"))
     env = {**os.environ, "CROSSPREFILL_SERVER": ""}
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "crossprefill_cli", "serve", "--port",
-                               str(port), "--draft", args.draft, "--max-queue", "16"], env=env)
-    try:
-        wait_ready(url, server)
-        with tempfile.TemporaryDirectory() as folder:
-            paths = {}
-            for size in sizes:
-                paths[size] = Path(folder) / f"input-{size}.txt"
-                paths[size].write_text(prose(size, target.count), encoding="utf-8")
-            cli = [sys.executable, "-m", "crossprefill_cli", "compress", "--no-cache",
-                   "--draft", args.draft]
-            stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
-            print(f"# crossprefill serve, {stamp} UTC, {platform.processor() or platform.machine()}"
-                  f", {os.cpu_count()} cores, draft {args.draft}, target {target.name}\n")
-            print("| input tokens | client via server | cold CLI | ratio |")
-            print("|---:|---:|---:|---:|")
-            for size in sizes:
-                runs = rounds({"server": [*cli, str(paths[size]), "--server", url],
-                               "cold": [*cli, str(paths[size])]}, env, args.rounds)
-                ratio = statistics.median(s / c for (s, _), (c, _) in zip(runs["server"],
-                                                                          runs["cold"]))
-                print(f"| {size:,} | {statistics.median(s for s, _ in runs['server']):.2f} s | "
-                      f"{statistics.median(c for c, _ in runs['cold']):.2f} s | {ratio:.2f}x |")
-            middle = sizes[len(sizes) // 2]
-            body = {"text": paths[middle].read_text(encoding="utf-8"), "no_cache": True}
-            print(f"\nThroughput at {middle:,} tokens ({args.requests} requests per client):\n")
-            print("| clients | requests/s | p50 latency | p95 latency |")
-            print("|---:|---:|---:|---:|")
-            for clients in CLIENTS:
-                wall, latencies = concurrent(url, body, clients, args.requests)
-                print(f"| {clients} | {len(latencies) / wall:.2f} | "
-                      f"{percentile(latencies, 0.5):.2f} s | {percentile(latencies, 0.95):.2f} s |")
-            before, _ = resident_mib(server.pid)
-            concurrent(url, body, 1, args.memory_requests)
-            after, peak = resident_mib(server.pid)
-            print(f"\nServer memory: {before:.0f} MiB resident before {args.memory_requests} "
-                  f"more requests of {middle:,} tokens, {after:.0f} MiB after "
-                  f"({after - before:+.0f} MiB); peak {peak:.0f} MiB")
-    finally:
-        server.terminate()
-        server.wait(timeout=120)
+    with tempfile.TemporaryDirectory() as folder, serving(args.draft, "auto", env) as (url, server):
+        paths = {}
+        for size in sizes:
+            paths[size] = Path(folder) / f"input-{size}.txt"
+            paths[size].write_text(prose(size, target.count), encoding="utf-8")
+        cli = [sys.executable, "-m", "crossprefill_cli", "compress", "--no-cache",
+               "--draft", args.draft]
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+        print(f"# crossprefill serve, {stamp} UTC, {platform.processor() or platform.machine()}"
+              f", {os.cpu_count()} cores, draft {args.draft}, target {target.name}\n")
+        print("| input tokens | client via server | cold CLI | ratio |")
+        print("|---:|---:|---:|---:|")
+        for size in sizes:
+            runs = rounds({"server": [*cli, str(paths[size]), "--server", url],
+                           "cold": [*cli, str(paths[size])]}, env, args.rounds)
+            ratio = statistics.median(s / c for (s, _), (c, _) in zip(runs["server"],
+                                                                      runs["cold"]))
+            print(f"| {size:,} | {statistics.median(s for s, _ in runs['server']):.2f} s | "
+                  f"{statistics.median(c for c, _ in runs['cold']):.2f} s | {ratio:.2f}x |")
+        middle = sizes[len(sizes) // 2]
+        body = {"text": paths[middle].read_text(encoding="utf-8"), "no_cache": True}
+        print(f"\nThroughput at {middle:,} tokens ({args.requests} requests per client), "
+              "default engine:\n")
+        throughput(url, body, args.requests)
+        before, _ = resident_mib(server.pid)
+        concurrent(url, body, 1, args.memory_requests)
+        after, peak = resident_mib(server.pid)
+        print(f"\nServer memory: {before:.0f} MiB resident before {args.memory_requests} "
+              f"more requests of {middle:,} tokens, {after:.0f} MiB after "
+              f"({after - before:+.0f} MiB); peak {peak:.0f} MiB")
+    if args.compare_backend:
+        with serving(args.draft, args.compare_backend, env) as (url, _):
+            print(f"\nThroughput at {middle:,} tokens, `serve --backend "
+                  f"{args.compare_backend}`:\n")
+            throughput(url, body, args.requests)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,28 @@
-"""Speed and memory of `crossprefill compress` next to the floor, measured in one run.
+"""Speed and memory of `crossprefill compress` on its two engines, measured in one run.
 
 For each input size (target tokens of Debian-handbook prose), these whole processes,
 each timed from outside with /usr/bin/time (wall seconds, peak RSS: host memory, not
 a GPU's):
 
-- `crossprefill compress` with the draft, `--no-cache` (the real cost), with the default
-  scorer (`evidence`: attention, surprise and the question's words) and with
-  `--scorer attention` (the paper's scorer: no output head over the context), both
-  asked the same `--query`;
-- the floor, `bench.plain_forward`: load the same draft, tokenize, one forward pass
-  with last-position logits only; and, for drafts whose context is shorter than the
-  input, one such pass per window (the floor for a draft that cannot attend further);
+- `crossprefill compress --no-cache` as a user runs it (the default engine: numpy for
+  the bundled draft, `models.backends`), asked a `--query`, default scorer;
+- the same with `--backend torch` (the transformers engine, in the dtype `--dtype auto`
+  picks: bfloat16 on CPUs with native bf16), the only engine before there were two;
+- `python -c "import torch, transformers; from transformers import LlamaForCausalLM"`:
+  what importing the transformers engine's libraries alone costs;
 - `crossprefill compress` again at another keep rate, with the score cache warm.
 
 Each command runs once untimed, then `--rounds` times in turn with the others (round 1:
-compress, floors, cached re-run; round 2: the same; ...), so a slow minute of the
-machine slows both sides of a ratio alike. A cell is the median over the rounds, and a
-ratio the median of the rounds' ratios.
+compress, torch compress, torch import, cached re-run; round 2: the same; ...), so a
+slow minute of the machine slows both sides of a ratio alike. A cell is the median over
+the rounds, and a ratio the median of the rounds' ratios.
 
-    python -m bench.speed --draft builtin --sizes 1000,4000,16000,32000,64000
+With `--warm-tokens N` it then loads both engines in this process and times each
+reading the same N-token input (window, lookahead, question and surprise as `compress`
+asks), alternating for `--rounds` rounds: the throughput a warm process (`serve`,
+`batch`) gets.
+
+    python -m bench.speed --draft builtin --sizes 1000,4000,16000,32000,64000 --warm-tokens 32000
 
 Pause anything else that uses the CPU first: contention distorts timings severalfold.
 """
@@ -29,11 +33,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-import torch
-
+from crossprefill_cli.models.backends import choose_backend, load_with
 from crossprefill_cli.models.draft import load_draft
+from crossprefill_cli.pipeline.analysis import _query_prompt, _window_size
+from crossprefill_cli.pipeline.draft_source import DraftSource
 from crossprefill_cli.pipeline.profiles import load_profile
 
 from .corpora import handbook_paragraphs
@@ -87,6 +93,33 @@ def _ratio(runs: list[tuple[float, float]], floor: list[tuple[float, float]] | N
     return f"{statistics.median(a / b for (a, _), (b, _) in zip(runs, floor)):.2f}x"
 
 
+def warm_throughput(draft_name: str, device: str, text: str, query: str, rounds: int) -> None:
+    """Both engines loaded in this process, each reading `text` as `compress` would."""
+    settings = DraftSource(draft_name, device=device, dtype="auto").settle(load_profile("text"))
+    engines = {name: load_with(choose_backend(draft_name, name, device=device, dtype="auto"),
+                               draft_name, device=device, dtype="auto")
+               for name in ("numpy", "torch")}
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    for turn in range(rounds + 1):  # the first round is untimed
+        for name, draft in engines.items():
+            ids, _ = draft.encode(text)
+            query_ids, query_rows = _query_prompt(draft, settings, query)
+            window = _window_size(draft, None, len(query_ids), settings.lookahead)
+            started = time.perf_counter()
+            draft.read(ids, query_ids, lookahead=settings.lookahead,
+                       pool_kernel=settings.pool_kernel, window=window, query_rows=query_rows,
+                       surprise=True)
+            if turn:
+                times[name].append(time.perf_counter() - started)
+    tokens = len(engines["numpy"].encode(text)[0])
+    print(f"\nwarm process, {tokens:,} draft tokens, median of {rounds} rounds:")
+    for name, runs in times.items():
+        seconds = statistics.median(runs)
+        print(f"- {name}: {seconds:.2f} s, {tokens / seconds:,.0f} draft tokens/s")
+    ratio = statistics.median(a / b for a, b in zip(times["numpy"], times["torch"]))
+    print(f"- numpy / torch time: {ratio:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draft", default="builtin")
@@ -96,21 +129,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per size")
     parser.add_argument("--query", default="How does the package manager verify what it "
                         "installs?", help="the question both compress runs are asked")
-    parser.add_argument("--one-pass-limit", type=int, default=32000,
-                        help="largest input to time the one-pass floor on (it is quadratic)")
+    parser.add_argument("--warm-tokens", type=int, default=0,
+                        help="also time both engines in this process on this many target tokens")
     args = parser.parse_args()
     draft = load_draft(args.draft, device=args.device)
     target = bench_target(draft)
     env = {**os.environ, "CROSSPREFILL_CACHE_DIR": tempfile.mkdtemp(prefix="crossprefill-bench-")}
     python = sys.executable
-    print(f"draft {args.draft} (context {draft.context_length}, "
-          f"{str(next(draft.model.parameters()).dtype).removeprefix('torch.')} on both sides), "
-          f"target {target.name}, "
-          f"{draft.device}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
+    chosen = choose_backend(args.draft, "auto", device=args.device, dtype="auto")
+    print(f"draft {args.draft} (context {draft.context_length}; default engine "
+          f"{chosen.name}{'' if chosen.reason is None else f' ({chosen.reason})'}; torch "
+          f"engine in {str(next(draft.model.parameters()).dtype).removeprefix('torch.')}), "
+          f"target {target.name}, {args.device}, {os.cpu_count()} CPUs, "
           f"median of {args.rounds} rounds\n")
-    print("| input tokens | draft tokens | compress | attention scorer | default / attention "
-          "| one-pass floor | ratio | windowed floor | ratio | peak memory | cached re-run |")
+    print("| input tokens | draft tokens | compress | peak memory | compress --backend torch "
+          "| peak memory | time ratio | memory ratio | import torch, transformers | ratio "
+          "| cached re-run |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    imports = [python, "-c", "import torch, transformers; from transformers import LlamaForCausalLM"]
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes:
             path = Path(folder) / f"input-{size}.txt"
@@ -120,31 +156,22 @@ def main() -> None:
             compress = [python, "-m", "crossprefill_cli", "compress", str(path), "-d", args.draft,
                         "-t", "o200k_base", "--device", args.device, "--quiet", "-q", args.query,
                         "-r", "0.3"]
-            floor = [python, "-m", "bench.plain_forward", str(path), args.draft,
-                     "--device", args.device]
-            # as compress: the draft's context less the BOS, the query prompt and the lookahead
-            prompt = load_profile("text").query_template.replace("{query}", args.query)
-            window = (draft.context_length - len(draft.bos_ids) - len(draft.encode(prompt)[0])
-                      - 8)
             commands = {"compress": [*compress, "--no-cache"],
-                        "attention": [*compress, "--no-cache", "--scorer", "attention"]}
-            if draft_tokens <= args.one_pass_limit:
-                commands["one pass"] = floor
-            if draft_tokens > window:
-                commands["windowed"] = [*floor, "--window", str(window)]
-            # the untimed first run of the cached re-run stores the scores it then reads
-            commands["cached"] = [*compress[:-1], "0.2"]
+                        "torch": [*compress, "--no-cache", "--backend", "torch"],
+                        "imports": imports,
+                        # its untimed first run stores the scores it then reads
+                        "cached": [*compress[:-1], "0.2"]}
             runs = rounds(commands, env, args.rounds)
-            one_pass = runs.get("one pass")
-            windowed = runs.get("windowed", one_pass)
             seconds, rerun = _median_seconds(runs["compress"]), _median_seconds(runs["cached"])
-            memory = max(m for _, m in runs["compress"])
-            print(f"| {size:,} | {draft_tokens:,} | {seconds:.2f} s | "
-                  f"{_seconds(runs['attention'])} | {_ratio(runs['compress'], runs['attention'])} | "
-                  f"{_seconds(one_pass)} | "
-                  f"{_ratio(runs['compress'], one_pass)} | {_seconds(windowed)} | "
-                  f"{_ratio(runs['compress'], windowed)} | {memory:.2f} GiB | "
+            memory, torch_memory = (max(m for _, m in runs[name]) for name in ("compress", "torch"))
+            print(f"| {size:,} | {draft_tokens:,} | {seconds:.2f} s | {memory:.2f} GiB | "
+                  f"{_seconds(runs['torch'])} | {torch_memory:.2f} GiB | "
+                  f"{_ratio(runs['compress'], runs['torch'])} | {memory / torch_memory:.2f}x | "
+                  f"{_seconds(runs['imports'])} | {_ratio(runs['compress'], runs['imports'])} | "
                   f"{rerun:.2f} s ({100 * rerun / seconds:.0f}%) |", flush=True)
+    if args.warm_tokens:
+        warm_throughput(args.draft, args.device, prose(args.warm_tokens, target.count),
+                        args.query, args.rounds)
 
 
 if __name__ == "__main__":
