@@ -17,10 +17,9 @@ compress, torch compress, torch import, cached re-run; round 2: the same; ...), 
 slow minute of the machine slows both sides of a ratio alike. A cell is the median over
 the rounds, and a ratio the median of the rounds' ratios.
 
-With `--warm-tokens N` it then loads both engines in this process and times each
-reading the same N-token input (window, lookahead, question and surprise as `compress`
-asks), alternating for `--rounds` rounds: the throughput a warm process (`serve`,
-`batch`) gets.
+With `--warm-tokens N` it then times each engine in a warm process of its own reading
+the same N-token input as `compress` does (window, lookahead, question rows), once
+untimed and `--rounds` times: the throughput `serve` and `batch` get.
 
     python -m bench.speed --draft builtin --sizes 1000,4000,16000,32000,64000 --warm-tokens 32000
 
@@ -28,6 +27,7 @@ Pause anything else that uses the CPU first: contention distorts timings several
 """
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -37,7 +37,6 @@ import time
 from pathlib import Path
 
 from crossprefill_cli.models.backends import choose_backend, load_with
-from crossprefill_cli.models.draft import load_draft
 from crossprefill_cli.pipeline.analysis import _query_prompt, _window_size
 from crossprefill_cli.pipeline.draft_source import DraftSource
 from crossprefill_cli.pipeline.profiles import load_profile
@@ -93,30 +92,48 @@ def _ratio(runs: list[tuple[float, float]], floor: list[tuple[float, float]] | N
     return f"{statistics.median(a / b for (a, _), (b, _) in zip(runs, floor)):.2f}x"
 
 
-def warm_throughput(draft_name: str, device: str, text: str, query: str, rounds: int) -> None:
-    """Both engines loaded in this process, each reading `text` as `compress` would."""
+def timed_reads(draft_name: str, engine: str, device: str, path: str, query: str,
+                rounds: int) -> None:
+    """In this process: load the draft on `engine`, read the text at `path` as `compress`
+    would (window, lookahead, question rows) once untimed and `rounds` times timed, and
+    print the draft tokens and the seconds of each as JSON."""
     settings = DraftSource(draft_name, device=device, dtype="auto").settle(load_profile("text"))
-    engines = {name: load_with(choose_backend(draft_name, name, device=device, dtype="auto"),
-                               draft_name, device=device, dtype="auto")
-               for name in ("numpy", "torch")}
-    times: dict[str, list[float]] = {name: [] for name in engines}
-    for turn in range(rounds + 1):  # the first round is untimed
-        for name, draft in engines.items():
-            ids, _ = draft.encode(text)
-            query_ids, query_rows = _query_prompt(draft, settings, query)
-            window = _window_size(draft, None, len(query_ids), settings.lookahead)
-            started = time.perf_counter()
-            draft.read(ids, query_ids, lookahead=settings.lookahead,
-                       pool_kernel=settings.pool_kernel, window=window, query_rows=query_rows,
-                       surprise=True)
-            if turn:
-                times[name].append(time.perf_counter() - started)
-    tokens = len(engines["numpy"].encode(text)[0])
-    print(f"\nwarm process, {tokens:,} draft tokens, median of {rounds} rounds:")
-    for name, runs in times.items():
-        seconds = statistics.median(runs)
-        print(f"- {name}: {seconds:.2f} s, {tokens / seconds:,.0f} draft tokens/s")
-    ratio = statistics.median(a / b for a, b in zip(times["numpy"], times["torch"]))
+    draft = load_with(choose_backend(draft_name, engine, device=device, dtype="auto"),
+                      draft_name, device=device, dtype="auto")
+    ids, _ = draft.encode(Path(path).read_text(encoding="utf-8"))
+    query_ids, query_rows = _query_prompt(draft, settings, query)
+    window = _window_size(draft, None, len(query_ids), settings.lookahead)
+    seconds = []
+    for turn in range(rounds + 1):
+        started = time.perf_counter()
+        draft.read(ids, query_ids, lookahead=settings.lookahead,
+                   pool_kernel=settings.pool_kernel, window=window, query_rows=query_rows)
+        if turn:
+            seconds.append(time.perf_counter() - started)
+    print(json.dumps({"tokens": len(ids), "seconds": seconds}))
+
+
+def warm_throughput(draft_name: str, device: str, text: str, query: str, rounds: int,
+                    env: dict) -> None:
+    """Each engine in a process of its own (one process holding both slowed numpy by
+    half: torch's threads and libraries stay), reading the same text in turn."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as source:
+        source.write(text)
+        source.flush()
+        runs = {}
+        for engine in ("numpy", "torch"):
+            done = subprocess.run([sys.executable, "-m", "bench.speed", "--draft", draft_name,
+                                   "--device", device, "--query", query, "--rounds",
+                                   str(rounds), "--read-only", engine, source.name],
+                                  check=True, env=env, capture_output=True, text=True)
+            runs[engine] = json.loads(done.stdout.strip().splitlines()[-1])
+    tokens = runs["numpy"]["tokens"]
+    print(f"\nwarm process, {tokens:,} draft tokens, median of {rounds} reads after one "
+          "untimed:")
+    for engine, run in runs.items():
+        seconds = statistics.median(run["seconds"])
+        print(f"- {engine}: {seconds:.2f} s, {tokens / seconds:,.0f} draft tokens/s")
+    ratio = statistics.median(runs["numpy"]["seconds"]) / statistics.median(runs["torch"]["seconds"])
     print(f"- numpy / torch time: {ratio:.2f}x")
 
 
@@ -130,8 +147,16 @@ def main() -> None:
     parser.add_argument("--query", default="How does the package manager verify what it "
                         "installs?", help="the question both compress runs are asked")
     parser.add_argument("--warm-tokens", type=int, default=0,
-                        help="also time both engines in this process on this many target tokens")
+                        help="also time both engines in warm processes on this many target tokens")
+    parser.add_argument("--read-only", nargs=2, metavar=("ENGINE", "PATH"),
+                        help="(internal) time one engine reading PATH, see `timed_reads`")
     args = parser.parse_args()
+    if args.read_only:
+        timed_reads(args.draft, args.read_only[0], args.device, args.read_only[1], args.query,
+                    args.rounds)
+        return
+    from crossprefill_cli.models.draft import load_draft  # here: `--read-only numpy` is torch-free
+
     draft = load_draft(args.draft, device=args.device)
     target = bench_target(draft)
     env = {**os.environ, "CROSSPREFILL_CACHE_DIR": tempfile.mkdtemp(prefix="crossprefill-bench-")}
@@ -171,7 +196,7 @@ def main() -> None:
                   f"{rerun:.2f} s ({100 * rerun / seconds:.0f}%) |", flush=True)
     if args.warm_tokens:
         warm_throughput(args.draft, args.device, prose(args.warm_tokens, target.count),
-                        args.query, args.rounds)
+                        args.query, args.rounds, env)
 
 
 if __name__ == "__main__":

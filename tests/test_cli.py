@@ -183,14 +183,14 @@ def test_real_process_exit_codes(llama_dir, target_dir):
 
 
 def test_default_target_fallback_warns_on_stderr(llama_dir, tmp_path):
-    empty_cache = str(tmp_path)
+    empty_cache = str(tmp_path)  # neither tiktoken's file nor a kept copy of its tables
     done = cli_process(["compress", "-d", str(llama_dir)], TEXT.encode(),
-                       TIKTOKEN_CACHE_DIR=empty_cache)
+                       TIKTOKEN_CACHE_DIR=empty_cache, CROSSPREFILL_CACHE_DIR=empty_cache)
     assert done.returncode == 0, done.stderr
     assert done.stderr.decode().startswith("crossprefill: warning: the default target encoding "
                                            "o200k_base cannot be loaded")
     quiet = cli_process(["compress", "-d", str(llama_dir), "--quiet"], TEXT.encode(),
-                        TIKTOKEN_CACHE_DIR=empty_cache)
+                        TIKTOKEN_CACHE_DIR=empty_cache, CROSSPREFILL_CACHE_DIR=empty_cache)
     assert quiet.returncode == 0 and quiet.stderr == b"" and quiet.stdout == done.stdout
 
 
@@ -207,7 +207,7 @@ def test_broken_pipe_ends_quietly(llama_dir, target_dir, tmp_path):
 
 def test_every_warning_is_in_the_json_report(llama_dir, tmp_path):
     done = cli_process(["compress", "-d", str(llama_dir), "--json"], TEXT.encode(),
-                       TIKTOKEN_CACHE_DIR=str(tmp_path))
+                       TIKTOKEN_CACHE_DIR=str(tmp_path), CROSSPREFILL_CACHE_DIR=str(tmp_path))
     assert done.returncode == 0, done.stderr
     warnings = json.loads(done.stdout)["warnings"]
     assert len(warnings) == 1 and warnings[0].startswith("the default target encoding o200k_base")

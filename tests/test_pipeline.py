@@ -167,10 +167,12 @@ def test_default_target_is_o200k(llama_draft):
     assert result.target == "o200k_base" and not result.warnings
 
 
-def test_default_target_falls_back_to_the_draft_tokenizer_with_a_warning(llama_draft, monkeypatch):
+def test_default_target_falls_back_to_the_draft_tokenizer_with_a_warning(llama_draft, monkeypatch,
+                                                                        tmp_path):
     def offline(name):
         raise ConnectionError("offline")
 
+    monkeypatch.setenv("CROSSPREFILL_CACHE_DIR", str(tmp_path))  # no kept copy of o200k_base
     monkeypatch.setattr(tiktoken, "get_encoding", offline)
     seen = []
     result = compress(TEXT, draft=llama_draft, keep_rate=0.3, on_warning=seen.append)

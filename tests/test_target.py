@@ -49,10 +49,11 @@ def test_unknown_local_target_is_a_clear_error(tmp_path):
         load_target(str(tmp_path / "absent"))
 
 
-def test_unloadable_tiktoken_encoding_is_a_clear_error(monkeypatch):
+def test_unloadable_tiktoken_encoding_is_a_clear_error(monkeypatch, tmp_path):
     def fail(name):
         raise ConnectionError("offline")
 
+    monkeypatch.setenv("CROSSPREFILL_CACHE_DIR", str(tmp_path))  # no kept copy to read
     monkeypatch.setattr(tiktoken, "get_encoding", fail)
     with pytest.raises(ModelLoadError, match="TIKTOKEN_CACHE_DIR"):
         load_target("o200k_base")
@@ -70,3 +71,22 @@ def test_the_offline_hint_names_the_file_tiktoken_looks_for(monkeypatch, tmp_pat
     with pytest.raises(ModelLoadError) as error:
         load_target("p50k_edit")  # reads p50k_base's rank file
     assert url in str(error.value) and hashlib.sha1(url.encode()).hexdigest() in str(error.value)
+
+
+@needs_o200k
+def test_a_kept_copy_of_the_tables_counts_like_tiktoken(monkeypatch, tmp_path):
+    monkeypatch.setenv("CROSSPREFILL_CACHE_DIR", str(tmp_path))
+    texts = ["Hello world", "naïve café — 東京 🚀", "def f(x):\n    return x ** 2\n" * 3]
+    expected = [len(tiktoken.get_encoding("o200k_base").encode_ordinary(t)) for t in texts]
+    first = load_target("o200k_base")  # builds with tiktoken and keeps a copy
+    [copy] = (tmp_path / "tiktoken").iterdir()
+    loads = []
+    monkeypatch.setattr(tiktoken, "get_encoding", lambda name: loads.append(name))
+    second = load_target("o200k_base")  # from the copy: tiktoken's loader is not called
+    assert first.count_batch(texts) == second.count_batch(texts) == expected
+    assert loads == []
+    copy.write_bytes(b"\x00garbled")
+    monkeypatch.undo()
+    monkeypatch.setenv("CROSSPREFILL_CACHE_DIR", str(tmp_path))
+    assert load_target("o200k_base").count_batch(texts) == expected  # rebuilt, not trusted
+    assert copy.read_bytes() != b"\x00garbled"

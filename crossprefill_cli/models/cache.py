@@ -10,9 +10,8 @@ first.
 
 Entries are single `.npz` files written to a temporary name and renamed into place,
 so concurrent runs never see half an entry; one that fails to load or does not fit
-its text is ignored and rewritten. The folder is `$CROSSPREFILL_CACHE_DIR`, else
-`$XDG_CACHE_HOME/crossprefill`, else `~/.cache/crossprefill`; old entries are pruned
-once the folder outgrows `MAX_CACHE_BYTES`.
+its text is ignored and rewritten. The folder is `cache_folder.default_cache_dir()`;
+old entries are pruned once the folder outgrows `MAX_CACHE_BYTES`.
 """
 
 import hashlib
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from crossprefill_cli.models.cache_folder import default_cache_dir
 
 CACHE_FORMAT = 1
 MAX_CACHE_BYTES = 512 * 1024 * 1024
@@ -38,13 +39,6 @@ class TokenScores:
     importance: np.ndarray
     windows: int
     surprise: np.ndarray | None = None
-
-
-def default_cache_dir() -> Path:
-    if os.environ.get("CROSSPREFILL_CACHE_DIR"):
-        return Path(os.environ["CROSSPREFILL_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "crossprefill"
 
 
 def cache_key(text: str, **settings) -> str:

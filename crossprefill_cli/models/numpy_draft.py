@@ -15,9 +15,10 @@ O(heads x block x S) and the causal half of the work is skipped. Matrix products
 numpy's BLAS, held to one thread: OpenBLAS's result for a product depends on how many
 threads share it (measured here: some shapes, such as 256 x 1040 by 1040 x 32, differ in
 the last bits between 1 and 2 threads), and a tie in the last bit can flip a chunk.
-The cores are used by running a forward pass's blocks of `BLOCK` rows side by side
-instead (`Llama.forward`): the blocks are the same whatever runs them, so the scores
-are the same bytes in every process and with any number of cores.
+The cores are used instead by running several windows side by side, or one window's
+blocks of `BLOCK` rows side by side (`Llama.forward`): the blocks are the same whatever
+runs them, so the scores are the same bytes in every process and with any number of
+cores.
 
 `unsupported(folder)` says why a folder cannot run here (not a Llama, a rotary scaling
 this engine does not implement, sharded weights, a tokenizer that is more than its
@@ -26,6 +27,7 @@ this engine does not implement, sharded weights, a tokenizer that is more than i
 
 import json
 import struct
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -392,14 +394,38 @@ class NumpyDraft(DraftReader):
         super().__init__(name, tokenizer, shape.context_length, draft_fingerprint(name),
                          _bos_id(folder, tokenizer))
         self.model = Llama(shape, load_tensors(folder / WEIGHTS_FILE))
-        # a window's blocks run on these threads, each block on one (see the module docstring)
-        self.blocks = side_by_side(ThreadPoolExecutor(max_workers=usable_cores()))
+        # a window's blocks run on these threads, each block on one (see the module
+        # docstring), unless windows run side by side (`_each`), each its blocks in turn
+        self.cores = usable_cores()
+        self._side_by_side = side_by_side(ThreadPoolExecutor(max_workers=self.cores))
+        self._windows_apart = threading.local()
 
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         return encode_plain(self.tokenizer_file, text)
 
     def _reading(self):
         return one_blas_thread()
+
+    @property
+    def blocks(self) -> Runner:
+        """How this thread runs a forward pass's blocks."""
+        return in_turn if getattr(self._windows_apart, "on", False) else self._side_by_side
+
+    def _each(self, score, bounds):
+        """Windows side by side, one per core, each running its blocks in turn: nearly
+        twice a window's blocks side by side on two cores, where the blocks' Python and
+        the attention's unequal blocks leave a core idle. One window alone keeps its
+        blocks side by side."""
+        if len(bounds) < 2 or self.cores < 2:
+            yield from map(score, bounds)
+            return
+
+        def apart(bound):
+            self._windows_apart.on = True
+            return score(bound)
+
+        with ThreadPoolExecutor(max_workers=self.cores) as pool:
+            yield from pool.map(apart, bounds)
 
     def _score_generating(self, window_ids, query_ids, lookahead, pool_kernel, query_rows=0,
                           surprise=False):

@@ -11,7 +11,11 @@ slower here than a plain loop over its Rust encoder.
 Counting never adds special tokens (no BOS): the budget is about the text itself.
 """
 
+import contextlib
 import hashlib
+import marshal
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,6 +23,7 @@ from typing import Callable, Sequence
 import tiktoken
 
 from crossprefill_cli.errors import ModelLoadError
+from crossprefill_cli.models.cache_folder import default_cache_dir
 from crossprefill_cli.models.loading import (check_hub_model, load_tokenizer, looks_like_path,
                                              plain_tokenizer_in)
 
@@ -30,6 +35,8 @@ TIKTOKEN_RANK_FILES = {"o200k_base": "o200k_base", "o200k_harmony": "o200k_base"
 # a Hugging Face tokenizer folder holds at least one of these
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
+# the layout of the copies `_encoding` keeps (a new one is written when this changes)
+TIKTOKEN_TABLES_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,7 @@ def load_target(spec: str) -> TargetTokenizer:
 
 def _tiktoken_target(name: str, encoding_name: str) -> TargetTokenizer:
     try:
-        encoding = tiktoken.get_encoding(encoding_name)
+        encoding = _encoding(encoding_name)
     except Exception as error:  # tiktoken raises requests/OS/value errors alike
         raise ModelLoadError(
             f"cannot load tiktoken encoding {encoding_name} for target {name} "
@@ -63,6 +70,31 @@ def _tiktoken_target(name: str, encoding_name: str) -> TargetTokenizer:
         return [len(encoding.encode_ordinary(text)) for text in texts]
 
     return TargetTokenizer(tiktoken_label(name, encoding_name), count_batch)
+
+
+def _encoding(encoding_name: str) -> tiktoken.Encoding:
+    """tiktoken's encoding, built from a copy of its tables in the cache folder when one
+    is there (made on first use): tiktoken parses o200k_base's 200k base64 ranks in
+    0.2 s, marshal reads them in 0.06 s, a third of what building the target costs."""
+    path = default_cache_dir() / "tiktoken" / (
+        f"{encoding_name}-{tiktoken.__version__}-{TIKTOKEN_TABLES_FORMAT}.marshal")
+    try:
+        return tiktoken.Encoding(encoding_name, **marshal.loads(path.read_bytes()))
+    except (OSError, EOFError, ValueError, TypeError):  # none yet, or unreadable
+        pass
+    encoding = tiktoken.get_encoding(encoding_name)
+    try:  # tiktoken's own attributes; a release without them just gets no copy
+        tables = marshal.dumps(dict(pat_str=encoding._pat_str,
+                                    mergeable_ranks=encoding._mergeable_ranks,
+                                    special_tokens=encoding._special_tokens))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as part:
+            part.write(tables)
+        os.replace(part.name, path)  # readers see the whole copy or none
+    except (AttributeError, OSError):
+        with contextlib.suppress(NameError, OSError):
+            os.unlink(part.name)
+    return encoding
 
 
 def _offline_hint(encoding_name: str) -> str:
