@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crossprefill_cli import compress
-from crossprefill_cli.models.draft import load_draft
 from crossprefill_cli.models.loading import draft_defaults
+from crossprefill_cli.pipeline.draft_source import DraftSource
 from crossprefill_cli.pipeline.profiles import load_profile
 
 from .methods import bench_cache, random_scorer
@@ -209,7 +209,8 @@ def _inject(rng: random.Random, files: list[tuple[str, str]]) -> Case | None:
 
 
 def run(args) -> None:
-    draft = load_draft(args.draft, device=args.device)
+    # the engine a user's compress gets (numpy for the bundled draft)
+    draft = DraftSource(args.draft, device=args.device, dtype="auto").load()
     target = bench_target(draft)
     code, alone = load_profile("code"), load_profile("code").with_overrides(
         favour_named_definitions=False)

@@ -37,8 +37,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from crossprefill_cli.models.draft import load_draft
 from crossprefill_cli.pipeline.analysis import analyse
+from crossprefill_cli.pipeline.draft_source import DraftSource
 from crossprefill_cli.pipeline.profiles import load_profile
 
 from . import code as code_bench
@@ -152,7 +152,8 @@ def profiles() -> dict[str, object]:
 
 def run(args) -> None:
     started = time.perf_counter()
-    draft = load_draft(args.draft, device=args.device)
+    # the engine a user's compress gets (numpy for the bundled draft)
+    draft = DraftSource(args.draft, device=args.device, dtype="auto").load()
     target = bench_target(draft)
     settings = profiles()
     cache = bench_cache()
