@@ -1,5 +1,7 @@
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -357,3 +359,16 @@ def test_the_draft_source_tokenises_as_the_loaded_draft_does(draft_dirs):
         after = source.load().encode(text)
         assert plain_tokenizer_file(str(folder)) is not None
         assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+
+
+@pytest.mark.parametrize("statement", [
+    "from crossprefill_cli.pipeline import job; job.Job",
+    "from crossprefill_cli.pipeline import compress_messages",
+    "from crossprefill_cli.pipeline import estimate, draft_source; draft_source.DraftSource",
+])
+def test_the_pipeline_package_names_import_first_thing(statement):
+    """In a fresh interpreter, the package's submodules and the names it kept for one
+    release import whichever comes first (a submodule by name used to recurse)."""
+    done = subprocess.run([sys.executable, "-c", statement], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]

@@ -7,11 +7,16 @@ the one compression job every front end runs (`job`), the draft as named and the
 for one release (resolved on first use).
 """
 
+import importlib
+
 
 def __getattr__(name: str):
-    from . import analysis, draft_source, job
-
-    for module in (job, analysis, draft_source):
-        if hasattr(module, name):
-            return getattr(module, name)
+    # import_module, not `from . import job`: that asks this very function for `job`
+    # while the submodule is not loaded yet, and recursed without end
+    for module in ("job", "analysis", "draft_source"):
+        loaded = importlib.import_module(f"{__name__}.{module}")
+        if name == module:
+            return loaded
+        if hasattr(loaded, name):
+            return getattr(loaded, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
