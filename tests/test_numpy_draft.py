@@ -275,3 +275,21 @@ def test_unsupported_draft_falls_back_and_says_so(tmp_path, draft_dirs):
     assert refused.stderr == (f"crossprefill: error: the numpy backend cannot run draft {qwen}: "
                               "it is a 'qwen3' model, not a Llama\n")
     assert refused.stdout == ""
+
+
+def test_reading_holds_numpys_blas_to_one_thread():
+    """What the same bytes with any thread count rest on: threadpoolctl finds numpy's
+    OpenBLAS (a release too old for numpy 2's bundled one would find nothing) and holds
+    it to one thread while a draft reads, then gives the threads back."""
+    from threadpoolctl import threadpool_info
+
+    from crossprefill_cli.models.threads import one_blas_thread
+
+    def blas_threads() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before, "threadpoolctl sees no BLAS library"
+    with one_blas_thread(), one_blas_thread():  # readers in two threads share the limit
+        assert set(blas_threads()) == {1}
+    assert blas_threads() == before
