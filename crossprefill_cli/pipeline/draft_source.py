@@ -2,8 +2,9 @@
 budget is counted in.
 
 A `DraftSource` knows a draft's fingerprint, defaults and engine (`models.backends`)
-without loading it (a score cache hit needs no model) and tokenises with its `tokenizer.json` alone when that file
-is the whole tokenizer, so checks on the draft's tokens cost no model load.
+without loading it (a score cache hit needs no model) and tokenises with its
+`tokenizer.json` alone when that file is the whole tokenizer, so checks on the draft's
+tokens cost no model load.
 `resolve_target` builds the named target, or for the default one falls back to the
 draft's tokenizer (with a warning) when the default cannot be loaded offline.
 """

@@ -246,7 +246,8 @@ def _local_job(env: Environment, input_path: str | None, settings: Settings, lin
     """The job for this command and its analysis of the input, the draft's progress on
     the terminal; the target tokenizer builds in another process meanwhile and counts
     until the block ends. What can fail without the draft's scores fails before the
-    draft reads (see `job.Job.analyse`)."""
+    draft reads, or while it reads if the target is still building (see
+    `job.Job.analyse`)."""
     # here, not at the top: the --server client never needs the pipeline (numpy), the
     # cache or the target tokenizer, and its start-up is all it costs; the target's
     # process starts first, so that it builds while this one imports the rest
