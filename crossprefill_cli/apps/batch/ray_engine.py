@@ -25,7 +25,6 @@ from typing import Iterable, Iterator
 from crossprefill_cli.apps.batch.records import Line, RecordCompressor
 from crossprefill_cli.errors import CrossprefillError, UsageError
 from crossprefill_cli.extras import missing
-from crossprefill_cli.models.draft import resolve_device
 from crossprefill_cli.models.loading import first_line
 from crossprefill_cli.models.threads import usable_cores
 from crossprefill_cli.pipeline.draft_source import DraftSource
@@ -97,10 +96,13 @@ def ray_outputs(lines: Iterable[Line], settings: Settings,
     """The output record of each line, in order, computed by Ray actors."""
     check(options)
     # what can be checked here fails here, once, not in every actor
-    DraftSource.of(settings)
+    source = DraftSource.of(settings)
     if options.address is None:  # the actors run on this machine, with its devices
         check_device_and_dtype(settings.device, settings.dtype)
-        resolve_device(settings.device)
+        if source.backend.name == "torch":  # only transformers needs torch to say
+            from crossprefill_cli.models.draft import resolve_device
+
+            resolve_device(settings.device)
     try:
         import ray
         import ray.data
