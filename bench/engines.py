@@ -88,26 +88,6 @@ def load_draft_weights() -> tuple[dict, dict[str, np.ndarray]]:
     return config, load_file(DRAFT / "model.safetensors")
 
 
-def rope_theta(config: dict) -> float:
-    return config.get("rope_parameters", {}).get("rope_theta", config.get("rope_theta", 10000.0))
-
-
-def layer_matrices(weights: dict[str, np.ndarray], layer: int) -> dict[str, np.ndarray]:
-    """One layer's projections as [in, out] matrices, q|k|v and gate|up side by side."""
-    prefix = f"model.layers.{layer}."
-    w = {name[len(prefix):]: value for name, value in weights.items() if name.startswith(prefix)}
-    return {
-        "input_norm": w["input_layernorm.weight"],
-        "qkv": np.ascontiguousarray(np.concatenate(
-            [w[f"self_attn.{p}_proj.weight"] for p in "qkv"]).T),
-        "o": np.ascontiguousarray(w["self_attn.o_proj.weight"].T),
-        "post_norm": w["post_attention_layernorm.weight"],
-        "gate_up": np.ascontiguousarray(np.concatenate(
-            [w["mlp.gate_proj.weight"], w["mlp.up_proj.weight"]]).T),
-        "down": np.ascontiguousarray(w["mlp.down_proj.weight"].T),
-    }
-
-
 def numpy_engine(config: dict, weights: dict[str, np.ndarray], run: Runner | None = None):
     """crossprefill's numpy engine (`models.numpy_draft`) as token ids [N] -> logits [N,
     vocab], its blocks run by `run` (in turn by default), BLAS on one thread as there."""
@@ -152,8 +132,9 @@ def onnx_draft(config: dict, weights: dict[str, np.ndarray]) -> onnx.ModelProto:
     g = GraphBuilder()
     f32 = np.float32
     embed = g.constant("embed", weights["model.embed_tokens.weight"])
-    inv_freq = g.constant("inv_freq", (1.0 / rope_theta(config) ** (
-        np.arange(0, head_dim, 2, dtype=f32) / head_dim)).astype(f32)[None, :])
+    # the numpy engine's own fused matrices and rotary frequencies: the same arithmetic
+    model = Llama(LlamaShape.of(config), weights)
+    inv_freq = g.constant("inv_freq", model.inverse_frequencies[None, :])
     eps, two = g.constant("eps", f32(config["rms_norm_eps"])), g.constant("two", f32(2))
     scale = g.constant("scale", f32(head_dim ** -0.5))
     minus_inf, zero = g.constant("minus_inf", f32(-np.inf)), g.constant("zero", f32(0))
@@ -185,9 +166,9 @@ def onnx_draft(config: dict, weights: dict[str, np.ndarray]) -> onnx.ModelProto:
     picks = [g.constant(f"pick_{n}", np.int64(n)) for n in range(3)]  # q, k, v out of qkv
     x = g.op("Gather", embed, "ids", axis=0)
     for i in range(config["num_hidden_layers"]):
-        matrices = layer_matrices(weights, i)
+        layer = model.layers[i]
         qkv = g.op("MatMul", rms_norm(x, f"model.layers.{i}.input_layernorm.weight"),
-                   g.constant(f"qkv_{i}", matrices["qkv"]))
+                   g.constant(f"qkv_{i}", layer.qkv))
         qkv = g.op("Reshape", qkv, g.ints(0, 3, heads, head_dim))
         qkv = g.op("Transpose", qkv, perm=[1, 2, 0, 3])
         q, k, v = (g.op("Gather", qkv, pick, axis=0) for pick in picks)
@@ -196,14 +177,14 @@ def onnx_draft(config: dict, weights: dict[str, np.ndarray]) -> onnx.ModelProto:
         probabilities = g.op("Softmax", g.op("Add", scores, future), axis=-1)
         context = g.op("Transpose", g.op("MatMul", probabilities, v), perm=[1, 0, 2])
         attention = g.op("MatMul", g.op("Reshape", context, g.ints(0, hidden)),
-                         g.constant(f"o_{i}", matrices["o"]))
+                         g.constant(f"o_{i}", layer.output))
         x = g.op("Add", x, attention)
         gate_up = g.op("MatMul", rms_norm(x, f"model.layers.{i}.post_attention_layernorm.weight"),
-                       g.constant(f"gate_up_{i}", matrices["gate_up"]))
+                       g.constant(f"gate_up_{i}", layer.gate_up))
         gate = last_axis_slice(gate_up, 0, intermediate)
         up = last_axis_slice(gate_up, intermediate, 2 * intermediate)
         activated = g.op("Mul", g.op("Mul", gate, g.op("Sigmoid", gate)), up)
-        x = g.op("Add", x, g.op("MatMul", activated, g.constant(f"down_{i}", matrices["down"])))
+        x = g.op("Add", x, g.op("MatMul", activated, g.constant(f"down_{i}", layer.down)))
     # the tied output head: Gemm reads the embedding transposed, no second copy of it
     logits = g.op("Gemm", rms_norm(x, "model.norm.weight"), embed, transB=1)
 

@@ -15,16 +15,15 @@ old entries are pruned once the folder outgrows `MAX_CACHE_BYTES`.
 """
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from crossprefill_cli.models.cache_folder import default_cache_dir
+from crossprefill_cli.models.cache_folder import default_cache_dir, store
 
 CACHE_FORMAT = 1
 MAX_CACHE_BYTES = 512 * 1024 * 1024
@@ -73,22 +72,14 @@ class ScoreCache:
         return scores if fits else None
 
     def put(self, key: str, scores: TokenScores) -> None:
-        """Store atomically; a cache that cannot be written is simply not used."""
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-        except OSError:
-            return
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                surprise = {} if scores.surprise is None else {"surprise": scores.surprise}
-                np.savez(stream, starts=scores.starts, importance=scores.importance,
-                         windows=np.int64(scores.windows), **surprise)
-            os.replace(temporary, self._path(key))
-        except OSError:
-            Path(temporary).unlink(missing_ok=True)
-            return
-        self._prune()
+        """Store atomically (`cache_folder.store`); a cache that cannot be written is
+        simply not used."""
+        entry = io.BytesIO()
+        surprise = {} if scores.surprise is None else {"surprise": scores.surprise}
+        np.savez(entry, starts=scores.starts, importance=scores.importance,
+                 windows=np.int64(scores.windows), **surprise)
+        if store(self._path(key), entry.getvalue()):
+            self._prune()
 
     def _prune(self) -> None:
         entries = []

@@ -11,11 +11,8 @@ slower here than a plain loop over its Rust encoder.
 Counting never adds special tokens (no BOS): the budget is about the text itself.
 """
 
-import contextlib
 import hashlib
 import marshal
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,7 +20,7 @@ from typing import Callable, Sequence
 import tiktoken
 
 from crossprefill_cli.errors import ModelLoadError
-from crossprefill_cli.models.cache_folder import default_cache_dir
+from crossprefill_cli.models.cache_folder import default_cache_dir, store
 from crossprefill_cli.models.loading import (check_hub_model, load_tokenizer, looks_like_path,
                                              plain_tokenizer_in)
 
@@ -84,16 +81,11 @@ def _encoding(encoding_name: str) -> tiktoken.Encoding:
         pass
     encoding = tiktoken.get_encoding(encoding_name)
     try:  # tiktoken's own attributes; a release without them just gets no copy
-        tables = marshal.dumps(dict(pat_str=encoding._pat_str,
-                                    mergeable_ranks=encoding._mergeable_ranks,
-                                    special_tokens=encoding._special_tokens))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as part:
-            part.write(tables)
-        os.replace(part.name, path)  # readers see the whole copy or none
-    except (AttributeError, OSError):
-        with contextlib.suppress(NameError, OSError):
-            os.unlink(part.name)
+        tables = dict(pat_str=encoding._pat_str, mergeable_ranks=encoding._mergeable_ranks,
+                      special_tokens=encoding._special_tokens)
+    except AttributeError:
+        return encoding
+    store(path, marshal.dumps(tables))
     return encoding
 
 
