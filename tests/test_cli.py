@@ -198,11 +198,12 @@ def test_broken_pipe_ends_quietly(llama_dir, target_dir, tmp_path):
     big = tmp_path / "big.txt"
     big.write_text(long_text(1500))  # well over a pipe buffer when kept whole
     command = (f"{sys.executable} -m crossprefill_cli compress {big} -r 1 "
-               f"-d {llama_dir} -t {target_dir} | head -c 100 > /dev/null; "
+               f"-d {llama_dir} -t {target_dir} | head -c 100 > {tmp_path / 'head.out'}; "
                "echo \"status=${PIPESTATUS[0]}\" >&2")
     done = subprocess.run(["bash", "-c", command], capture_output=True, timeout=300,
                           env={**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9"})
     assert done.stderr.decode().strip() == "status=141"
+    assert (tmp_path / "head.out").read_text() == big.read_text()[:100]
 
 
 def test_every_warning_is_in_the_json_report(llama_dir, tmp_path):

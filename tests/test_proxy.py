@@ -129,14 +129,14 @@ def test_llm_continues_a_conversation_through_the_proxy(proxied, upstream, tmp_p
     (tmp_path / "keys.json").write_text(json.dumps({"proxied": "sk-llm"}))
     env = {**os.environ, "LLM_USER_PATH": str(tmp_path)}
     program = str(Path(sys.executable).with_name("llm"))
-    # llm prepends whatever its stdin holds to the prompt: give it none, whatever ran pytest
+    # llm prepends whatever its stdin holds to the prompt: give it an empty pipe, not
+    # /dev/null, which a sandbox may hold as a plain file other tests have written to
     first = subprocess.run([program, "-m", "proxied", "-s", SYSTEM, DOCUMENT],
-                           capture_output=True, text=True, env=env, timeout=120,
-                           stdin=subprocess.DEVNULL)
+                           capture_output=True, text=True, env=env, timeout=120, input="")
     assert first.returncode == 0, first.stderr
     assert fake.received[-1].json()["messages"][-1]["content"] == DOCUMENT  # the last turn
     second = subprocess.run([program, "-c", QUESTION], capture_output=True, text=True, env=env,
-                            timeout=120, stdin=subprocess.DEVNULL)
+                            timeout=120, input="")
     assert second.returncode == 0, second.stderr
     sent = fake.received[-1]
     assert second.stdout.strip() == f"received {len(sent.body)} bytes"
