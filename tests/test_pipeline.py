@@ -293,6 +293,20 @@ def test_a_detected_question_is_kept_verbatim_where_it_stands(llama_draft, targe
     assert result.query == QUESTION and result.text.startswith(f"Question: {QUESTION}\n")
 
 
+def test_a_detected_question_that_would_take_half_the_context_does_not_steer(llama_draft,
+                                                                             target):
+    asking = ("Which of the entries above, " + "and which of the days, " * 40
+              + "mention the falcon?")  # one line under the detector's character bound
+    text = long_text(120) + asking + "\n"
+    result = run(llama_draft, target, text, keep_rate=0.2)
+    off = run(llama_draft, target, text, keep_rate=0.2, detect_query=False)
+    assert (result.query, result.query_source) == (None, "none")
+    assert [c.score for c in result.chunks] == [c.score for c in off.chunks]
+    assert len(result.warnings) == 1 and result.warnings[0].startswith(
+        f"the question found at characters {len(long_text(120))}-{len(text) - 1} is ")
+    assert "more than 50% of the draft's context of 512" in result.warnings[0]
+
+
 CHAT = ("<|im_start|>system\nAnswer from the notes.<|im_end|>\n<|im_start|>user\n"
         + long_text(120) + "<|im_end|>\n<|im_start|>assistant\nI have read them.<|im_end|>\n"
         f"<|im_start|>user\n{QUESTION}<|im_end|>\n<|im_start|>assistant\n")

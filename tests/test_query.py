@@ -149,3 +149,38 @@ def test_a_question_mark_inside_json_data_asks_nothing():
     assert found.text == "List the dependencies that pkg7 declares."
     # without the data's span, a badge URL's `?` near the start reads as the question
     assert query.detect(prompt).text != found.text
+
+
+PROSE_ZH = "命令行参数有意设计为非常接近 GNU gzip 的形式，但也不完全相同。" * 60
+PROSE_JA = "テスト実行を行うデフォルトの方法は、以下のようにビルドコマンドを実行することです。" * 40
+
+
+@pytest.mark.parametrize("prose, asking, expected", [
+    (PROSE_ZH, "张伟记住的发射代码是什么？", "张伟记住的发射代码是什么？"),
+    (PROSE_ZH, "问题：张伟记住的发射代码是什么？", "张伟记住的发射代码是什么？"),
+    (PROSE_ZH, "問題：張偉記住的發射代碼是什麼？", "張偉記住的發射代碼是什麼？"),
+    (PROSE_ZH, "请根据上文回答：张伟记住的发射代码是什么？", "请根据上文回答：张伟记住的发射代码是什么？"),
+    (PROSE_ZH, "根据以上内容回答下面的问题。\n张伟记住的发射代码是什么？", "张伟记住的发射代码是什么？"),
+    (PROSE_ZH, "请用三句话总结上文。", "请用三句话总结上文。"),
+    (PROSE_ZH, "问题：张伟记住的发射代码是什么？\n答案：", "张伟记住的发射代码是什么？"),
+    (PROSE_JA, "田中さんが覚えた発射コードは何ですか？", "田中さんが覚えた発射コードは何ですか？"),
+    (PROSE_JA, "質問：田中さんが覚えた発射コードは何ですか。", "田中さんが覚えた発射コードは何ですか。"),
+    (PROSE_JA, "上の文章に基づいて、田中さんが覚えた発射コードを答えてください。",
+     "上の文章に基づいて、田中さんが覚えた発射コードを答えてください。"),
+    (PROSE_JA, "以上の内容から次の質問に答えてください。\n田中さんが覚えた発射コードは何ですか？",
+     "田中さんが覚えた発射コードは何ですか？"),
+    (PROSE_ZH, "질문: 김민수가 기억한 코드는 무엇입니까?", "김민수가 기억한 코드는 무엇입니까?"),
+    (PROSE_ZH, "위 글을 읽고 김민수가 기억한 코드를 답하시오.", "위 글을 읽고 김민수가 기억한 코드를 답하시오."),
+])
+def test_questions_in_chinese_japanese_and_korean_are_found(prose, asking, expected):
+    found = query.detect(prose + "\n\n" + asking)
+    assert found is not None and found.text == expected and found.layout == "end"
+
+
+def test_a_long_chinese_line_keeps_only_its_question_sentence():
+    line = PROSE_ZH + "张伟记住的发射代码是什么？"  # one line of 2,000 characters
+    assert query.detect("前言。\n" + line).text == "张伟记住的发射代码是什么？"
+
+
+def test_chinese_prose_that_asks_nothing_has_no_query():
+    assert query.detect(PROSE_ZH + "\n\n" + PROSE_JA) is None

@@ -34,8 +34,8 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask  # noqa
 
 from crossprefill_cli.errors import ModelLoadError, UsageError
 from crossprefill_cli.models import scoring
-from crossprefill_cli.models.loading import (draft_fingerprint, draft_location, load_pretrained,
-                                             quiet_libraries)
+from crossprefill_cli.models.loading import (context_length_in, draft_fingerprint, draft_location,
+                                             load_pretrained, quiet_libraries)
 from crossprefill_cli.models.reader import DraftReader, token_importance
 from crossprefill_cli.settings import check_device_and_dtype
 
@@ -255,9 +255,7 @@ def load_draft(spec: str, *, device: str = "auto", dtype: str = "auto") -> Draft
     # Long inputs are scored window by window, so the tokenizer's length warning
     # ("longer than the specified maximum sequence length") does not apply.
     tokenizer.model_max_length = int(1e30)
-    config = model.config
-    context_length = (getattr(config, "max_position_embeddings", None)
-                      or getattr(config, "n_positions", None) or 2048)
+    context_length = context_length_in(model.config.to_dict())
     cache_argument = ("cache" if "cache" in inspect.signature(model.forward).parameters
                       else "past_key_values")
     return Draft(spec, model, tokenizer, torch_device, int(context_length),

@@ -92,6 +92,31 @@ def draft_fingerprint(spec: str) -> str:
     return f"dir:{digest.hexdigest()}"
 
 
+def draft_config(spec: str) -> dict | None:
+    """A draft's `config.json`, read without loading the model: from its folder, or from
+    the local Hugging Face cache for a hub id; None when there is none to read."""
+    location = draft_location(spec)
+    if Path(location).is_dir():
+        path = Path(location) / "config.json"
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(location, "config.json")
+        if not isinstance(cached, str):
+            return None
+        path = Path(cached)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def context_length_in(config: dict) -> int:
+    """The positions a model's config says it reads (2048 when it says nothing)."""
+    return int(config.get("max_position_embeddings") or config.get("n_positions") or 2048)
+
+
 def draft_defaults(spec: str) -> dict[str, int]:
     """The scoring defaults of a draft: its folder's `crossprefill.yaml` over the paper's.
 

@@ -36,7 +36,7 @@ from typing import Callable
 import numpy as np
 
 from crossprefill_cli.errors import ModelLoadError
-from crossprefill_cli.models.loading import (draft_fingerprint, draft_location,
+from crossprefill_cli.models.loading import (context_length_in, draft_fingerprint, draft_location,
                                              plain_tokenizer_file)
 from crossprefill_cli.models.reader import DraftReader, token_importance
 from crossprefill_cli.models.threads import one_blas_thread, usable_cores
@@ -73,7 +73,7 @@ class LlamaShape:
                    kv_heads=config.get("num_key_value_heads") or heads,
                    head_dim=config.get("head_dim") or config["hidden_size"] // heads,
                    intermediate=config["intermediate_size"],
-                   context_length=config.get("max_position_embeddings") or 2048,
+                   context_length=context_length_in(config),
                    rms_eps=config.get("rms_norm_eps", 1e-6),
                    rope_theta=rope.get("rope_theta", config.get("rope_theta", 10000.0)),
                    tied=config.get("tie_word_embeddings", True),

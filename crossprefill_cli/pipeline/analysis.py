@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
 # The query and lookahead must leave the draft this many context tokens per window.
 MIN_WINDOW = 64
+# the most of the draft's context a question found inside the text may take
+DETECTED_QUERY_SHARE = 0.5
 # An output under this share of its budget says why (units too big for the room left).
 FAR_BELOW_BUDGET = 0.5
 # A dump's directory tree is how a reader finds their way, and small: it is taken before
@@ -97,6 +99,7 @@ class Analysis:
     heads: tuple[tuple[int, int], ...] = ()  # texts (chat messages) that keep their first line
     scorer: str = "attention"  # a scorer of `profiles.SCORERS`, or "custom"
     dropped_files: tuple[str, ...] = ()  # a dump's files whose text is never kept
+    notes: tuple[str, ...] = ()  # warnings about the reading, for every budget's result
 
     def marker(self, start: int, end: int) -> str:
         """What stands for the gap [start, end) (see `layout.Layout.marker`)."""
@@ -127,17 +130,21 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
         prose_delimiter=delimiter, language_delimiters=() if delimiter is not None else None)
     if query is not None and not query.strip():
         raise UsageError("the query is empty")
-    detected = (query_module.detect(text, data=kinds.data_span(text))
-                if query is None and detect_query else None)
-    found = dict(query_source="given" if query is not None else "none", keep=tuple(keep))
-    if detected is not None:
-        query = detected.text
-        found.update(query_source="detected", query_span=(detected.start, detected.end))
     if window is not None and window < 1:
         raise UsageError(f"--window must be a positive number of draft tokens, got {window}")
     source = draft if isinstance(draft, DraftSource) else DraftSource(draft, device=device, dtype=dtype,
                                                                       backend=backend)
     settings = source.settle(settings)
+    found = dict(query_source="given" if query is not None else "none", keep=tuple(keep))
+    detected = (query_module.detect(text, data=kinds.data_span(text))
+                if query is None and detect_query else None)
+    if detected is not None:
+        oversized = _oversized_question(source, settings, detected)
+        if oversized:
+            found.update(notes=(oversized,))
+        else:
+            query = detected.text
+            found.update(query_source="detected", query_span=(detected.start, detected.end))
     custom = scorer if callable(scorer) else None
     settings = settings.with_overrides(scorer=None if custom else scorer)
     found["scorer"] = "custom" if custom else settings.scorer
@@ -182,6 +189,21 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
                     **found)
 
 
+def _oversized_question(source: DraftSource, settings: Profile,
+                        detected: query_module.DetectedQuery) -> str | None:
+    """Why a detected question cannot steer (it would take more than
+    `DETECTED_QUERY_SHARE` of the draft's context: a detection that long took a
+    passage for the question), or None when it can."""
+    tokens = len(source.encode(settings.query_template.replace("{query}", detected.text))[0])
+    context = source.context_length()
+    if tokens <= DETECTED_QUERY_SHARE * context:
+        return None
+    return (f"the question found at characters {detected.start}-{detected.end} is {tokens} "
+            f"draft tokens, more than {DETECTED_QUERY_SHARE:.0%} of the draft's context of "
+            f"{context}: it is not used, and the text is compressed as if it asked nothing "
+            "(give the question as the query to steer by it)")
+
+
 def _query_prompt(model: "Draft", settings: Profile, query: str | None) -> tuple[list[int], int]:
     """The query prompt's draft tokens, and how many of them, from the query's first token
     to the one before the last, vote with their attention (0 when the profile says not)."""
@@ -203,6 +225,8 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
     check_budget_options(keep_rate, target_tokens)
     warnings: list[str] = []
     warn = _warner(warnings, on_warning)
+    for note in analysis.notes:
+        warn(note)
     counter = resolve_target(target, analysis.source, warn)
     text, settings, starts = analysis.text, analysis.settings, analysis.scores.starts
     tokens_before, rate, budget = _budget(text, counter, settings, keep_rate, target_tokens)

@@ -16,9 +16,9 @@ import numpy as np
 
 from crossprefill_cli.errors import ModelLoadError
 from crossprefill_cli.models.backends import Backend, choose_backend, load_with
-from crossprefill_cli.models.loading import (BUILTIN, check_draft_available, draft_defaults,
-                                             draft_fingerprint, draft_location, load_tokenizer,
-                                             plain_tokenizer_file)
+from crossprefill_cli.models.loading import (BUILTIN, check_draft_available, context_length_in,
+                                             draft_config, draft_defaults, draft_fingerprint,
+                                             draft_location, load_tokenizer, plain_tokenizer_file)
 from crossprefill_cli.models.target import (DEFAULT_TARGET, TargetTokenizer, load_target,
                                             tokenizer_target)
 from crossprefill_cli.models.tokens import encode_plain, plain_tokenizer
@@ -54,6 +54,14 @@ class DraftSource:
         if self._model is None:
             self._model = load_with(self.backend, self.name, device=self.device, dtype=self.dtype)
         return self._model
+
+    def context_length(self) -> int:
+        """The positions the draft reads at once, from its config when it is not loaded."""
+        if self._model is None:
+            config = draft_config(self.name)
+            if config is not None:
+                return context_length_in(config)
+        return self.load().context_length
 
     def score_identity(self) -> dict[str, str]:
         """What, besides the text and the scoring settings, the draft's scores depend on

@@ -34,6 +34,8 @@ compressed as if no query had been given.
 import re
 from dataclasses import dataclass
 
+from crossprefill_cli.text import scripts
+
 NEAR_END_CHARS = 2000
 NEAR_START_CHARS = 1500
 MAX_QUERY_CHARS = 1000
@@ -46,13 +48,24 @@ PREAMBLE_CHARS = 2000
 PREAMBLE_SHARE = 0.25
 QUOTES = "`'\""  # a marker right after one is quoted, not a turn
 
-LABEL = re.compile(r"(?i)^\s*(?:question|q|query|task|instructions?|key)\s*:")
-STRIPPED_LABEL = re.compile(r"(?i)^\s*(?:question|q|query)\s*:\s*")
-ANSWER_CUE = re.compile(r"(?i)\n\s*(?:answer|a)\s*:\s*$")  # kept in the text, not asked
+# labels in English, Chinese (simplified and traditional), Japanese and Korean, with a
+# colon of either width
+LABEL = re.compile(r"(?i)^\s*(?:question|q|query|task|instructions?|key|问题|問題|提问|提問|"
+                   r"质问|質問|设问|質疑|任务|任務|指示|질문|문제|과제)\s*[:：]")
+STRIPPED_LABEL = re.compile(r"(?i)^\s*(?:question|q|query|问题|問題|提问|提問|質問|질문)\s*[:：]\s*")
+ANSWER_CUE = re.compile(  # kept in the text, not asked
+    r"(?i)\n\s*(?:answer|a|答案|答|回答|解答|答え|정답|답)\s*[:：]\s*$")
 INSTRUCTION = re.compile(
     r"(?i)^\s*(?:please\s+)?(?:answer|summari[sz]e|find|extract|identify|list|explain|"
     r"describe|determine|tell|give|write|read|return|output|classify|translate|"
-    r"based on|using|according to|what|which|who|whom|whose|where|when|why|how)\b")
+    r"based on|using|according to|what|which|who|whom|whose|where|when|why|how)\b"
+    # Chinese opens a request with 请 ("please"), 根据/基于 ("based on") or the verb
+    r"|^\s*(?:请|請|根据|根據|基于|基於|依据|依據|按照|结合|結合|阅读|閱讀|总结|總結|概括|"
+    r"列出|列举|列舉|解释|解釋|说明|說明|找出|回答|翻译|翻譯|以上|上述|上文|下面)"
+    # Japanese and Korean close one with the verb: "...答えてください。", "...하세요."
+    r"|[\s\S]*(?:ください|下さい|なさい|せよ|답하시오|하세요|하십시오|주세요|주십시오|시오)\s*[。.！!]?\s*$")
+# a Japanese question may end with the particle か and a full stop: "...何ですか。"
+JAPANESE_QUESTION = re.compile(r"[\u3040-\u309f]か[。．.]?\s*$")
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\r?\n")
 
 USER_ROLES = frozenset({"user", "human"})
@@ -221,12 +234,15 @@ def _asking_start(line: str) -> int | None:
     if LABEL.match(line):
         return 0
     body = line.rstrip()
-    mark = body.rfind("?")
+    mark = max(body.rfind(mark) for mark in scripts.QUESTION_MARKS)
+    if mark == -1 and JAPANESE_QUESTION.search(body):
+        mark = len(body) - 1
     if mark == -1 or len(body) - mark - 1 > ANSWER_PREFIX_CHARS:
         return None
     if mark < MAX_QUERY_CHARS:
         return len(line) - len(line.lstrip())
-    return max(body.rfind(". ", 0, mark), body.rfind("! ", 0, mark), body.rfind("? ", 0, mark)) + 2
+    return max(max(body.rfind(f"{end} ", 0, mark) + 2 for end in ".!?"),
+               max(body.rfind(end, 0, mark) + 1 for end in scripts.SENTENCE_END_MARKS))
 
 
 def _lines(text: str, start: int, end: int) -> list[tuple[int, str]]:

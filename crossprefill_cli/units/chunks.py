@@ -28,9 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# A sentence starts after a line break, or after ., ! or ? (maybe closing quotes or
-# brackets) and whitespace.
-SENTENCE_START = re.compile(r"(?:\n|[.!?][\"')\]]*\s+)(?=\S)")
+from crossprefill_cli.text import scripts
+
+# A sentence starts after a line break, after ., ! or ? (maybe closing quotes or
+# brackets) and whitespace, or right after 。！？ (Chinese and Japanese put no space).
+SENTENCE_START = re.compile(
+    rf"(?:\n|[.!?][\"')\]]*\s+|[{scripts.SENTENCE_END_MARKS}][{re.escape(scripts.CLOSERS)}]*\s*)(?=\S)")
 
 
 # How far an edge may move to reach a word boundary; beyond that (a base64 blob, a
@@ -61,10 +64,13 @@ class Segment:
 
 
 def is_word_boundary(text: str, pos: int) -> bool:
-    """True unless `pos` sits between two word characters (letters, digits, _)."""
+    """True unless `pos` sits between two word characters (letters, digits, _), an
+    ideograph or kana beside it aside (those scripts may be cut anywhere)."""
     if pos <= 0 or pos >= len(text):
         return True
     before, after = text[pos - 1], text[pos]
+    if scripts.is_unspaced(before) or scripts.is_unspaced(after):
+        return True
     return not ((before.isalnum() or before == "_") and (after.isalnum() or after == "_"))
 
 

@@ -53,8 +53,9 @@ draft's pass 1.4-1.6x slower.
 BM25 is written out over numpy rather than taken from a library (bm25s, rank-bm25):
 the documents are this call's units, rebuilt for every budget, and the question's
 few words are the whole vocabulary that matters, so an index would cost more than it
-saves. Words are runs of Unicode word characters, lowercased; identifiers such as
-`parse_header` stay whole, which is what a question naming one means.
+saves. Words are runs of Unicode word characters, lowercased (in Chinese and Japanese,
+pairs of characters: `text.scripts`); identifiers such as `parse_header` stay whole,
+which is what a question naming one means.
 
 The weights and hop settings were chosen on development cases drawn from other seeds
 than the benchmark's (`python -m bench.evidence --split dev`).
@@ -66,6 +67,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crossprefill_cli.text import scripts
 from crossprefill_cli.units import graph, terms
 
 WEIGHTS = {"attention": 1.0, "lexical": 1.0, "links": 1.0, "novelty": 1.0, "severity": 1.0,
@@ -85,13 +87,12 @@ HOP_TERMS = 3  # link words taken from each seed, the most specific first
 ASKED_SHARE = 0.05  # the question's words held by at most this share of units are links
 RARE_SHARE = 0.02  # hops go through words held by at most this share of units
 BM25_K1, BM25_B = 1.2, 0.75
-WORD = re.compile(r"\w+")
 WORD_RUN = re.compile(r"[^\s,;:!?()\"']+(?<![.])")  # a name as a question writes it
-SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n")
+SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])|\n")
 
 
 def words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
+    return scripts.words(text.lower())
 
 
 def bm25(unit_words: list[Counter], terms: set[str]) -> np.ndarray:
@@ -130,12 +131,12 @@ def fuse(signals: dict[str, np.ndarray], weights: dict[str, float], among: np.nd
 
 def marked_words(texts: list[str]) -> set[str]:
     """Words never written as a plain lower-case word: names, identifiers (`parse_header`,
-    `CamelCase`), numbers, codes."""
+    `CamelCase`), numbers, codes. Scripts without case mark nothing."""
     seen, plain = set(), set()
     for text in texts:
-        for word in WORD.findall(text):
+        for word in scripts.words(text):
             seen.add(word.lower())
-            if word.isalpha() and word.islower():
+            if word.isalpha() and (word.islower() or scripts.is_wide(word[0])):
                 plain.add(word)
     return seen - plain
 

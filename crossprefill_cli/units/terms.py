@@ -6,7 +6,8 @@ holds "stop", "check" and "actions"; `retryIfException` holds "retry"; a log say
 `FAILED` where the question says "failing" or "failure". A term is a word's Snowball
 stem (PyStemmer's English stemmer), lowercased; an identifier (`snake_case`,
 `camelCase`, `HTTPServer2`) gives its whole self and the stem of each of its parts, so
-a question naming `parse_header` still matches it exactly.
+a question naming `parse_header` still matches it exactly. In Chinese and Japanese a
+term is a pair of characters, unstemmed (`text.scripts`).
 
 Stems that the stemmer leaves apart though one is the other's start ("fail" and
 "failur", "config" and "configur") are joined: `aligned` renames a unit term to the
@@ -22,8 +23,9 @@ from functools import lru_cache
 
 import Stemmer
 
+from crossprefill_cli.text import scripts
+
 MIN_PREFIX = 4
-WORD = re.compile(r"\w+")
 PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z0-9]+")
 FUNCTION_WORDS = frozenset("""
 a about above after again all am an and any are as at be because been before being below
@@ -44,6 +46,8 @@ def _stemmer():
 @lru_cache(maxsize=65536)
 def word_terms(word: str) -> tuple[str, ...]:
     """The terms of one word (see the module docstring)."""
+    if scripts.is_wide(word[0]):
+        return (word,)
     parts = PART.findall(word) if not (word.isalpha() and word.islower()) else [word]
     pieces = [part.lower() for part in parts if part]
     stems = _stemmer().stemWords(pieces)
@@ -55,7 +59,7 @@ def word_terms(word: str) -> tuple[str, ...]:
 
 
 def terms(text: str) -> list[str]:
-    return [term for word in WORD.findall(text) for term in word_terms(word)]
+    return [term for word in scripts.words(text) for term in word_terms(word)]
 
 
 def bags(texts: list[str], extra: list[str] | None = None) -> list[Counter]:
