@@ -72,3 +72,11 @@ def test_chinese_chunks_end_where_sentences_end():
     edges = chunks.chunk_edges(text, starts, 0, len(text), chunk_size=12, boundary="sentence")
     needle = text.index(NEEDLE_ZH)
     assert needle in edges and needle + len(NEEDLE_ZH) in edges
+
+
+def test_a_chinese_head_ends_with_a_whole_sentence():
+    text = "".join(HAYSTACK_ZH[:4])
+    cap = len(HAYSTACK_ZH[0]) + 10  # inside the second sentence
+    end = chunks.head_end(text, np.arange(len(text)), lines=1, max_tokens=cap,
+                          boundary="sentence")
+    assert end == len(HAYSTACK_ZH[0])

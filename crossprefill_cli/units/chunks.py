@@ -17,7 +17,8 @@ minified code still compresses), a sentence or line start
 boundary (`word`), or stay at the token start (`token`). Moving an edge never crosses
 a neighbouring edge, so no chunk becomes empty.
 
-The head (the first `keep_head_lines` lines, at most `keep_head_tokens` draft tokens)
+The head (the first `keep_head_lines` lines, at most `keep_head_tokens` draft tokens,
+cut at a sentence end in Chinese and Japanese, where any character is a word boundary)
 and the tail (the last `keep_tail_tokens` draft tokens) are found here too; in `line`
 mode both hold whole lines only.
 """
@@ -147,6 +148,11 @@ def head_end(text: str, starts: np.ndarray, *, lines: int, max_tokens: int, boun
         cap = int(starts[max_tokens])
         if boundary == "line":
             return text.rfind("\n", 0, cap) + 1
+        if boundary != "token" and scripts.is_unspaced(text[cap]):
+            # every character is a word boundary there: end with a whole sentence
+            whole = [m.end() for m in SENTENCE_START.finditer(text, cap // 2, cap + 1)]
+            if whole:
+                return whole[-1]
         end = snap(text, cap, 0, end, "token" if boundary == "token" else "word")
     return end
 
