@@ -184,3 +184,19 @@ def test_a_long_chinese_line_keeps_only_its_question_sentence():
 
 def test_chinese_prose_that_asks_nothing_has_no_query():
     assert query.detect(PROSE_ZH + "\n\n" + PROSE_JA) is None
+
+
+def test_a_long_chinese_turn_is_a_document_with_a_question_below_it():
+    turn = PROSE_ZH[:900] + "\n\n张伟记住的发射代码是什么？"  # 900 characters, 2,700 wide
+    assert query.of_user_turn(turn) == "张伟记住的发射代码是什么？"
+    assert query.of_user_turn("张伟记住的发射代码是什么？") == "张伟记住的发射代码是什么？"
+
+
+def test_a_question_is_bounded_by_width_a_wide_letter_counting_three():
+    from crossprefill_cli.text import scripts
+
+    assert scripts.width("ab张伟") == 8
+    text = "x" * 10 + "张伟记住"
+    assert scripts.start_within(text, 0, len(text), 7) == len(text) - 2
+    assert scripts.start_within(text, 0, len(text), 12) == len(text) - 4
+    assert scripts.start_within(text, 0, len(text), 100) == 0

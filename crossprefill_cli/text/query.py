@@ -20,14 +20,18 @@ the turn is long (a document pasted with a question below it).
 
 Anything else is read as prose: the question is the last line near the end (within
 the last `NEAR_END_CHARS`) that asks: it starts with a label (`Question:`, `Q:`,
-`Query:`, `Task:`, `Instruction:`, `Key:`), or it ends with `?`, or a `?` is followed
-only by a short answer prefix ("...in the provided text? The numbers are"); the
-question starts at that line (at its last sentence, for a long line). Else it is a
-closing instruction: a short last paragraph that starts with an imperative such as
-"Answer", "Summarize", "Find", or "Based on". From there to the end of the text is the
-question (answer prefixes and options after a question belong to it), up to
-`MAX_QUERY_CHARS`. When no line near the end asks, the first asking line near the start
-(templates that ask before the context) comes before a closing instruction. Nothing found: None, and the text is
+`Query:`, `Task:`, `Instruction:`, `Key:`, or `问题：`, `質問：`, `질문:` and their
+kin), or it ends with `?` or `？` (a Japanese line also with `か。`), or a question
+mark is followed only by a short answer prefix ("...in the provided text? The numbers
+are"); the question starts at that line (at its last sentence, for a long line: after
+`. ! ?` and a space, or after `。！？`). Else it is a closing instruction: a short last
+paragraph that starts with an imperative such as "Answer", "Summarize", "Find", "Based
+on", `请`, `根据`, or that ends with one in Japanese and Korean (`...てください。`,
+`...답하시오.`). From there to the end of the text is the question (answer prefixes
+and options after a question belong to it), up to `MAX_QUERY_WIDTH` (characters, a
+Chinese, Japanese or Korean letter counting three: `scripts.width`). When no line near
+the end asks, the first asking line near the start (templates that ask before the
+context) comes before a closing instruction. Nothing found: None, and the text is
 compressed as if no query had been given.
 """
 
@@ -38,11 +42,12 @@ from crossprefill_cli.text import scripts
 
 NEAR_END_CHARS = 2000
 NEAR_START_CHARS = 1500
-MAX_QUERY_CHARS = 1000
+# bounds in characters, a Chinese, Japanese or Korean letter counting three (`scripts.width`)
+MAX_QUERY_WIDTH = 1000
 # What may follow a question's `?` on its line: an answer prefix, not more text.
 ANSWER_PREFIX_CHARS = 200
 # A last user turn longer than this is a document with a question, not a question.
-LONG_TURN_CHARS = 2000
+LONG_TURN_WIDTH = 2000
 # A transcript's first turn starts within this (a system prompt may come before it).
 PREAMBLE_CHARS = 2000
 PREAMBLE_SHARE = 0.25
@@ -200,8 +205,9 @@ def of_user_turn(turn: str) -> str | None:
     at its end (a document pasted with a question); None when it asks nothing."""
     if not turn.strip():
         return None
-    if len(turn) <= LONG_TURN_CHARS:
-        return turn.strip()[-MAX_QUERY_CHARS:]
+    if scripts.width(turn) <= LONG_TURN_WIDTH:
+        asked = turn.strip()
+        return asked[scripts.start_within(asked, 0, len(asked), MAX_QUERY_WIDTH):]
     found = detect(turn)
     return None if found is None else found.text
 
@@ -211,7 +217,7 @@ def _from_chat(text: str, chat: Transcript) -> DetectedQuery | None:
     if turn is None:
         return None
     start, end = turn.content_start, turn.content_end
-    if end - start > LONG_TURN_CHARS:
+    if scripts.width(text[start:end]) > LONG_TURN_WIDTH:
         found = _near_end(text, start, end)
         return None if found is None else DetectedQuery(found.text, found.start, found.end, "chat")
     return _query(text, start, end, "chat")
@@ -239,7 +245,7 @@ def _asking_start(line: str) -> int | None:
         mark = len(body) - 1
     if mark == -1 or len(body) - mark - 1 > ANSWER_PREFIX_CHARS:
         return None
-    if mark < MAX_QUERY_CHARS:
+    if scripts.width(body[:mark]) < MAX_QUERY_WIDTH:
         return len(line) - len(line.lstrip())
     return max(max(body.rfind(f"{end} ", 0, mark) + 2 for end in ".!?"),
                max(body.rfind(end, 0, mark) + 1 for end in scripts.SENTENCE_END_MARKS))
@@ -282,9 +288,11 @@ def _instructed_at_end(text: str, start: int, end: int) -> DetectedQuery | None:
     paragraphs = _paragraphs(text, _end_window(text, start, end), end)
     if paragraphs:
         a, b = paragraphs[-1]
-        if b - a > MAX_QUERY_CHARS:  # no paragraph of its own: the last line may still be
+        # no paragraph of its own: the last line may still be
+        if scripts.width(text[a:b]) > MAX_QUERY_WIDTH:
             a = text.rfind("\n", a, b) + 1 or a
-        if b - a <= MAX_QUERY_CHARS and a > start and INSTRUCTION.match(text[a:b]):
+        if (scripts.width(text[a:b]) <= MAX_QUERY_WIDTH and a > start
+                and INSTRUCTION.match(text[a:b])):
             return _query(text, a, end, "end")
     return None
 
@@ -301,8 +309,9 @@ def _query(text: str, start: int, end: int, layout: str) -> DetectedQuery | None
     start, end = _trimmed(text, start, end)
     if start == end:
         return None
-    if end - start > MAX_QUERY_CHARS:  # keep the asking end of it, from a word start
-        space = text.find(" ", end - MAX_QUERY_CHARS, end)
-        start = _trimmed(text, end - MAX_QUERY_CHARS if space == -1 else space, end)[0]
+    if scripts.width(text[start:end]) > MAX_QUERY_WIDTH:  # its asking end, from a word start
+        cut = scripts.start_within(text, start, end, MAX_QUERY_WIDTH)
+        space = text.find(" ", cut, end)
+        start = _trimmed(text, cut if space == -1 else space, end)[0]
     question = ANSWER_CUE.sub("", STRIPPED_LABEL.sub("", text[start:end], count=1)).strip()
     return DetectedQuery(question or text[start:end], start, end, layout)
