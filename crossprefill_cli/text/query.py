@@ -205,11 +205,16 @@ def of_user_turn(turn: str) -> str | None:
     at its end (a document pasted with a question); None when it asks nothing."""
     if not turn.strip():
         return None
-    if scripts.width(turn) <= LONG_TURN_WIDTH:
+    if not is_long_turn(turn):
         asked = turn.strip()
         return asked[scripts.start_within(asked, 0, len(asked), MAX_QUERY_WIDTH):]
     found = detect(turn)
     return None if found is None else found.text
+
+
+def is_long_turn(turn: str) -> bool:
+    """True for a user turn that is a document with a question, not a question."""
+    return scripts.width(turn) > LONG_TURN_WIDTH
 
 
 def _from_chat(text: str, chat: Transcript) -> DetectedQuery | None:
@@ -217,7 +222,7 @@ def _from_chat(text: str, chat: Transcript) -> DetectedQuery | None:
     if turn is None:
         return None
     start, end = turn.content_start, turn.content_end
-    if scripts.width(text[start:end]) > LONG_TURN_WIDTH:
+    if is_long_turn(text[start:end]):
         found = _near_end(text, start, end)
         return None if found is None else DetectedQuery(found.text, found.start, found.end, "chat")
     return _query(text, start, end, "chat")

@@ -245,7 +245,7 @@ def _chat_parts(text: str, chat: query.Transcript) -> tuple[Part, ...]:
     parts = [Part(0, chat.turns[0].start)]
     for turn in chat.turns:
         required = turn.kind == "system" or (
-            turn == last and turn.content_end - turn.content_start <= query.LONG_TURN_CHARS)
+            turn == last and not query.is_long_turn(text[turn.content_start:turn.content_end]))
         parts += [Part(turn.start, turn.content_start, required=True),
                   *_content_parts(text, turn.content_start, turn.content_end, required=required),
                   Part(turn.content_end, turn.end, required=True)]
