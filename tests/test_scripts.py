@@ -80,3 +80,22 @@ def test_a_chinese_head_ends_with_a_whole_sentence():
     end = chunks.head_end(text, np.arange(len(text)), lines=1, max_tokens=cap,
                           boundary="sentence")
     assert end == len(HAYSTACK_ZH[0])
+
+
+def chinese_prose(sentences: int) -> str:
+    subjects = ["这个命令", "压缩程序", "系统管理员", "配置文件", "软件包管理器", "内核模块"]
+    verbs = ["读取", "写入", "检查", "删除", "更新", "解压"]
+    objects = ["标准输入", "目录树", "日志文件", "软件源列表", "临时文件", "用户设置"]
+    return "".join(f"{subjects[i % 6]}在第{i}步{verbs[i * 5 % 6]}{objects[i * 7 % 6]}，然后继续运行。"
+                   + ("\n\n" if i % 5 == 4 else "") for i in range(sentences))
+
+
+def test_a_chinese_needle_survives_with_the_question_inside_the_prompt(target):
+    from crossprefill_cli import compress
+
+    prose = chinese_prose(120)
+    middle = prose.index("。", len(prose) // 2) + 1
+    text = prose[:middle] + NEEDLE_ZH + prose[middle:] + "\n\n问题：张伟记住的发射代码是什么？\n"
+    result = compress(text, keep_rate=0.125, target=target)  # the bundled draft
+    assert (result.query, result.query_source) == ("张伟记住的发射代码是什么？", "detected")
+    assert NEEDLE_ZH in result.text and result.tokens_after <= result.budget
