@@ -1,7 +1,6 @@
 """Shared preparation code: repositories, file pools, parsers, dump writers."""
 import ast
 import os
-import random
 import re
 import shutil
 import subprocess

@@ -1,4 +1,4 @@
-import hashlib, os, shutil, tempfile
+import hashlib, os, shutil
 from pathlib import Path
 FIX = Path("/work/shared/fixtures/tiktoken/o200k_base.tiktoken")
 URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
