@@ -71,6 +71,22 @@ def test_a_hit_does_not_run_the_draft_and_gives_the_same_output(llama_dir, targe
     assert other_rate.tokens_after > second.tokens_after
 
 
+def test_a_hit_with_a_question_found_in_the_text_loads_no_model(llama_dir, target, tmp_path,
+                                                               monkeypatch):
+    cache, asking = ScoreCache(tmp_path), TEXT + "Which entry mentions the falcon?\n"
+    options = dict(draft=str(llama_dir), target=target, keep_rate=0.3, cache=cache,
+                   device="cpu")
+    first = compress(asking, **options)
+
+    def no_model(self):
+        raise AssertionError("the draft was loaded on a cache hit")
+
+    monkeypatch.setattr(DraftSource, "load", no_model)
+    second = compress(asking, **options)  # the question's length is checked on the tokenizer
+    assert first.query_source == second.query_source == "detected"
+    assert second.scores_cached and second.text == first.text
+
+
 def test_a_corrupt_entry_is_rewritten(llama_dir, target, tmp_path):
     cache = ScoreCache(tmp_path)
     compress(TEXT, draft=str(llama_dir), target=target, cache=cache, device="cpu")

@@ -194,7 +194,7 @@ def _oversized_question(source: DraftSource, settings: Profile,
     """Why a detected question cannot steer (it would take more than
     `DETECTED_QUERY_SHARE` of the draft's context: a detection that long took a
     passage for the question), or None when it can."""
-    tokens = len(source.encode(settings.query_template.replace("{query}", detected.text))[0])
+    tokens = source.token_count(settings.query_template.replace("{query}", detected.text))
     context = source.context_length()
     if tokens <= DETECTED_QUERY_SHARE * context:
         return None

@@ -87,6 +87,15 @@ class DraftSource:
                 return encode_plain(path, text)
         return self.load().encode(text)
 
+    def token_count(self, text: str) -> int:
+        """How many draft tokens `text` is, from the tokenizer alone when the model is
+        not loaded (a score cache hit then still needs no model)."""
+        if self._model is not None:
+            return len(self._model.encode(text)[0])
+        encoded = self.tokenizer().encode(text)
+        # a `tokenizers` Encoding, or the token ids of a transformers tokenizer
+        return len(getattr(encoded, "ids", encoded))
+
     def tokenizer(self):
         """The draft's tokenizer, without loading the model when it is not loaded yet."""
         if self._model is not None:
