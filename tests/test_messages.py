@@ -133,3 +133,22 @@ def test_the_command_line_finds_a_messages_budget_too_small_before_scoring(
                                     "--no-cache", "-d", str(llama_dir), "-t", str(target_dir)])
     assert (done.exit_code, done.stdout) == (2, "")
     assert done.stderr == f"crossprefill: error: {raised.value}\n"
+
+
+def test_messages_whose_only_long_text_is_the_last_user_turn_pass_through(
+        llama_dir, target_dir, llama_draft, target, tmp_path):
+    request = [{"role": "system", "content": "Answer from the notes."},
+               {"role": "assistant", "content": "Send them."},
+               {"role": "user", "content": NOTES + "\n" + QUESTION}]
+    data, result = compress_messages(request, keep_rate=0.2, draft=llama_draft, target=target)
+    assert data == request and result.tokens_after == result.tokens_before > result.budget
+    assert result.warnings == [
+        "nothing in these messages can be left out (the system messages and the last user "
+        "message stay whole, the others are their first line): they pass through unchanged, "
+        f"{result.tokens_after} target tokens for a budget of {result.budget}"]
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(request, indent=1))  # printed as it came, in its own style
+    done = CliRunner().invoke(app, ["compress", str(path), "--format", "messages", "-r", "0.2",
+                                    "-d", str(llama_dir), "-t", str(target_dir)])
+    assert (done.exit_code, done.stdout) == (0, path.read_text())
+    assert done.stderr == f"crossprefill: warning: {result.warnings[0]}\n"

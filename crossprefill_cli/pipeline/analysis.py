@@ -100,6 +100,7 @@ class Analysis:
     scorer: str = "attention"  # a scorer of `profiles.SCORERS`, or "custom"
     dropped_files: tuple[str, ...] = ()  # a dump's files whose text is never kept
     notes: tuple[str, ...] = ()  # warnings about the reading, for every budget's result
+    messages: bool = False  # chat messages: with nothing to drop, they pass through whole
 
     def marker(self, start: int, end: int) -> str:
         """What stands for the gap [start, end) (see `layout.Layout.marker`)."""
@@ -232,10 +233,17 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
     tokens_before, rate, budget = _budget(text, counter, settings, keep_rate, target_tokens)
     plan = _Plan(analysis, counter, budget)
     fitted = selection.fit_budget(plan.candidates, budget, plan.gap_cost, plan.measure)
-    if fitted is None:
+    if fitted is None and not plan.passes_whole():
         raise plan.too_small()
-    kept, tokens_after = fitted
-    if tokens_after < FAR_BELOW_BUDGET * budget:
+    if fitted is None:
+        kept = [True] * len(plan.candidates)
+        tokens_after = plan.measure(kept)
+        warn(f"nothing in these messages can be left out (the system messages and the last "
+             f"user message stay whole, the others are their first line): they pass through "
+             f"unchanged, {tokens_after} target tokens for a budget of {budget}")
+    else:
+        kept, tokens_after = fitted
+    if tokens_after < FAR_BELOW_BUDGET * budget and not all(kept):
         smallest = min(c.cost for c, k in zip(plan.candidates, kept) if not k)
         warn(f"the output is {tokens_after} target tokens, far below the budget of {budget}: "
              f"the smallest unit left out costs {smallest} tokens; a smaller --chunk-size "
@@ -263,15 +271,16 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
 def check_budget_fits(text: str, starts: np.ndarray, settings: Profile, structure: layout.Layout,
                       counter: TargetTokenizer, *, keep_rate: float | None = None,
                       target_tokens: int | None = None, keep: tuple[tuple[int, int], ...] = (),
-                      heads: tuple[tuple[int, int], ...] = ()) -> None:
+                      heads: tuple[tuple[int, int], ...] = (), messages: bool = False) -> None:
     """Raise the `UsageError` that `finish` would for a budget below what must be kept,
     from the draft's tokens alone: callers check before the draft reads the text.
-    `keep` and `heads` are a conversation's (`messages.Conversation.keep`, `heads`)."""
+    `keep` and `heads` are a conversation's (`messages.Conversation.keep`, `heads`), and
+    `messages` says the text is chat messages'."""
     _, _, budget = _budget(text, counter, settings, keep_rate, target_tokens)
     plan = _Plan(Analysis(text, settings, None, None, TokenScores(
         starts, np.zeros(len(starts)), windows=0), cached=False, structure=structure,
-        keep=keep, heads=heads), counter, budget)
-    if plan.measure([c.required for c in plan.candidates]) > budget:
+        keep=keep, heads=heads, messages=messages), counter, budget)
+    if plan.measure([c.required for c in plan.candidates]) > budget and not plan.passes_whole():
         raise plan.too_small()
 
 
@@ -345,6 +354,11 @@ class _Plan:
 
     def measure(self, kept: list[bool]) -> int:
         return self.counter.count(self.join(selection.merge_spans(self.bounds, kept)))
+
+    def passes_whole(self) -> bool:
+        """True for chat messages with nothing to leave out: they go through unchanged,
+        whatever the budget (a text that cannot fit its budget is an error instead)."""
+        return self.analysis.messages and all(c.required for c in self.candidates)
 
     def too_small(self) -> BudgetError:
         required = self.measure([c.required for c in self.candidates])
@@ -429,7 +443,7 @@ def analyse_messages(conversation: messages.Conversation, *, query: str | None =
     analysis = analyse(conversation.text, query=asked, detect_query=False,
                        keep=conversation.keep(), sections=conversation.heads(), **options)
     detected = query is None and asked is not None
-    return replace(analysis, heads=conversation.heads(),
+    return replace(analysis, heads=conversation.heads(), messages=True,
                    query_source="detected" if detected else analysis.query_source)
 
 
@@ -451,6 +465,8 @@ def product(result: Result, analysis: Analysis,
     input's style) with their texts compressed."""
     if conversation is None:
         return result.text
+    if [(span.start, span.end) for span in result.spans] == [(0, len(conversation.text))]:
+        return conversation.source  # nothing left out: the messages as they came
     return messages.dumps_like(conversation.source,
                                restore_messages(conversation, analysis, result))
 

@@ -117,7 +117,7 @@ class Job:
         conversation = read_format(source_text, self.settings.format)
         text = source_text if conversation is None else conversation.text
         spans = dict(keep=self.keep) if conversation is None else dict(
-            keep=conversation.keep(), heads=conversation.heads())
+            keep=conversation.keep(), heads=conversation.heads(), messages=True)
         knobs = self.settings
         budget = dict(keep_rate=knobs.keep_rate, target_tokens=knobs.target_tokens)
         checking = _Beside()
