@@ -196,7 +196,7 @@ def _oversized_question(source: DraftSource, settings: Profile,
     `DETECTED_QUERY_SHARE` of the draft's context: a detection that long took a
     passage for the question), or None when it can."""
     tokens = source.token_count(settings.query_template.replace("{query}", detected.text))
-    context = source.context_length()
+    context = source.context_length
     if tokens <= DETECTED_QUERY_SHARE * context:
         return None
     return (f"the question found at characters {detected.start}-{detected.end} is {tokens} "

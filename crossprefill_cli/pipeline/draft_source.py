@@ -10,6 +10,7 @@ draft's tokenizer (with a warning) when the default cannot be loaded offline.
 """
 
 from dataclasses import replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -55,8 +56,10 @@ class DraftSource:
             self._model = load_with(self.backend, self.name, device=self.device, dtype=self.dtype)
         return self._model
 
+    @cached_property
     def context_length(self) -> int:
-        """The positions the draft reads at once, from its config when it is not loaded."""
+        """The positions the draft reads at once, from its config when it is not loaded
+        (read once: a server asks on every request with a question in it)."""
         if self._model is None:
             config = draft_config(self.name)
             if config is not None:

@@ -293,10 +293,9 @@ def _instructed_at_end(text: str, start: int, end: int) -> DetectedQuery | None:
     paragraphs = _paragraphs(text, _end_window(text, start, end), end)
     if paragraphs:
         a, b = paragraphs[-1]
-        # no paragraph of its own: the last line may still be
-        if scripts.width(text[a:b]) > MAX_QUERY_WIDTH:
+        if scripts.width(text[a:b]) > MAX_QUERY_WIDTH:  # no paragraph: its last line may be
             a = text.rfind("\n", a, b) + 1 or a
-        if (scripts.width(text[a:b]) <= MAX_QUERY_WIDTH and a > start
+        if (a > start and scripts.width(text[a:b]) <= MAX_QUERY_WIDTH
                 and INSTRUCTION.match(text[a:b])):
             return _query(text, a, end, "end")
     return None

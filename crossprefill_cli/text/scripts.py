@@ -9,9 +9,10 @@ share no word at all. `words` cuts text the way the lexical signals need it:
   (`bigrams`: 张伟 伟记 记住 住的 ...), one character alone stays itself. Pairs are what
   Lucene's CJK analyser and most search engines index for these scripts: a word of two
   or more characters is always among them, no dictionary is needed, and Chinese,
-  Japanese kanji and kana, and Hangul are handled alike. A dictionary segmenter (jieba)
-  was measured beside them on the development cases (`python -m bench.languages`) and
-  kept no more needles (docs/languages.md);
+  Japanese kanji and kana, and Hangul are handled alike. Dictionary segmenters (jieba,
+  janome, SudachiPy) were measured beside them on the development cases (`python -m
+  bench.languages`): none kept more needles at 12.5% or 5% keep, and each costs tens
+  to hundreds of milliseconds per compress (docs/languages.md);
 - digits, Latin letters and identifiers in such text stay whole words
   (`510003`, `gzip`, `parse_header`), as in English text.
 
@@ -36,6 +37,7 @@ WIDE_RUN = re.compile(f"[{WIDE_LETTERS}]+")
 UNSPACED = re.compile(f"[{UNSPACED_LETTERS}]")
 # a word: a run of wide letters, or a run of other word characters
 WORD = re.compile(f"[{WIDE_LETTERS}]+|[^\\W{WIDE_LETTERS}]+")
+PLAIN_WORD = re.compile(r"\w+")  # the same words in text without wide letters, faster
 WIDE_WIDTH = 3
 SENTENCE_END_MARKS = "。！？"
 QUESTION_MARKS = "?？"
@@ -51,10 +53,6 @@ def is_wide(character: str) -> bool:
 def is_unspaced(character: str) -> bool:
     """True for an ideograph or a kana: a text may be cut right before or after it."""
     return UNSPACED.fullmatch(character) is not None
-
-
-def has_wide(text: str) -> bool:
-    return WIDE_RUN.search(text) is not None
 
 
 def width(text: str) -> int:
@@ -82,6 +80,8 @@ def bigrams(run: str) -> list[str]:
 
 def words(text: str) -> list[str]:
     """The words of `text` (see the module docstring), in order, case kept."""
+    if WIDE_RUN.search(text) is None:  # most text
+        return PLAIN_WORD.findall(text)
     found = []
     for word in WORD.findall(text):
         found.extend(bigrams(word) if is_wide(word[0]) else [word])

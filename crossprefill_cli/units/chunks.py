@@ -33,8 +33,8 @@ from crossprefill_cli.text import scripts
 
 # A sentence starts after a line break, after ., ! or ? (maybe closing quotes or
 # brackets) and whitespace, or right after 。！？ (Chinese and Japanese put no space).
-SENTENCE_START = re.compile(
-    rf"(?:\n|[.!?][\"')\]]*\s+|[{scripts.SENTENCE_END_MARKS}][{re.escape(scripts.CLOSERS)}]*\s*)(?=\S)")
+SENTENCE_START = re.compile(rf"(?:\n|[.!?][\"')\]]*\s+"
+                            rf"|[{scripts.SENTENCE_END_MARKS}][{re.escape(scripts.CLOSERS)}]*\s*)(?=\S)")
 
 
 # How far an edge may move to reach a word boundary; beyond that (a base64 blob, a
