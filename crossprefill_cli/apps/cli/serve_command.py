@@ -65,6 +65,10 @@ def serve_command(
     fail_closed: Annotated[bool, typer.Option(
         "--fail-closed", help="Proxy: answer 502/503 when compression fails, instead of "
         "forwarding the request uncompressed.", rich_help_panel="Proxy")] = False,
+    expandable: Annotated[bool, typer.Option(
+        "--expandable", help="Proxy: gap markers carry references, and a compressed request "
+        "declares a crossprefill_expand tool the proxy answers itself (the client never sees "
+        "it), so the model can read what was left out.", rich_help_panel="Proxy")] = False,
     upstream_timeout: Annotated[float, typer.Option(
         "--upstream-timeout", help="Proxy: seconds the upstream may take for each read "
         "(504 after).", rich_help_panel="Proxy")] = 600.0,
@@ -96,10 +100,12 @@ def serve_command(
             proxy = ProxyOptions(upstream, min_tokens=min_tokens, keep_rate=keep_rate,
                                  roles=tuple(r.strip() for r in roles.split(",") if r.strip()),
                                  target_map=parse_target_map(target_map or []),
-                                 fail_closed=fail_closed, timeout=upstream_timeout,
+                                 fail_closed=fail_closed, expandable=expandable,
+                                 timeout=upstream_timeout,
                                  connect_timeout=connect_timeout)
-        elif keep_rate is not None or target_map or fail_closed:
-            raise UsageError("--keep-rate, --target-map and --fail-closed need --upstream")
+        elif keep_rate is not None or target_map or fail_closed or expandable:
+            raise UsageError("--keep-rate, --target-map, --fail-closed and --expandable need "
+                             "--upstream")
         run(ServerOptions(drafts=draft or ["builtin"], targets=target or [], profile=profile,
                           api_key=api_key, max_queue=max_queue, max_bytes=max_bytes,
                           allow_any_draft=allow_any_draft, device=device, dtype=dtype,
