@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 START_SECONDS = 120
 HANG_SECONDS = 30  # a "hang" upstream answers after this, if the test has not stopped it
 RELEASE_SECONDS = 20  # a stream waits this long at most for the client's first chunk
+TRICKLED = json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "choices": [
+    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant",
+                                                      "content": "slow " * 2000}}]}).encode()
 
 
 def free_port() -> int:
@@ -116,7 +119,8 @@ class Received:
 @dataclass
 class FakeUpstream:
     """An LLM API that records every request and answers by the request's `model`:
-    `hang` never answers (until `HANG_SECONDS`), `limited` is a 429 with Retry-After;
+    `hang` never answers (until `HANG_SECONDS`), `limited` is a 429 with Retry-After,
+    `trickle` sends half of a JSON answer and the rest once `release` is set;
     anything else gets a chat completion (JSON, or SSE chunks when `stream` is true, the
     rest held back until the client has seen the first one: `release`)."""
 
@@ -152,6 +156,9 @@ class FakeUpstream:
             if model == "limited":
                 return JSONResponse({"error": {"message": "slow down", "type": "rate_limit"}},
                                     429, headers={"Retry-After": "7"})
+            if model == "trickle":  # a plain JSON answer, its second half held back
+                return StreamingResponse(self.halves(), media_type="application/json",
+                                         headers={"Content-Length": str(len(TRICKLED))})
             if isinstance(model, str) and model.startswith("seeker"):
                 return seeker_answer(body, "openai")
             size = len(self.received[-1].body)
@@ -180,6 +187,11 @@ class FakeUpstream:
         return Starlette(routes=[Route("/v1/models", models), Route("/v1/teapot", teapot),
                                  Route("/v1/chat/completions", chat, methods=["POST"]),
                                  Route("/v1/messages", messages, methods=["POST"])])
+
+    async def halves(self):
+        yield TRICKLED[:len(TRICKLED) // 2]
+        self.released_in_time.append(await asyncio.to_thread(self.release.wait, RELEASE_SECONDS))
+        yield TRICKLED[len(TRICKLED) // 2:]
 
     async def chunks(self, model: str, size: int):
         words = ["received ", f"{size} ", "bytes"]

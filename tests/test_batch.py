@@ -127,6 +127,29 @@ def test_a_killed_run_resumes_to_the_same_output(tmp_path, llama_dir, target_dir
     assert partial.read_bytes() == whole.read_bytes()
 
 
+def test_retry_failed_does_the_failed_records_again(tmp_path, llama_dir, target_dir):
+    profile = tmp_path / "mine.yaml"  # missing at first: its record fails
+    rows = [{"id": "a", "text": long_text(30)},
+            {"id": "b", "text": long_text(31), "profile": str(profile)},
+            {"id": "c", "text": long_text(32)}]
+    source, output = jsonl(tmp_path, rows), tmp_path / "out.jsonl"
+    first = run(source, "-o", str(output), *args(llama_dir, target_dir))
+    assert first.returncode == 1
+    assert [("error" in o, o["id"]) for o in read_jsonl(output)] == [
+        (False, "a"), (True, "b"), (False, "c")]
+    resumed = run(source, "-o", str(output), "--resume", *args(llama_dir, target_dir))
+    assert resumed.returncode == 0 and b"3 were done already" in resumed.stderr
+    profile.write_text("name: mine\nkeep_rate: 0.4\n")
+    retried = run(source, "-o", str(output), "--retry-failed", *args(llama_dir, target_dir))
+    assert retried.returncode == 0, retried.stderr
+    assert b"1 records" in retried.stderr and b"2 were done already" in retried.stderr
+    out = read_jsonl(output)
+    assert [o["id"] for o in out] == ["a", "c", "b"] and not any("error" in o for o in out)
+    assert out[2]["text"] == compress(rows[1]["text"], draft=str(llama_dir),
+                                      target=str(target_dir), profile=str(profile)).text
+    assert run(source, "--retry-failed", *args(llama_dir, target_dir)).returncode == 2
+
+
 def test_duplicate_ids_are_a_usage_error_before_any_work(tmp_path, llama_dir, target_dir):
     source = jsonl(tmp_path, [{"id": 1, "text": "a"}, {"id": 2, "text": "b"},
                               {"id": 1, "text": "c"}])

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import long_text
-from servers import START_SECONDS, FakeUpstream, free_port, in_thread, resetting_upstream
+from servers import START_SECONDS, TRICKLED, FakeUpstream, free_port, in_thread, resetting_upstream
 from structure import assert_pieces_verbatim
 from typer.testing import CliRunner
 
@@ -117,6 +117,20 @@ def test_streamed_chunks_arrive_before_the_upstream_has_finished(proxied, upstre
             pieces.append(chunk.choices[0].delta.content)
     assert fake.released_in_time[-1] is True
     assert "".join(pieces) == f"received {len(fake.received[-1].body)} bytes"
+
+
+def test_a_plain_answer_is_relayed_as_it_arrives(proxied, upstream):
+    fake, _ = upstream
+    fake.release.clear()
+    with httpx.stream("POST", proxied[0] + "/v1/chat/completions", timeout=60,
+                      json={"model": "trickle", "messages": agent_messages()}) as answer:
+        pieces = []
+        for piece in answer.iter_raw():
+            fake.release.set()  # the upstream sends the rest only once this client has a piece
+            pieces.append(piece)
+        data = b"".join(pieces)
+    assert fake.released_in_time[-1] is True
+    assert data == TRICKLED and answer.headers["content-length"] == str(len(TRICKLED))
 
 
 def test_llm_continues_a_conversation_through_the_proxy(proxied, upstream, tmp_path):

@@ -27,6 +27,9 @@ def batch_command(
         "[default: stdout]", show_default=False)] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Skip the records already in --output and append the rest.")] = False,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="As --resume, and do again the records that failed (their "
+        "error lines are taken out of --output first).")] = False,
     engine: Annotated[str, typer.Option(
         "--engine", help="local (this process) or ray (Ray Data actors).")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(
@@ -60,7 +63,7 @@ def batch_command(
         for name in found.unknown_fields:
             say(f"records have a field {name!r} that batch does not read (output records "
                 "carry the id to join on)")
-        with BatchOutput(env, output, resume=resume) as sink:
+        with BatchOutput(env, output, resume=resume, retry_failed=retry_failed) as sink:
             pending = [entry for entry in lines() if not sink.has(entry)]
             if engine == "ray":
                 from crossprefill_cli.apps.batch.ray_engine import RayOptions, ray_outputs

@@ -5,7 +5,8 @@ The input is read once to check it (duplicate ids are a usage error before any w
 and once to compress it, so a file of any size is never held in memory; stdin is kept
 to be read twice. Each output record is one line written and flushed as soon as it is
 done, so an interrupted run loses at most the records in flight and `--resume` goes on
-from what is there (`batch.finished_ids`). An output file that exists is never
+from what is there (`batch.finished_ids`); `--retry-failed` also takes the failed
+records out of it first, so they are done again. An output file that exists is never
 overwritten: without `--resume` it is a usage error, and a run that fails before its first record creates none. Progress is a transient bar on a
 terminal; the summary line always ends the run (unless --quiet).
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from crossprefill_cli.apps.batch.records import Line, finished_ids, line_key, read_lines
-from crossprefill_cli.apps.cli.environment import Environment
+from crossprefill_cli.apps.cli.environment import Environment, write_atomically
 from crossprefill_cli.errors import CrossprefillError, UsageError
 
 
@@ -37,15 +38,46 @@ def input_lines(env: Environment, input_path: str) -> Callable[[], Iterator[Line
     return lines
 
 
+def drop_failed(path: Path) -> None:
+    """Take the failed records (those with an "error") out of an output file, atomically,
+    so that they are done again; a last line left half-written stays for `finished_ids`."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise CrossprefillError(f"cannot read {path}: {error.strerror}") from None
+    lines = data.splitlines(keepends=True)
+    kept = [line for line in lines if not _failed(line)]
+    if len(kept) < len(lines):
+        try:
+            write_atomically(path, b"".join(kept))
+        except OSError as error:
+            raise CrossprefillError(f"cannot write {path}: {error.strerror}") from None
+
+
+def _failed(line: bytes) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "error" in record
+
+
 class BatchOutput:
     """Where output records go, which are there already, and how the run went."""
 
-    def __init__(self, env: Environment, path: Path | None, *, resume: bool):
+    def __init__(self, env: Environment, path: Path | None, *, resume: bool,
+                 retry_failed: bool = False):
+        resume = resume or retry_failed
         if resume and path is None:
-            raise UsageError("--resume needs --output (the file to go on with)")
+            raise UsageError(f"--{'retry-failed' if retry_failed else 'resume'} needs --output "
+                             "(the file to go on with)")
         if path is not None and path.expanduser().exists() and not resume:
             raise UsageError(f"{path} exists; --resume goes on with it, or remove it first")
         self.env, self.path = env, None if path is None else path.expanduser()
+        if retry_failed:
+            drop_failed(self.path)
         self.done = finished_ids(self.path) if resume else set()
         self.stream = None
         self.failed = 0

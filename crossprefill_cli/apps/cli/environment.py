@@ -105,14 +105,14 @@ def check_writable(path: Path) -> None:
         raise PermissionError(errno.EACCES, "permission denied", str(folder))
 
 
-def write_atomically(path: Path, data: str) -> None:
+def write_atomically(path: Path, data: str | bytes) -> None:
     """Write a file so that readers see the old content or the new, never a part."""
     path = path.expanduser()
     folder = path.parent if str(path.parent) else Path(".")
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(data.encode("utf-8"))
+            stream.write(data.encode("utf-8") if isinstance(data, str) else data)
             stream.flush()
             os.fsync(stream.fileno())
         if path.exists():

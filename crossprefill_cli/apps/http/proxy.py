@@ -298,20 +298,16 @@ class Proxy:
         return content, {"X-Crossprefill": "bypassed"}
 
     async def forward(self, request: Request, content: bytes, added: dict[str, str]) -> Response:
-        """Send the request upstream; its answer, relayed (streamed when it streams)."""
+        """Send the request upstream; its answer relayed piece by piece as it arrives,
+        streamed or not (a long answer is never held whole), with its length when the
+        upstream gave one."""
         upstream, url = await self.sent(request, content)
         relayed = _relayed_headers(upstream, added)
-        if upstream.headers.get("content-type", "").startswith("text/event-stream"):
-            response: Response = StreamingResponse(self.relay(upstream, url),
-                                                   status_code=upstream.status_code)
-        else:
-            try:
-                data = b"".join([piece async for piece in upstream.aiter_raw()])
-            except httpx.HTTPError as error:
-                raise self.unreachable(error) from None
-            finally:
-                await upstream.aclose()
-            response = Response(data, status_code=upstream.status_code)
+        length = upstream.headers.get("content-length")
+        if length is not None and request.method != "HEAD" \
+                and upstream.status_code not in (204, 304):
+            relayed.append((b"content-length", length.encode()))
+        response = StreamingResponse(self.relay(upstream, url), status_code=upstream.status_code)
         response.raw_headers.extend(relayed)
         return response
 
