@@ -118,12 +118,20 @@ def test_a_full_queue_answers_503_at_once_and_metrics_count_it(served):
 
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(llama_dir, target_dir):
     with server("-d", str(llama_dir), "-t", str(target_dir)) as (url, process):
-        answers = []
+        answers, queued = [], []
         slow = threading.Thread(target=lambda: answers.append(call(
             url + "/v1/compress", {"text": SLOW_TEXT, "no_cache": True})))
         slow.start()
         time.sleep(1.5)
+        waiting = threading.Thread(target=lambda: queued.append(call(
+            url + "/v1/compress", {"text": SLOW_TEXT + "\nMore.", "no_cache": True})))
+        waiting.start()
+        time.sleep(0.5)
+        stopped = time.monotonic()
         process.send_signal(signal.SIGTERM)
+        waiting.join(timeout=60)
+        assert time.monotonic() - stopped < 2  # the queued one is told at once
+        assert queued[0][0] == 503 and queued[0][1]["error"]["type"] == "stopping"
         slow.join(timeout=120)
         assert process.wait(timeout=60) == 0
         assert answers[0][0] == 200 and answers[0][1]["tokens_after"] <= answers[0][1]["budget"]

@@ -24,7 +24,8 @@ with its proxy (errors on the wire, bodies, keys, turns at a draft, metrics) is
 `http_wire`. The port is bound before anything loads, so a port in use is one line and
 exit 1, and one line says when the server is ready. Binding anything but loopback needs
 an API key, compared in constant time and never logged. SIGTERM and SIGINT stop
-accepting, let running requests finish, and exit 0 (uvicorn's own shutdown).
+accepting, let running requests finish, and exit 0 (uvicorn's own shutdown); requests
+still waiting for a draft get a 503 at once.
 
 Starlette, uvicorn and prometheus_client are imported by these modules only, so the
 local command line never pays for them.
@@ -40,6 +41,7 @@ import threading
 import time
 from typing import Any
 
+import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -197,8 +199,6 @@ def validated(body: Any, *, estimate: bool) -> dict:
 
 def run(options: ServerOptions, *, host: str, port: int) -> None:
     """Serve until SIGTERM or SIGINT (raise `UsageError` for an unsafe bind)."""
-    import uvicorn
-
     if not is_loopback(host) and not options.api_key:
         raise UsageError(f"binding {host} (not loopback) needs --api-key or CROSSPREFILL_API_KEY")
     if options.max_queue < 0 or options.max_bytes < 1:
@@ -217,11 +217,24 @@ def run(options: ServerOptions, *, host: str, port: int) -> None:
     try:
         config = uvicorn.Config(app, log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=60)
-        uvicorn.Server(config).run(sockets=[listening])
+        StoppingServer(config, app.state.engine).run(sockets=[listening])
     finally:
         listening.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class StoppingServer(uvicorn.Server):
+    """uvicorn's server, which also tells the engine when a stop signal came: the
+    requests waiting for a draft get a 503 at once, the running ones finish."""
+
+    def __init__(self, config: uvicorn.Config, engine: ServerModels):
+        super().__init__(config)
+        self.engine = engine
+
+    def handle_exit(self, sig: int, frame) -> None:
+        self.engine.stopping.set()
+        super().handle_exit(sig, frame)
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -65,6 +65,7 @@ class ServerModels:
         self.sources: dict[str, DraftSource] = {}
         self.targets: dict[str, tuple[TargetTokenizer, list[str]]] = {}
         self.lanes: dict[str, Lane] = {}
+        self.stopping = threading.Event()  # shutting down: queued requests get a 503
         self.ready = threading.Event()  # loaded: requests are answered
         self.settled = threading.Event()  # loaded, or failed with `failure`
         self.failure: str | None = None
@@ -122,7 +123,7 @@ class ServerModels:
         return False
 
     def lane(self, draft: str) -> Lane:
-        return self.lanes.setdefault(draft, Lane())
+        return self.lanes.setdefault(draft, Lane(self.stopping))
 
     def resolve(self, body: dict) -> tuple[DraftSource, TargetTokenizer, list[str]]:
         draft = body.get("draft") or self.options.drafts[0]

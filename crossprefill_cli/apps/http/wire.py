@@ -11,6 +11,7 @@ and Prometheus counts it all.
 
 import asyncio
 import hmac
+import threading
 import json
 from typing import Any
 
@@ -39,11 +40,13 @@ def same_key(given: str, key: str) -> bool:
 
 
 class Lane:
-    """One draft's turn-taking: a lock, and how many requests wait for it."""
+    """One draft's turn-taking: a lock, how many requests wait for it, and the server's
+    `stopping` event (set: the waiting get a 503, the running finish)."""
 
-    def __init__(self):
+    def __init__(self, stopping: threading.Event | None = None):
         self.lock = asyncio.Lock()
         self.waiting = 0
+        self.stopping = stopping or threading.Event()
 
 
 class Metrics:
@@ -93,7 +96,11 @@ def parse_json(data: bytes) -> Any:
 
 async def take_turn(request: Request, lane: Lane, max_queue: int, metrics: "Metrics") -> bool:
     """Wait for the draft's lock; False when the client went away meanwhile, a 503 at
-    once when `max_queue` requests wait already."""
+    once when `max_queue` requests wait already, and when the server is stopping."""
+    stopping = HTTPError(503, "stopping", "the server is shutting down; try again shortly",
+                         {"Retry-After": str(RETRY_AFTER_SECONDS)})
+    if lane.stopping.is_set():
+        raise stopping
     if lane.lock.locked() and lane.waiting >= max_queue:
         raise HTTPError(503, "busy", "the server is busy; try again shortly",
                         {"Retry-After": str(RETRY_AFTER_SECONDS)})
@@ -105,11 +112,14 @@ async def take_turn(request: Request, lane: Lane, max_queue: int, metrics: "Metr
             done, _ = await asyncio.wait({acquiring}, timeout=DISCONNECT_POLL_SECONDS)
             if done:
                 return True
-            if await request.is_disconnected():
+            gone = await request.is_disconnected()
+            if gone or lane.stopping.is_set():
                 acquiring.cancel()
                 await asyncio.gather(acquiring, return_exceptions=True)
                 if acquiring.done() and not acquiring.cancelled():
                     lane.lock.release()
+                if not gone:
+                    raise stopping
                 return False
     finally:
         lane.waiting -= 1
