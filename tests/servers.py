@@ -148,7 +148,7 @@ class FakeUpstream:
         async def chat(request):
             try:
                 body = json.loads(await record(request))
-            except ValueError:
+            except (ValueError, RecursionError):
                 return JSONResponse({"error": {"message": "not JSON", "type": "invalid"}}, 400)
             model = body.get("model") if isinstance(body, dict) else None
             if model == "hang":
@@ -172,7 +172,13 @@ class FakeUpstream:
                 headers={"X-Upstream": "fake"})
 
         async def messages(request):
-            body = json.loads(await record(request))
+            try:
+                body = json.loads(await record(request))
+            except (ValueError, RecursionError):
+                body = None
+            if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+                return JSONResponse({"type": "error", "error": {"type": "invalid_request_error",
+                                                                "message": "bad body"}}, 400)
             if body["model"].startswith("seeker"):
                 return seeker_answer(body, "anthropic")
             return JSONResponse({

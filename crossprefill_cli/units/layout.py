@@ -253,18 +253,37 @@ def _chat_parts(text: str, chat: query.Transcript) -> tuple[Part, ...]:
 
 
 def carve(parts: tuple[Part, ...], spans: tuple[tuple[int, int], ...]) -> tuple[Part, ...]:
-    """`parts` with every stretch inside one of `spans` made a required part of its own."""
-    for start, end in spans:
-        carved = []
-        for part in parts:
-            low, high = max(part.start, start), min(part.end, end)
+    """`parts` with every stretch inside one of `spans` made a required part of its own
+    (the spans in order, each from where the ones before it end). One sweep: a chat of
+    100,000 messages has as many spans as parts."""
+    pieces, reached = [], 0
+    for start, end in sorted(spans):
+        start = max(start, reached)
+        if start < end:
+            pieces.append((start, end))
+            reached = end
+    starts = [start for start, _ in pieces]
+    carved = []
+    for part in parts:
+        first = max(bisect_right(starts, part.start) - 1, 0)
+        cursor, cut = part.start, []
+        for start, end in pieces[first:]:
+            if start >= part.end:
+                break
+            low, high = max(start, cursor), min(end, part.end)
             if part.required or low >= high:
-                carved.append(part)
                 continue
-            pieces = ((part.start, low, False), (low, high, True), (high, part.end, False))
-            carved += [replace(part, start=a, end=b, required=r) for a, b, r in pieces if a < b]
-        parts = tuple(carved)
-    return parts
+            if cursor < low:
+                cut.append((cursor, low, False))
+            cut.append((low, high, True))
+            cursor = high
+        if not cut:
+            carved.append(part)
+            continue
+        if cursor < part.end:
+            cut.append((cursor, part.end, False))
+        carved += [replace(part, start=a, end=b, required=r) for a, b, r in cut]
+    return tuple(carved)
 
 
 def on_lines(text: str, structure: Layout, span: tuple[int, int], prose_boundary: str

@@ -1,0 +1,122 @@
+"""Hostile requests: whatever a client sends to `serve`'s endpoints and to the proxy, the
+answer is never a 500 and comes in bounded time, and a key never shows in an answer.
+
+Hypothesis draws the bodies: any JSON (wrong types, odd Unicode, nesting), fields of
+the right names with wrong values, and raw bytes (invalid UTF-8, truncated JSON);
+fixed cases add what a generator rarely reaches (very deep nesting, 100,000 messages).
+"""
+
+import json
+import time
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from property_settings import examples
+from servers import START_SECONDS, FakeUpstream, in_thread
+
+from crossprefill_cli.apps.http.proxy import ProxyOptions
+from crossprefill_cli.apps.http.server import ServerOptions, create_app
+from crossprefill_cli.apps.http.warm import FIELDS
+
+KEY = "sk-hostile-secret"
+ANSWER_SECONDS = 60
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                    | st.text(max_size=40),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=20)
+FIELD_BODIES = st.dictionaries(st.sampled_from(sorted(FIELDS)), JSON, max_size=5)
+RAW = st.binary(max_size=200) | st.sampled_from([
+    b'{"text": "\xff\xfe"}', b'{"text": ', b"\x00" * 50, b'{"text": "\\ud800"}',
+    b'{"messages": [{"role": "user", "content": "\xc3"}]}'])
+CHAT = st.fixed_dictionaries({"model": JSON, "messages": st.lists(
+    st.dictionaries(st.sampled_from(["role", "content", "tool_calls", "name"]), JSON,
+                    max_size=3) | JSON, max_size=4)}) | JSON
+FAST = settings(max_examples=examples(60), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def served(llama_dir, target_dir, tmp_path_factory):
+    upstream = FakeUpstream()
+    with in_thread(upstream.app()) as upstream_url:
+        options = ServerOptions(drafts=[str(llama_dir)], targets=[str(target_dir)],
+                                api_key=KEY, max_bytes=16_000_000,
+                                proxy=ProxyOptions(upstream_url + "/v1", min_tokens=50,
+                                                   target_map=(("*", str(target_dir)),),
+                                                   expandable=True))
+        application = create_app(options)
+        with in_thread(application) as url:
+            assert application.state.engine.ready.wait(START_SECONDS)
+            with httpx.Client(base_url=url, timeout=ANSWER_SECONDS) as client:
+                yield client
+        upstream.stop.set()
+
+
+def post(client: httpx.Client, path: str, content: bytes, **headers) -> httpx.Response:
+    keys = {"Authorization": f"Bearer {KEY}", "X-Crossprefill-Api-Key": KEY}
+    started = time.monotonic()
+    answer = client.post(path, content=content, headers={**keys, **headers})
+    assert time.monotonic() - started < ANSWER_SECONDS
+    assert answer.status_code < 500 or answer.status_code in (502, 503, 504), answer.text
+    assert KEY not in answer.text
+    if answer.status_code >= 400 and path != "/v1/chat/completions":
+        error = answer.json()["error"]
+        assert error["type"] and error["message"] and "\n" not in error["message"]
+    return answer
+
+
+@FAST
+@given(body=JSON | FIELD_BODIES)
+def test_compress_and_estimate_answer_any_json_without_a_500(served, body):
+    for path in ("/v1/compress", "/v1/estimate"):
+        post(served, path, json.dumps(body).encode())
+
+
+@FAST
+@given(body=JSON | st.fixed_dictionaries({"ref": JSON}))
+def test_expand_answers_any_json_without_a_500(served, body):
+    answer = post(served, "/v1/expand", json.dumps(body).encode())
+    assert answer.status_code in (400, 404)
+
+
+@FAST
+@given(raw=RAW)
+def test_bytes_that_are_not_json_are_a_400(served, raw):
+    for path in ("/v1/compress", "/v1/expand"):
+        answer = post(served, path, raw)
+        assert answer.status_code in (400, 404, 422)
+
+
+@FAST
+@given(body=CHAT)
+def test_the_proxy_forwards_any_chat_body_without_a_500(served, body):
+    post(served, "/v1/chat/completions", json.dumps(body).encode())
+    post(served, "/v1/messages", json.dumps(body).encode(), **{"anthropic-version": "2023-06-01"})
+
+
+@pytest.mark.parametrize("path", ["/v1/compress", "/v1/expand", "/v1/chat/completions"])
+def test_very_deep_nesting_is_refused_or_forwarded_not_crashed(served, path):
+    post(served, path, b"[" * 100_000 + b"]" * 100_000)
+    post(served, path, b'{"text": ' + b"[" * 50_000 + b"]" * 50_000 + b"}")
+
+
+def test_a_hundred_thousand_messages_go_through_in_bounded_time(served):
+    messages = [{"role": "user" if n % 2 else "assistant", "content": f"turn {n}"}
+                for n in range(100_000)]
+    body = json.dumps({"model": "test", "messages": messages}).encode()
+    answer = post(served, "/v1/chat/completions", body)
+    assert answer.status_code == 200
+    # the draft reads every message here, so fewer: what must not grow quadratically
+    # (each message's spans carved out of the layout) is checked all the same
+    compressed = post(served, "/v1/compress", json.dumps({"messages": messages[:3000]}).encode())
+    assert compressed.status_code == 200
+
+
+def test_a_wrong_key_is_refused_and_never_echoed(served):
+    for path in ("/v1/compress", "/v1/expand", "/v1/chat/completions"):
+        answer = served.post(path, content=b"{}", headers={
+            "Authorization": "Bearer sk-wrong-key", "X-Crossprefill-Api-Key": "sk-wrong-key"})
+        assert answer.status_code == 401 and "sk-wrong-key" not in answer.text
