@@ -6,8 +6,9 @@ proxy's options) is `ProxyLine`, declared once: `serve` and `wrap` both take its
 options (`options.grouped_options`) and build the server's options from it.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Iterator, Optional
 
 import typer
 
@@ -100,15 +101,16 @@ class ProxyLine:
                              backend=self.backend, proxy=proxy, **own)
 
 
-def http_server(what: str):
-    """The `apps.http.server` module, or the error that `what` needs the serve extra."""
+@contextmanager
+def serve_extra(what: str) -> Iterator[None]:
+    """Around the import of `apps.http`: its failure is the error that `what` needs the
+    serve extra."""
     try:
-        from crossprefill_cli.apps.http import server
+        yield
     except ImportError as error:
         from crossprefill_cli.extras import missing
 
         raise missing("serve", what, error.name) from None
-    return server
 
 
 @grouped_options(ProxyLine, "line")
@@ -136,7 +138,8 @@ def serve_command(
     compressed on their way upstream."""
     env = Environment.from_sys()
     with reporting_errors(env):
-        server = http_server("crossprefill serve")
+        with serve_extra("crossprefill serve"):
+            from crossprefill_cli.apps.http.server import run
         proxy = None
         if line.upstream is not None:
             proxy = line.proxy_options(line.upstream, line.anthropic_upstream)
@@ -144,5 +147,5 @@ def serve_command(
                 or line.anthropic_upstream is not None:
             raise UsageError("--keep-rate, --target-map, --fail-closed and "
                              "--anthropic-upstream need --upstream")
-        server.run(line.server_options(proxy, api_key=api_key, allow_any_draft=allow_any_draft),
-                   host=host, port=port)
+        run(line.server_options(proxy, api_key=api_key, allow_any_draft=allow_any_draft),
+            host=host, port=port)

@@ -16,12 +16,13 @@ draft that cannot load is one error line and exit 1 here, before anything runs, 
 than a whole session forwarded uncompressed.
 
 COMMAND's environment points every client at the proxy: `OPENAI_BASE_URL` (the openai
-SDKs, `llm`, and Codex CLI's older releases: newer ones take `-c openai_base_url=...`), `OPENAI_API_BASE` (aider, litellm, older clients),
-`ANTHROPIC_BASE_URL` (the Anthropic SDKs and Claude Code, which add `/v1/messages`) and
-`ANTHROPIC_API_BASE` (litellm reads it first); loopback is added to `NO_PROXY` so that a
-corporate HTTP proxy is not asked for it. Calls with an `anthropic-version` header go to
-the Anthropic upstream, the rest to the OpenAI-style one; each defaults to what those
-variables held before (the Anthropic one with `/v1` added), else the public API.
+SDKs, `llm`, and Codex CLI's older releases; newer ones take `-c openai_base_url=URL`),
+`OPENAI_API_BASE` (aider, litellm, older clients), `ANTHROPIC_BASE_URL` (the Anthropic
+SDKs and Claude Code, which add `/v1/messages`) and `ANTHROPIC_API_BASE` (litellm reads
+it first); loopback is added to `NO_PROXY`, so that a corporate HTTP proxy is not asked
+for it. Calls with an `anthropic-version` header go to the Anthropic upstream, the rest
+to the OpenAI-style one; each defaults to what those variables held before (the
+Anthropic one with `/v1` added), else the public API.
 
 COMMAND runs in the foreground, in this process group: it keeps the terminal, and
 Ctrl-C there reaches it directly. SIGTERM and SIGHUP sent to wrap are passed on to it,
@@ -42,7 +43,7 @@ import typer
 
 from crossprefill_cli.apps.cli.environment import Environment
 from crossprefill_cli.apps.cli.options import grouped_options, reporting_errors
-from crossprefill_cli.apps.cli.serve_command import ProxyLine, http_server
+from crossprefill_cli.apps.cli.serve_command import ProxyLine, serve_extra
 from crossprefill_cli.errors import CrossprefillError
 
 SHORT_HELP = "Run an agent (COMMAND) with its LLM calls compressed on the way."
@@ -85,16 +86,17 @@ def wrap_command(
     Example: crossprefill wrap --keep-rate 0.3 -- claude"""
     env = Environment.from_sys()
     with reporting_errors(env):
-        server = http_server("crossprefill wrap")
+        with serve_extra("crossprefill wrap"):
+            from crossprefill_cli.apps.http.server import check_options, listen, serving
         openai, anthropic = default_upstreams(os.environ)
         options = line.server_options(line.proxy_options(line.upstream or openai,
                                                          line.anthropic_upstream or anthropic))
-        server.check_options(options)
+        check_options(options)
         if shutil.which(command[0]) is None:
             raise CommandNotFound(f"{command[0]}: command not found")
-        listening = server.listen(LOOPBACK, 0)
+        listening = listen(LOOPBACK, 0)
         url = f"http://{LOOPBACK}:{listening.getsockname()[1]}"
-        with server.serving(options, listening) as app:
+        with serving(options, listening) as app:
             engine = app.state.engine
             engine.settled.wait()
             if engine.failure is not None:
