@@ -46,6 +46,14 @@ class ModelLoadError(CrossprefillError):
     http_status = 404
 
 
+class UnknownReference(InputError):
+    """A reference to omitted text that names nothing stored: malformed, unknown,
+    evicted or out of its input's range (`pipeline.references`)."""
+
+    wire_type = "reference"
+    http_status = 404
+
+
 class MissingExtraError(CrossprefillError):
     """An optional part (`serve`, `ray`) is not installed: the machine's state, not a
     wrong command line."""
@@ -54,7 +62,7 @@ class MissingExtraError(CrossprefillError):
     http_status = 500
 
 
-ERROR_CLASSES = (BudgetError, UsageError, InputError, ModelLoadError, MissingExtraError,
+ERROR_CLASSES = (BudgetError, UsageError, UnknownReference, InputError, ModelLoadError, MissingExtraError,
                  CrossprefillError)
 
 

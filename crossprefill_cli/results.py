@@ -41,6 +41,17 @@ class ChunkReport:
     favoured: bool = False  # in a definition the query names (favour_named_definitions)
 
 
+@dataclass(frozen=True)
+class Omission:
+    """A stretch of the input the output leaves out: its target tokens (the units' own
+    counts, summed) and, with `refs`, the reference that gives it back."""
+
+    start: int
+    end: int
+    tokens: int
+    ref: str | None = None
+
+
 @dataclass
 class KindSpan:
     """A stretch of the input read as a log, JSON, JSON Lines or a diff."""
@@ -76,6 +87,7 @@ class Result:
     # what ran the draft (`models.backends`): numpy or torch, and why not numpy if not
     backend: str = ""
     backend_reason: str | None = None
+    omitted: list[Omission] = field(default_factory=list)  # the gaps, in input order
 
     def to_json(self) -> dict:
         report = asdict(self)
@@ -90,7 +102,8 @@ class Result:
         return cls(**{**known, "spans": [Span(**s) for s in report["spans"]],
                       "chunks": [ChunkReport(**c) for c in report["chunks"]],
                       "files": [FileSpan(**f) for f in report["files"]],
-                      "kinds": [KindSpan(**k) for k in report.get("kinds", [])]})
+                      "kinds": [KindSpan(**k) for k in report.get("kinds", [])],
+                      "omitted": [Omission(**o) for o in report.get("omitted", [])]})
 
 
 def summary_line(result: Result, seconds: float) -> str:

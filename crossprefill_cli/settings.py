@@ -103,6 +103,10 @@ class Settings:
         "auto", "What runs the draft: numpy (a small Llama draft, such as the bundled one, "
         "float32 on the CPU, without importing torch), torch (transformers: any draft, any "
         "device) or auto (numpy where it can).", "--backend", machine=True)
+    refs: bool = setting(
+        False, "Give each gap marker a reference to the text it stands for (ref "
+        "ID:START-END, counted in the budget), kept in a local store: `crossprefill expand "
+        "REF` prints it.", "--refs/--no-refs")
     no_cache: bool = setting(False, "Neither read nor write the draft-score cache.",
                              "--no-cache")
 

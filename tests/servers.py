@@ -9,6 +9,7 @@ goes wrong fails instead of hanging.
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -151,6 +152,8 @@ class FakeUpstream:
             if model == "limited":
                 return JSONResponse({"error": {"message": "slow down", "type": "rate_limit"}},
                                     429, headers={"Retry-After": "7"})
+            if isinstance(model, str) and model.startswith("seeker"):
+                return seeker_answer(body, "openai")
             size = len(self.received[-1].body)
             if isinstance(body, dict) and body.get("stream"):
                 return StreamingResponse(self.chunks(model, size), media_type="text/event-stream")
@@ -163,6 +166,8 @@ class FakeUpstream:
 
         async def messages(request):
             body = json.loads(await record(request))
+            if body["model"].startswith("seeker"):
+                return seeker_answer(body, "anthropic")
             return JSONResponse({
                 "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
                 "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
@@ -189,6 +194,127 @@ class FakeUpstream:
         done = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0,
                 "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
         yield f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode()
+
+
+NEEDLE = "NEEDLE"  # the scripted model answers with the line that holds it
+EXPAND_TOOL = "crossprefill_expand"
+MARKER_REF = re.compile(r"\bref ([0-9a-f]+:\d+-\d+)")
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+def seeker_step(body: dict, dialect: str) -> tuple[str, str]:
+    """What the scripted model `seeker` does: ("answer", the line holding NEEDLE) when it
+    can see one; else ("call", a ref) of the first gap marker it has not expanded yet,
+    when the request offers the expand tool and lets it be called; else ("answer",
+    "not found")."""
+    texts = _strings(body.get("messages"))
+    for text in texts:
+        for line in text.splitlines():
+            if NEEDLE in line:
+                return "answer", line.strip()
+    tools = body.get("tools") or []
+    offered = any(EXPAND_TOOL in (t.get("name"), (t.get("function") or {}).get("name"))
+                  for t in tools) and body.get("tool_choice") not in ("none", {"type": "none"})
+    asked = set()
+    for message in body.get("messages", []):
+        for call in (message.get("tool_calls") or []) + [
+                block for block in (message.get("content") or [])
+                if isinstance(block, dict) and block.get("type") == "tool_use"]:
+            if EXPAND_TOOL in (call.get("name"), (call.get("function") or {}).get("name")):
+                asked.add((call.get("input") or json.loads(call["function"]["arguments"]))["ref"])
+    refs = [ref for text in texts for ref in MARKER_REF.findall(text) if ref not in asked]
+    return ("call", refs[0]) if offered and refs else ("answer", "not found")
+
+
+def seeker_answer(body: dict, dialect: str):
+    """The scripted model's answer, as JSON or SSE in the request's dialect; `seeker-both`
+    calls the client's own tool `lookup` beside the expand tool."""
+    from starlette.responses import JSONResponse, StreamingResponse
+
+    step, value = seeker_step(body, dialect)
+    calls = [(EXPAND_TOOL, {"ref": value})] if step == "call" else []
+    if calls and body["model"] == "seeker-both":
+        calls.append(("lookup", {"key": "weather"}))
+    number = len(body["messages"])
+    if dialect == "anthropic":
+        blocks = [{"type": "text", "text": value if step == "answer" else "Let me look."}] + [
+            {"type": "tool_use", "id": f"toolu_{number}_{i}", "name": name, "input": arguments}
+            for i, (name, arguments) in enumerate(calls)]
+        stop = "tool_use" if calls else "end_turn"
+        if body.get("stream"):
+            return StreamingResponse(_anthropic_events(body["model"], blocks, stop),
+                                     media_type="text/event-stream")
+        return JSONResponse({"id": "msg_1", "type": "message", "role": "assistant",
+                             "model": body["model"], "content": blocks, "stop_reason": stop,
+                             "stop_sequence": None,
+                             "usage": {"input_tokens": 1, "output_tokens": 1}})
+    tool_calls = [{"id": f"call_{number}_{i}", "type": "function",
+                   "function": {"name": name, "arguments": json.dumps(arguments)}}
+                  for i, (name, arguments) in enumerate(calls)]
+    message = {"role": "assistant", "content": None if calls else value,
+               **({"tool_calls": tool_calls} if calls else {})}
+    finish = "tool_calls" if calls else "stop"
+    if body.get("stream"):
+        return StreamingResponse(_openai_chunks(body["model"], message, finish),
+                                 media_type="text/event-stream")
+    return JSONResponse({"id": "chatcmpl-1", "object": "chat.completion", "created": 0,
+                         "model": body["model"], "choices": [
+                             {"index": 0, "finish_reason": finish, "message": message}]})
+
+
+async def _openai_chunks(model: str, message: dict, finish: str):
+    def chunk(delta, finish_reason=None):
+        data = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0,
+                "model": model, "choices": [{"index": 0, "delta": delta,
+                                             "finish_reason": finish_reason}]}
+        return f"data: {json.dumps(data)}\n\n".encode()
+
+    yield chunk({"role": "assistant", "content": ""})
+    if message["content"]:
+        for word in message["content"].split(" "):
+            yield chunk({"content": word + " "})
+    for index, call in enumerate(message.get("tool_calls", [])):
+        arguments = call["function"]["arguments"]
+        yield chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                     "function": {"name": call["function"]["name"],
+                                                  "arguments": ""}}]})
+        for piece in (arguments[:5], arguments[5:]):  # arguments arrive in pieces
+            yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+    yield chunk({}, finish) + b"data: [DONE]\n\n"
+
+
+async def _anthropic_events(model: str, blocks: list[dict], stop: str):
+    def event(name, data):
+        return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
+
+    yield event("message_start", {"message": {"id": "msg_1", "type": "message",
+                                              "role": "assistant", "model": model,
+                                              "content": [], "stop_reason": None}})
+    for index, block in enumerate(blocks):
+        if block["type"] == "text":
+            yield event("content_block_start", {"index": index,
+                                                "content_block": {"type": "text", "text": ""}})
+            yield event("content_block_delta", {"index": index, "delta": {
+                "type": "text_delta", "text": block["text"]}})
+        else:
+            yield event("content_block_start", {"index": index, "content_block": {
+                **block, "input": {}}})
+            arguments = json.dumps(block["input"])
+            for piece in (arguments[:5], arguments[5:]):
+                yield event("content_block_delta", {"index": index, "delta": {
+                    "type": "input_json_delta", "partial_json": piece}})
+        yield event("content_block_stop", {"index": index})
+    yield event("message_delta", {"delta": {"stop_reason": stop}, "usage": {"output_tokens": 1}})
+    yield event("message_stop", {})
 
 
 @contextmanager

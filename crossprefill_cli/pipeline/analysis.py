@@ -21,7 +21,7 @@ The draft is loaded only when its scores are not in the cache, and `draft.py` (w
 imports torch and transformers) is imported only then: a cache hit stays cheap.
 """
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
@@ -33,7 +33,8 @@ from crossprefill_cli.models.loading import BUILTIN
 from crossprefill_cli.models.target import TargetTokenizer
 from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
 from crossprefill_cli.pipeline.profiles import Profile, load_profile
-from crossprefill_cli.results import ChunkReport, FileSpan, KindSpan, Result, Span
+from crossprefill_cli.pipeline.references import handle
+from crossprefill_cli.results import ChunkReport, FileSpan, KindSpan, Omission, Result, Span
 from crossprefill_cli.settings import check_budget_options
 from crossprefill_cli.text import diffs, dumps, kinds, messages, outline
 from crossprefill_cli.text import query as query_module
@@ -221,8 +222,11 @@ def _query_prompt(model: "Draft", settings: Profile, query: str | None) -> tuple
 
 def finish(analysis: Analysis, *, keep_rate: float | None = None,
            target_tokens: int | None = None, target: str | TargetTokenizer | None = None,
-           on_warning: Callable[[str], None] | None = None) -> Result:
-    """Choose and assemble the kept spans of an analysed text for one budget."""
+           on_warning: Callable[[str], None] | None = None,
+           reference: str | None = None) -> Result:
+    """Choose and assemble the kept spans of an analysed text for one budget; with a
+    `reference` (the text's ID in a `references.RefStore`), every gap marker says how to
+    ask for its text back."""
     check_budget_options(keep_rate, target_tokens)
     warnings: list[str] = []
     warn = _warner(warnings, on_warning)
@@ -231,7 +235,7 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
     counter = resolve_target(target, analysis.source, warn)
     text, settings, starts = analysis.text, analysis.settings, analysis.scores.starts
     tokens_before, rate, budget = _budget(text, counter, settings, keep_rate, target_tokens)
-    plan = _Plan(analysis, counter, budget)
+    plan = _Plan(analysis, counter, budget, reference)
     fitted = selection.fit_budget(plan.candidates, budget, plan.gap_cost, plan.measure)
     if fitted is None and not plan.passes_whole():
         raise plan.too_small()
@@ -249,6 +253,7 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
              f"the smallest unit left out costs {smallest} tokens; a smaller --chunk-size "
              "lets the budget be used")
     spans = selection.merge_spans(plan.bounds, kept)
+    gaps = selection.gaps_between(spans, len(text))
     return Result(
         text=plan.join(spans),
         tokens_before=tokens_before, tokens_after=tokens_after, budget=budget,
@@ -265,21 +270,24 @@ def finish(analysis: Analysis, *, keep_rate: float | None = None,
         kinds=[KindSpan(part.language, part.start, part.end)
                for part in analysis.structure.parts if part.detail is not None],
         backend=analysis.source.backend.name, backend_reason=analysis.source.backend.reason,
+        omitted=[Omission(start, end, plan.gap_tokens(start, end), plan.reference_of(start, end))
+                 for start, end in gaps],
     )
 
 
 def check_budget_fits(text: str, starts: np.ndarray, settings: Profile, structure: layout.Layout,
                       counter: TargetTokenizer, *, keep_rate: float | None = None,
                       target_tokens: int | None = None, keep: tuple[tuple[int, int], ...] = (),
-                      heads: tuple[tuple[int, int], ...] = (), messages: bool = False) -> None:
+                      heads: tuple[tuple[int, int], ...] = (), messages: bool = False,
+                      reference: str | None = None) -> None:
     """Raise the `UsageError` that `finish` would for a budget below what must be kept,
     from the draft's tokens alone: callers check before the draft reads the text.
     `keep` and `heads` are a conversation's (`messages.Conversation.keep`, `heads`), and
-    `messages` says the text is chat messages'."""
+    `messages` says the text is chat messages'; `reference` is `finish`'s."""
     _, _, budget = _budget(text, counter, settings, keep_rate, target_tokens)
     plan = _Plan(Analysis(text, settings, None, None, TokenScores(
         starts, np.zeros(len(starts)), windows=0), cached=False, structure=structure,
-        keep=keep, heads=heads, messages=messages), counter, budget)
+        keep=keep, heads=heads, messages=messages), counter, budget, reference)
     if plan.measure([c.required for c in plan.candidates]) > budget and not plan.passes_whole():
         raise plan.too_small()
 
@@ -301,11 +309,12 @@ class _Plan:
     """What selection chooses from for one budget: units, their scores and target costs,
     and how a choice is assembled and measured."""
 
-    def __init__(self, analysis: Analysis, counter: TargetTokenizer, budget: int):
+    def __init__(self, analysis: Analysis, counter: TargetTokenizer, budget: int,
+                 reference: str | None = None):
         text, settings, structure = analysis.text, analysis.settings, analysis.structure
         starts, importance = analysis.scores.starts, analysis.scores.importance
         self.text, self.analysis, self.structure, self.counter = text, analysis, structure, counter
-        self.budget = budget
+        self.budget, self.reference = budget, reference
         planned = _units(text, starts, settings, counter, budget, structure, analysis.query_span,
                          analysis.keep, analysis.heads)
         self.units = planned.units
@@ -331,9 +340,17 @@ class _Plan:
                          if settings.favour_named_definitions and named else {})
         self.bounds = [(unit.start, unit.end) for unit in self.units]
         costs = counter.count_batch([text[start:end] for start, end in self.bounds])
+        self.starts = [start for start, _ in self.bounds]
+        self.costs_before = np.concatenate([[0], np.cumsum(costs, dtype=np.int64)])
         self.newline = selection.newline_of(text)
+        delimiters = structure.delimiters(settings)
+        if reference is not None:  # the widest counts and offsets this text can have
+            widest = int("9" * len(str(int(self.costs_before[-1]))))
+            far = int("9" * len(str(len(text))))
+            delimiters = {selection.referenced(delimiter, widest, handle(reference, far, far))
+                          for delimiter in delimiters}
         self.gap_cost = max(counter.count_batch(
-            [marker for delimiter in structure.delimiters(settings)
+            [marker for delimiter in delimiters
              for marker in selection.marker_variants(delimiter, self.newline)]))
         tree_first = 1 + max(self.favoured.values(), default=0)  # above named definitions
         priority = {**self.favoured, **{index: tree_first + rank for index, rank in _tree_ranks(
@@ -348,9 +365,20 @@ class _Plan:
                            for index, (score, cost, unit, unit_needs)
                            in enumerate(zip(scores, costs, self.units, planned.needs))]
 
+    def gap_tokens(self, start: int, end: int) -> int:
+        """The target tokens of the units in [start, end) (a gap is whole units)."""
+        first, last = bisect_left(self.starts, start), bisect_left(self.starts, end)
+        return int(self.costs_before[last] - self.costs_before[first])
+
+    def reference_of(self, start: int, end: int) -> str | None:
+        return None if self.reference is None else handle(self.reference, start, end)
+
+    def marker(self, start: int, end: int) -> str:
+        return _marker(self.analysis, start, end, self.gap_tokens(start, end),
+                       self.reference_of(start, end))
+
     def join(self, spans: list[tuple[int, int]]) -> str:
-        return selection.join_spans(self.text, spans, self.analysis.marker,
-                                    newline=self.newline)
+        return selection.join_spans(self.text, spans, self.marker, newline=self.newline)
 
     def measure(self, kept: list[bool]) -> int:
         return self.counter.count(self.join(selection.merge_spans(self.bounds, kept)))
@@ -449,14 +477,28 @@ def analyse_messages(conversation: messages.Conversation, *, query: str | None =
 
 def restore_messages(conversation: messages.Conversation, analysis: Analysis,
                      result: Result) -> object:
-    """The messages' JSON with each text replaced by what `result` kept of it."""
+    """The messages' JSON with each text replaced by what `result` kept of it (each gap
+    marked as `finish` marked it)."""
+    omitted = {(gap.start, gap.end): gap for gap in result.omitted}
+
+    def marker(start: int, end: int) -> str:
+        gap = omitted.get((start, end))
+        return _marker(analysis, start, end, gap.tokens if gap else 0, gap and gap.ref)
+
     def join(piece: str, spans: list[tuple[int, int]], offset: int) -> str:
         return selection.join_spans(piece, spans,
-                                    lambda start, end: analysis.marker(offset + start, offset + end),
+                                    lambda start, end: marker(offset + start, offset + end),
                                     newline=selection.newline_of(piece))
 
     return conversation.rebuilt(conversation.compressed([(s.start, s.end) for s in result.spans],
                                                         join))
+
+
+def _marker(analysis: Analysis, start: int, end: int, tokens: int, reference: str | None) -> str:
+    """What stands for the gap [start, end): the analysis's marker, with its count and
+    reference when there is one."""
+    marker = analysis.marker(start, end)
+    return marker if reference is None else selection.referenced(marker, tokens, reference)
 
 
 def product(result: Result, analysis: Analysis,

@@ -20,12 +20,13 @@ RESOLUTION = 0.01
 
 def estimate(analysis: Analysis, counter: TargetTokenizer, rates: list[float], *,
              context_window: int | None = None, price_per_mtok: float | None = None,
-             must_keep: list[str] = ()) -> dict:
+             must_keep: list[str] = (), reference: str | None = None) -> dict:
+    """The report for each rate; `reference` marks the gaps as `finish` does."""
     tokens_before = counter.count(analysis.text)
     rows = []
     for rate in rates:
         try:
-            result = finish(analysis, keep_rate=rate, target=counter)
+            result = finish(analysis, keep_rate=rate, target=counter, reference=reference)
         except UsageError as error:  # a budget below what must be kept
             rows.append({"keep_rate": rate, "tokens_after": None, "error": str(error)})
             continue
@@ -38,7 +39,8 @@ def estimate(analysis: Analysis, counter: TargetTokenizer, rates: list[float], *
         report["must_keep"] = list(must_keep)
         report["missing_from_input"] = [s for s in must_keep if s not in analysis.text]
         report["smallest_keep_rate"] = (None if report["missing_from_input"]
-                                        else smallest_keep_rate(analysis, counter, must_keep))
+                                        else smallest_keep_rate(analysis, counter, must_keep,
+                                                                  reference))
     return report
 
 
@@ -59,22 +61,24 @@ def _row(result: Result, context_window, price_per_mtok, must_keep) -> dict:
     return row
 
 
-def keeps_all(analysis: Analysis, counter: TargetTokenizer, rate: float, strings) -> bool:
+def keeps_all(analysis: Analysis, counter: TargetTokenizer, rate: float, strings,
+              reference: str | None = None) -> bool:
     try:
-        output = finish(analysis, keep_rate=rate, target=counter).text
+        output = finish(analysis, keep_rate=rate, target=counter, reference=reference).text
     except UsageError:
         return False
     return all(text in output for text in strings)
 
 
-def smallest_keep_rate(analysis: Analysis, counter: TargetTokenizer, strings) -> float | None:
+def smallest_keep_rate(analysis: Analysis, counter: TargetTokenizer, strings,
+                       reference: str | None = None) -> float | None:
     """The lowest keep rate (multiple of 0.01) keeping every string; None if even 1 fails."""
-    if not keeps_all(analysis, counter, 1.0, strings):
+    if not keeps_all(analysis, counter, 1.0, strings, reference):
         return None
     low, high = 0, round(1 / RESOLUTION)  # in steps: low fails (or is 0), high keeps
     while high - low > 1:
         middle = (low + high) // 2
-        if keeps_all(analysis, counter, middle * RESOLUTION, strings):
+        if keeps_all(analysis, counter, middle * RESOLUTION, strings, reference):
             high = middle
         else:
             low = middle

@@ -32,6 +32,7 @@ from crossprefill_cli.pipeline.analysis import (Analysis, Progress, Scorer, anal
                                                 product, restore_messages)
 from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
 from crossprefill_cli.pipeline.profiles import Profile
+from crossprefill_cli.pipeline.references import RefStore
 from crossprefill_cli.results import Result
 from crossprefill_cli.settings import Settings, check_budget_options
 from crossprefill_cli.text import messages
@@ -52,6 +53,7 @@ class AnalysedInput:
     text: str
     conversation: messages.Conversation | None
     analysis: Analysis
+    reference: str | None = None  # the text's ID in the reference store (settings.refs)
 
 
 @dataclass
@@ -79,11 +81,13 @@ class Job:
     def __init__(self, settings: Settings, *, draft: DraftSource | None = None,
                  target: "str | TargetTokenizer | PendingTarget | None" = None,
                  cache: ScoreCache | None = None, profile: Profile | None = None,
+                 references: RefStore | None = None,
                  scorer: Scorer | None = None, keep: tuple[tuple[int, int], ...] = (),
                  on_warning: Callable[[str], None] | None = None,
                  on_progress: Progress | None = None):
         """`scorer`, a function, scores instead of the settings' named scorer (see
-        `pipeline.analyse`); `keep` are character spans kept whole."""
+        `pipeline.analyse`); `keep` are character spans kept whole; `references` is where
+        the omitted texts go with `settings.refs` (None: the default store)."""
         self.settings = settings.checked()
         self.scorer = scorer if scorer is not None else settings.scorer
         self.keep = tuple(keep)
@@ -91,6 +95,7 @@ class Job:
         self._target = settings.target if target is None else target
         self._counter: TargetTokenizer | None = None
         self.cache = None if settings.no_cache else (cache or ScoreCache())
+        self.references = (references or RefStore()) if settings.refs else None
         self.profile = profile or settings.profile or DEFAULT_PROFILE
         self.on_progress = on_progress
         self.warnings: list[str] = []
@@ -116,6 +121,7 @@ class Job:
         check_text(source_text)
         conversation = read_format(source_text, self.settings.format)
         text = source_text if conversation is None else conversation.text
+        reference = self.references.put(text) if self.references is not None else None
         spans = dict(keep=self.keep) if conversation is None else dict(
             keep=conversation.keep(), heads=conversation.heads(), messages=True)
         knobs = self.settings
@@ -127,7 +133,7 @@ class Job:
                 counter = self.target()  # a target that cannot load fails early
                 if with_budget:
                     check_budget_fits(text, starts, settings, structure, counter, **budget,
-                                      **spans)
+                                      **spans, reference=reference)
 
             # a target still building in its process is checked while the draft reads
             if self._counter is None and isinstance(self._target, PendingTarget) \
@@ -147,7 +153,7 @@ class Job:
         analysis = (analyse(text, keep=self.keep, **options) if conversation is None
                     else analyse_messages(conversation, **options))
         checking.finish()
-        return AnalysedInput(text, conversation, analysis)
+        return AnalysedInput(text, conversation, analysis, reference)
 
     def compress(self, source_text: str) -> Done:
         """Compress `source_text` to the settings' budget."""
@@ -162,7 +168,8 @@ class Job:
         check_budget_options(**budget)
         counter = self.target()
         earlier = list(self.warnings)
-        result = finish(analysed.analysis, target=counter, on_warning=self.warn, **budget)
+        result = finish(analysed.analysis, target=counter, on_warning=self.warn,
+                        reference=analysed.reference, **budget)
         result.warnings[:0] = earlier
         return Done(analysed.text, analysed.conversation, result,
                     product(result, analysed.analysis, analysed.conversation),
@@ -179,7 +186,7 @@ class Job:
             check_budget_options(rate, None)
         report = estimate(analysed.analysis, self.target(), rates,
                           context_window=context_window, price_per_mtok=price_per_mtok,
-                          must_keep=must_keep)
+                          must_keep=must_keep, reference=analysed.reference)
         report["warnings"] = list(self.warnings)
         return report
 
@@ -225,9 +232,10 @@ def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | 
              chunk_size: int | None = None, pool_kernel: int | None = None,
              lookahead: int | None = None, delimiter: str | None = None,
              window: int | None = None, device: str = "auto", dtype: str = "auto",
-             backend: str = "auto", kind: str = "auto", include: str | None = None, exclude: str | None = None,
+             backend: str = "auto", kind: str = "auto", include: str | None = None,
+             exclude: str | None = None, refs: bool = False,
              scorer: "str | Scorer | None" = None, cache: ScoreCache | None = None,
-             on_progress: Progress | None = None,
+             references: RefStore | None = None, on_progress: Progress | None = None,
              on_warning: Callable[[str], None] | None = None) -> Result:
     """Compress `text` to a target-token budget with cross-family speculative prefill.
 
@@ -238,16 +246,18 @@ def compress(text: str, *, keep_rate: float | None = None, target_tokens: int | 
     the same chunking, budget and assembly. With a `cache`, the draft's scores are reused
     across calls that differ only in budget or chunking (None: no cache). Without a
     `query`, the question inside the text steers unless `detect_query` is False. The
-    character spans in `keep` are kept whole, like the head and tail.
+    character spans in `keep` are kept whole, like the head and tail. With `refs`, every
+    gap marker carries a reference to its text, stored in `references` (None: the store
+    in the cache folder), which `RefStore.expand` gives back.
     """
     job = _library_job(dict(keep_rate=keep_rate, target_tokens=target_tokens, query=query,
                             detect_query=detect_query, chunk_size=chunk_size,
                             pool_kernel=pool_kernel, lookahead=lookahead, delimiter=delimiter,
                             window=window, device=device, dtype=dtype, backend=backend,
-                            kind=kind,
-                            include=include, exclude=exclude),
+                            kind=kind, include=include, exclude=exclude, refs=refs),
                        profile=profile, draft=draft, target=target, scorer=scorer, cache=cache,
-                       keep=keep, on_progress=on_progress, on_warning=on_warning)
+                       keep=keep, references=references, on_progress=on_progress,
+                       on_warning=on_warning)
     return job.compress(text).result
 
 
@@ -256,13 +266,15 @@ def compress_messages(data: "str | list | dict", *, keep_rate: float | None = No
                       target: str | TargetTokenizer | None = None, query: str | None = None,
                       detect_query: bool = True, profile: str | Profile = DEFAULT_PROFILE,
                       draft: "str | Draft" = BUILTIN, scorer: "str | Scorer | None" = None,
-                      cache: ScoreCache | None = None, **knobs) -> tuple[object, Result]:
+                      cache: ScoreCache | None = None, references: RefStore | None = None,
+                      **knobs) -> tuple[object, Result]:
     """Compress chat messages (a JSON text, a list of messages or an object holding one
     under `messages`): the same JSON with long contents compressed, and the report.
     `knobs` are the other `Settings` fields (`chunk_size`, `window`, ...)."""
     job = _library_job(dict(keep_rate=keep_rate, target_tokens=target_tokens, query=query,
                             detect_query=detect_query, format="messages", **knobs),
-                       profile=profile, draft=draft, target=target, scorer=scorer, cache=cache)
+                       profile=profile, draft=draft, target=target, scorer=scorer, cache=cache,
+                       references=references)
     done = job.compress(data if isinstance(data, str) else json.dumps(data))
     return done.messages(), done.result
 

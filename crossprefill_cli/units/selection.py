@@ -129,6 +129,12 @@ def merge_spans(bounds: Sequence[tuple[int, int]], kept: Sequence[bool]) -> list
     return spans
 
 
+def gaps_between(spans: Sequence[tuple[int, int]], length: int) -> list[tuple[int, int]]:
+    """The stretches of [0, length) that the kept `spans` (sorted, apart) leave out."""
+    edges = [0, *(edge for span in spans for edge in span), length]
+    return [(start, end) for start, end in zip(edges[::2], edges[1::2]) if start < end]
+
+
 def newline_of(text: str) -> str:
     """The input's line ending, for the markers: CRLF when most of its lines end so."""
     return "\r\n" if text.count("\r\n") * 2 > text.count("\n") else "\n"
@@ -146,6 +152,20 @@ def gap_marker(before: str, after: str, delimiter: str, *, newline: str = "\n",
         return lead + delimiter + newline
     trail = "" if not after or after[0].isspace() else " "
     return lead + delimiter + trail
+
+
+def referenced(marker: str, tokens: int, reference: str) -> str:
+    """A gap marker that also says what the gap held and how to ask for it back:
+    `[...]` becomes `[... 412 tokens · ref 7f3a9c01:120-480]`, a note such as `[... 12
+    lines ...]` becomes `[... 12 lines · 412 tokens · ref ...]`, a comment such as
+    `# ... omitted` gets the same words after it (it stays a comment)."""
+    info = f"{tokens:,} {'token' if tokens == 1 else 'tokens'} · ref {reference}"
+    if not marker.endswith("]"):
+        return f"{marker} · {info}"
+    inner = marker[:-1].rstrip()
+    if inner.endswith("...") and inner.rstrip(".").rstrip() not in ("", "["):
+        inner = inner[:-3].rstrip()
+    return f"{inner}{' ' if inner in ('[', '[...') else ' · '}{info}]"
 
 
 def marker_variants(delimiter: str, newline: str = "\n") -> list[str]:

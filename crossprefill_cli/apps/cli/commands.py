@@ -172,6 +172,32 @@ def estimate_command(
                  None)
 
 
+@app.command("expand", short_help="Print the text a gap marker's reference stands for.")
+def expand_command(
+    ctx: typer.Context,
+    reference: Annotated[str, typer.Argument(
+        metavar="REF", help="A gap marker's reference, such as 7f3a9c01:120-480 (from "
+        "compress --refs).", show_default=False)],
+    *,
+    server: Annotated[Optional[str], typer.Option(
+        "--server", envvar="CROSSPREFILL_SERVER", help="Ask this `crossprefill serve` (its "
+        "store; the key from CROSSPREFILL_API_KEY).", show_default=False)] = None,
+) -> None:
+    """Print the original text that a gap marker of `compress --refs` left out, exactly
+    as it was in the input."""
+    env: Environment = ctx.obj or Environment.from_sys()
+    with reporting_errors(env):
+        if server:
+            from crossprefill_cli.apps.cli.client import request
+
+            text = request(server, "/v1/expand", {"ref": reference})["text"]
+        else:
+            from crossprefill_cli.pipeline.references import RefStore
+
+            text = RefStore().expand(reference)
+        env.emit(text, None)
+
+
 app.command("serve", short_help=serve_command.SHORT_HELP)(serve_command.serve_command)
 app.command("batch", short_help=batch_command.SHORT_HELP)(batch_command.batch_command)
 # everything after COMMAND's name is COMMAND's, options included

@@ -74,6 +74,10 @@ class ProxyLine:
     fail_closed: Annotated[bool, typer.Option(
         "--fail-closed", help="Proxy: answer 502/503 when compression fails, instead of "
         "forwarding the request uncompressed.", rich_help_panel="Proxy")] = False
+    expandable: Annotated[bool, typer.Option(
+        "--expandable", help="Proxy: gap markers carry references, and a compressed request "
+        "declares a crossprefill_expand tool the proxy answers itself (the client never sees "
+        "it), so the model can read what was left out.", rich_help_panel="Proxy")] = False
     upstream_timeout: Annotated[float, typer.Option(
         "--upstream-timeout", help="Proxy: seconds the upstream may take for each read "
         "(504 after).", rich_help_panel="Proxy")] = 600.0
@@ -88,7 +92,8 @@ class ProxyLine:
                             min_tokens=self.min_tokens, keep_rate=self.keep_rate,
                             roles=tuple(r.strip() for r in self.roles.split(",") if r.strip()),
                             target_map=parse_target_map(self.target_map or []),
-                            fail_closed=self.fail_closed, timeout=self.upstream_timeout,
+                            fail_closed=self.fail_closed, expandable=self.expandable,
+                            timeout=self.upstream_timeout,
                             connect_timeout=self.connect_timeout)
 
     def server_options(self, proxy: "ProxyOptions | None", **own) -> "ServerOptions":
@@ -144,8 +149,8 @@ def serve_command(
         if line.upstream is not None:
             proxy = line.proxy_options(line.upstream, line.anthropic_upstream)
         elif line.keep_rate is not None or line.target_map or line.fail_closed \
-                or line.anthropic_upstream is not None:
-            raise UsageError("--keep-rate, --target-map, --fail-closed and "
+                or line.expandable or line.anthropic_upstream is not None:
+            raise UsageError("--keep-rate, --target-map, --fail-closed, --expandable and "
                              "--anthropic-upstream need --upstream")
         run(line.server_options(proxy, api_key=api_key, allow_any_draft=allow_any_draft),
             host=host, port=port)

@@ -44,12 +44,13 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from crossprefill_cli.apps.http import chat_requests
+from crossprefill_cli.apps.http import chat_requests, expansion
 from crossprefill_cli.apps.http.chat_requests import ANTHROPIC, DEFAULT_ROLES, OPENAI, ChatTexts
 from crossprefill_cli.apps.http.warm import ServerModels, ServerOptions
 from crossprefill_cli.apps.http.wire import (HTTPError, Metrics, error_response, read_body,
                                              same_key, take_turn)
-from crossprefill_cli.errors import BudgetError, InputError, ModelLoadError, UsageError
+from crossprefill_cli.errors import (BudgetError, CrossprefillError, InputError, ModelLoadError,
+                                     UsageError)
 from crossprefill_cli.models.loading import first_line
 from crossprefill_cli.models.target import DEFAULT_TARGET, TargetTokenizer, tiktoken_encoding
 from crossprefill_cli.pipeline.job import Job
@@ -76,6 +77,8 @@ class ProxyOptions:
     fail_closed: bool = False
     connect_timeout: float = 10.0
     timeout: float = 600.0  # seconds the upstream may take to send each piece
+    # compressed requests declare `expansion.TOOL`, and the proxy answers its calls
+    expandable: bool = False
 
 
 def check(options: ProxyOptions) -> None:
@@ -173,10 +176,11 @@ class Compressor:
                   counter: TargetTokenizer) -> str | None:
         engine = self.engine
         settings = Settings(keep_rate=rate, query=query, detect_query=False,
-                            profile=engine.profile.name)
+                            profile=engine.profile.name, refs=self.options.expandable)
         try:
             return Job(settings, draft=engine.sources[engine.options.drafts[0]], target=counter,
-                       cache=engine.cache, profile=engine.profile).compress(text).result.text
+                       cache=engine.cache, profile=engine.profile,
+                       references=engine.references).compress(text).result.text
         except (BudgetError, InputError) as error:
             warn(f"a text of {self.count(counter, text):,} tokens is forwarded whole: "
                  f"{first_line(error)}")
@@ -212,7 +216,10 @@ class Proxy:
             dialect = COMPRESSED_ROUTES.get(path) if request.method == "POST" else None
             if dialect is not None:
                 content, added = await self.prepared(request, content, dialect)
-            response = await self.forward(request, content, added)
+            if added.get("X-Crossprefill") == "compressed" and self.options.expandable:
+                response = await self.expanding(request, json.loads(content), added, dialect)
+            else:
+                response = await self.forward(request, content, added)
         except HTTPError as error:
             response = error_response(error)
         label = path if path in COMPRESSED_ROUTES else "/v1/*"
@@ -259,8 +266,9 @@ class Proxy:
         if not saved:
             return content, _headers("unchanged", before, before)
         self.metrics.tokens_saved.inc(saved)
-        encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        return encoded, _headers("compressed", before, before - saved)
+        if self.options.expandable:
+            expansion.declare(body, dialect)
+        return _encoded(body), _headers("compressed", before, before - saved)
 
     async def _compress(self, request: Request, body: dict, chat: ChatTexts, long: list[int],
                         rate: float, counter: TargetTokenizer) -> int:
@@ -295,21 +303,8 @@ class Proxy:
 
     async def forward(self, request: Request, content: bytes, added: dict[str, str]) -> Response:
         """Send the request upstream; its answer, relayed (streamed when it streams)."""
-        where = self.upstream_for(request)
-        url = where.rstrip("/") + request.url.path.removeprefix("/v1")
-        if request.url.query:
-            url += "?" + request.url.query
-        headers = [(k, v) for k, v in request.headers.raw
-                   if k.lower() not in HOP_BY_HOP and not k.lower().startswith(OWN_HEADERS)]
-        assert self.client is not None
-        try:
-            upstream = await self.client.send(
-                self.client.build_request(request.method, url, headers=headers, content=content),
-                stream=True)
-        except httpx.HTTPError as error:
-            raise self.unreachable(error, where) from None
-        relayed = [(k, v) for k, v in upstream.headers.raw if k.lower() not in HOP_BY_HOP]
-        relayed += [(k.lower().encode(), v.encode()) for k, v in added.items()]
+        upstream, url = await self.sent(request, content)
+        relayed = _relayed_headers(upstream, added)
         if upstream.headers.get("content-type", "").startswith("text/event-stream"):
             response: Response = StreamingResponse(self.relay(upstream, url),
                                                    status_code=upstream.status_code)
@@ -317,12 +312,132 @@ class Proxy:
             try:
                 data = b"".join([piece async for piece in upstream.aiter_raw()])
             except httpx.HTTPError as error:
-                raise self.unreachable(error, where) from None
+                raise self.unreachable(error, request) from None
             finally:
                 await upstream.aclose()
             response = Response(data, status_code=upstream.status_code)
         response.raw_headers.extend(relayed)
         return response
+
+    async def sent(self, request: Request, content: bytes, *,
+                   decoded: bool = False) -> tuple[httpx.Response, str]:
+        """The upstream's answer to the request with `content` (streamed: its body is
+        still to be read) and the URL it went to; `decoded`: ask for an answer that is
+        not content-encoded, to be read here."""
+        url = self.upstream_for(request).rstrip("/") + request.url.path.removeprefix("/v1")
+        if request.url.query:
+            url += "?" + request.url.query
+        headers = [(k, v) for k, v in request.headers.raw
+                   if k.lower() not in HOP_BY_HOP and not k.lower().startswith(OWN_HEADERS)
+                   and not (decoded and k.lower() == b"accept-encoding")]
+        if decoded:
+            headers.append((b"accept-encoding", b"identity"))
+        assert self.client is not None
+        try:
+            return await self.client.send(
+                self.client.build_request(request.method, url, headers=headers, content=content),
+                stream=True), url
+        except httpx.HTTPError as error:
+            raise self.unreachable(error, request) from None
+
+    async def expanding(self, request: Request, body: dict, added: dict[str, str],
+                        dialect: str) -> Response:
+        """Forward a compressed request that declares the expand tool, and answer the
+        model's calls of it here, round after round (`expansion`)."""
+        if body.get("stream"):
+            return await self._expanding_stream(request, body, added, dialect)
+        answered = 0
+        for round_number in range(expansion.MAX_ROUNDS + 1):
+            upstream, _ = await self.sent(request, _encoded(body), decoded=True)
+            try:
+                data = await upstream.aread()
+            except httpx.HTTPError as error:
+                raise self.unreachable(error, request) from None
+            finally:
+                await upstream.aclose()
+            try:
+                answer = json.loads(data) if upstream.status_code == 200 else None
+            except ValueError:
+                answer = None
+            calls, others = expansion.calls(answer, dialect)
+            if calls and not others and round_number < expansion.MAX_ROUNDS:
+                results = await self._expansions(calls)
+                answered += len(calls)
+                body = expansion.continued(body, expansion.message_of(answer, dialect), results,
+                                           dialect, last=round_number + 1 == expansion.MAX_ROUNDS)
+                continue
+            if calls:
+                data = _encoded(expansion.without_calls(answer, dialect))
+            break
+        response = Response(data, status_code=upstream.status_code)
+        response.raw_headers.extend(_relayed_headers(upstream, {
+            **added, "X-Crossprefill-Expansions": str(answered)}, rewritten=True))
+        return response
+
+    async def _expanding_stream(self, request: Request, body: dict, added: dict[str, str],
+                                dialect: str) -> Response:
+        upstream, url = await self.sent(request, _encoded(body), decoded=True)
+        if not upstream.headers.get("content-type", "").startswith("text/event-stream"):
+            try:
+                data = await upstream.aread()
+            finally:
+                await upstream.aclose()
+            response = Response(data, status_code=upstream.status_code)
+            response.raw_headers.extend(_relayed_headers(upstream, added, rewritten=True))
+            return response
+        relayed = _relayed_headers(upstream, added, rewritten=True)
+        stream = (expansion.AnthropicStream() if dialect == expansion.ANTHROPIC
+                  else expansion.OpenAIStream())
+
+        async def events():
+            nonlocal upstream, body
+            for round_number in range(expansion.MAX_ROUNDS + 1):
+                pending: list[bytes] = []
+                handle = stream.round(pending.append)
+                lines: list[str] = []
+                try:
+                    async for line in upstream.aiter_lines():
+                        if line:
+                            lines.append(line)
+                            continue
+                        going = handle(*expansion.sse_events(lines)) if lines else True
+                        lines = []
+                        for piece in pending:
+                            yield piece
+                        pending.clear()
+                        if not going:
+                            break
+                except httpx.HTTPError as error:
+                    warn(f"the upstream's stream from {url} broke off ({type(error).__name__})")
+                    return
+                finally:
+                    await upstream.aclose()
+                state = stream.state
+                if not state.continues:
+                    return
+                results = await self._expansions(state.calls)
+                body = expansion.continued(body, state.message, results, dialect,
+                                           last=round_number + 1 == expansion.MAX_ROUNDS)
+                try:
+                    upstream, _ = await self.sent(request, _encoded(body), decoded=True)
+                except HTTPError as error:
+                    warn(f"the expand tool's next round failed: {error}")
+                    return
+
+        response = StreamingResponse(events(), status_code=upstream.status_code)
+        response.raw_headers.extend(relayed)
+        return response
+
+    async def _expansions(self, calls: list[expansion.Call]) -> list[tuple[expansion.Call, str]]:
+        """Each call with the text its reference stands for (or why there is none)."""
+        def text(call: expansion.Call) -> str:
+            try:
+                return self.engine.references.expand(call.ref)
+            except CrossprefillError as error:
+                return f"error: {error}"
+
+        self.metrics.expansions.inc(len(calls))
+        return [(call, await asyncio.to_thread(text, call)) for call in calls]
 
     async def relay(self, upstream: httpx.Response, url: str):
         try:
@@ -339,12 +454,26 @@ class Proxy:
             return self.options.anthropic_upstream
         return self.options.upstream
 
-    def unreachable(self, error: httpx.HTTPError, where: str) -> HTTPError:
+    def unreachable(self, error: httpx.HTTPError, request: Request) -> HTTPError:
+        where = self.upstream_for(request)
         if isinstance(error, httpx.TimeoutException):
             return HTTPError(504, "upstream_timeout", f"the upstream {where} did not answer "
                              f"in time ({type(error).__name__})")
         return HTTPError(502, "upstream_unreachable", f"cannot reach the upstream {where} "
                          f"({type(error).__name__}: {first_line(error) or 'no detail'})")
+
+
+def _encoded(body: object) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _relayed_headers(upstream: httpx.Response, added: dict[str, str], *,
+                     rewritten: bool = False) -> list[tuple[bytes, bytes]]:
+    """The upstream answer's headers for the client, and the proxy's own; `rewritten`:
+    for a body the proxy read and wrote anew (not content-encoded any more)."""
+    dropped = HOP_BY_HOP | {b"content-encoding"} if rewritten else HOP_BY_HOP
+    return [(k, v) for k, v in upstream.headers.raw if k.lower() not in dropped] + [
+        (k.lower().encode(), v.encode()) for k, v in added.items()]
 
 
 def _rate(header: str | None, default: float) -> float:

@@ -6,6 +6,8 @@ The server loads its drafts and targets once (in the background: `/healthz` answ
 
     POST /v1/compress   the library's compression; the answer is the CLI's --json report
     POST /v1/estimate   the `estimate` report for a list of keep rates
+    POST /v1/expand     {"ref": ...}: the text a gap marker of a `refs` compression
+                        stands for (from the server's reference store)
     GET  /healthz       200 once the drafts are loaded
     GET  /metrics       Prometheus text: requests by status, tokens, latency, queue length
 
@@ -115,6 +117,24 @@ def create_app(options: ServerOptions) -> Starlette:
         metrics.latency.labels(path).observe(time.perf_counter() - started)
         return response
 
+    async def expand(request: Request) -> Response:
+        try:
+            if not authorised(request):
+                raise HTTPError(401, "unauthorized", "a valid API key is needed "
+                                "(Authorization: Bearer KEY)")
+            body = parse_json(await read_body(request, options.max_bytes))
+            if not isinstance(body, dict) or set(body) != {"ref"} \
+                    or not isinstance(body["ref"], str):
+                raise HTTPError(400, "bad_request", "the body must be {\"ref\": \"ID:START-END\"}")
+            text = await asyncio.to_thread(engine.references.expand, body["ref"])
+            response: Response = JSONResponse({"ref": body["ref"], "text": text})
+        except HTTPError as error:
+            response = error_response(error)
+        except CrossprefillError as error:
+            response = error_response(_http_error(error))
+        metrics.requests.labels(request.url.path, str(response.status_code)).inc()
+        return response
+
     async def healthz(request: Request) -> Response:
         if engine.ready.is_set():
             return JSONResponse({"status": "ready", "drafts": options.drafts,
@@ -138,6 +158,7 @@ def create_app(options: ServerOptions) -> Starlette:
 
     routes = [Route("/v1/compress", work, methods=["POST"]),
               Route("/v1/estimate", work, methods=["POST"]),
+              Route("/v1/expand", expand, methods=["POST"]),
               Route("/healthz", healthz), Route("/metrics", metrics_text)]
     if options.proxy is not None:
         proxy = Proxy(options.proxy, engine, metrics, options)

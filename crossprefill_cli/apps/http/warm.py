@@ -23,6 +23,7 @@ from crossprefill_cli.models.target import (DEFAULT_TARGET, TargetTokenizer, tik
 from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
 from crossprefill_cli.pipeline.job import Job
 from crossprefill_cli.pipeline.profiles import builtin_names, load_profile
+from crossprefill_cli.pipeline.references import RefStore
 from crossprefill_cli.results import report
 from crossprefill_cli.settings import MACHINE_FIELDS, SETTINGS, Settings, json_types
 from crossprefill_cli.text.source import MAX_INPUT_BYTES
@@ -68,6 +69,7 @@ class ServerModels:
         self.settled = threading.Event()  # loaded, or failed with `failure`
         self.failure: str | None = None
         self.cache = ScoreCache()
+        self.references = RefStore()
         self.profile = load_profile(options.profile)  # the one named at start, maybe a file
         self.profiles = set(builtin_names()) | {self.profile.name}
 
@@ -152,7 +154,8 @@ class ServerModels:
         settings = Settings(**asked)
         profile = settings.profile or self.profile.name
         job = Job(replace(settings, profile=profile), draft=source, target=counter,
-                  cache=self.cache, profile=self.profile if profile == self.profile.name else None)
+                  cache=self.cache, references=self.references,
+                  profile=self.profile if profile == self.profile.name else None)
         if estimate_rates is not None:
             answer = job.estimate(job.analyse(text, with_budget=False), estimate_rates,
                                   context_window=body.get("context_window"),

@@ -59,6 +59,9 @@ class Metrics:
                                  ["path"], registry=self.registry)
         self.tokens_saved = Counter("crossprefill_tokens_saved", "Target tokens the proxy "
                                     "took out of requests", registry=self.registry)
+        self.expansions = Counter("crossprefill_proxy_expansions", "Omitted texts the proxy "
+                                  "gave back to a model that called its expand tool",
+                                  registry=self.registry)
         self.bypassed = Counter("crossprefill_proxy_bypassed", "Requests the proxy forwarded "
                                 "uncompressed though they had long texts", ["reason"],
                                 registry=self.registry)

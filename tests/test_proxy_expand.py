@@ -1,0 +1,185 @@
+"""The proxy's expand tool against a scripted model: a fake upstream whose model
+`seeker` answers with the line holding NEEDLE once it can see it, and otherwise calls
+`crossprefill_expand` on the next gap marker (tests/servers.py `seeker_step`).
+
+Each test checks what the client saw (the answer, never the tool) and what the upstream
+received (the tool declared, the omitted text given back exactly as it was)."""
+
+import json
+from contextlib import contextmanager
+
+import httpx
+import openai
+import pytest
+from conftest import long_text
+from servers import EXPAND_TOOL, NEEDLE, START_SECONDS, FakeUpstream, in_thread
+
+from crossprefill_cli.apps.http.proxy import ProxyOptions
+from crossprefill_cli.apps.http.server import ServerOptions, create_app
+
+NEEDLE_LINE = f"The vault code is {NEEDLE}-4417, kept by the harbour master."
+DOCUMENT = long_text(160, needle=NEEDLE_LINE, at=97)
+QUESTION = "Summarise the survey notes in one line."
+LOOKUP_TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {
+    "type": "object", "properties": {"key": {"type": "string"}}}}}
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    fake = FakeUpstream()
+    with in_thread(fake.app()) as url:
+        yield fake, url + "/v1"
+        fake.stop.set()
+
+
+@contextmanager
+def proxy(upstream_url: str, llama_dir, target_dir, *, expandable: bool):
+    server = ServerOptions(drafts=[str(llama_dir)], targets=[str(target_dir)],
+                           proxy=ProxyOptions(upstream_url, min_tokens=300, keep_rate=0.1,
+                                              target_map=(("seeker*", str(target_dir)),),
+                                              expandable=expandable))
+    application = create_app(server)
+    with in_thread(application) as url:
+        assert application.state.engine.ready.wait(START_SECONDS)
+        yield url, application
+
+
+@pytest.fixture(scope="module")
+def expanding(upstream, llama_dir, target_dir, tmp_path_factory):
+    with proxy(upstream[1], llama_dir, target_dir, expandable=True) as running:
+        yield running
+
+
+def openai_request(model: str = "seeker", **extra) -> dict:
+    return {"model": model, "messages": [
+        {"role": "system", "content": "Answer from the tool's output."},
+        {"role": "user", "content": "Read the survey notes."},
+        {"role": "assistant", "content": None, "tool_calls": [{
+            "id": "call_read", "type": "function",
+            "function": {"name": "read", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_read", "content": DOCUMENT},
+        {"role": "user", "content": QUESTION}], **extra}
+
+
+def anthropic_request(**extra) -> dict:
+    return {"model": "seeker", "max_tokens": 100, "system": "Answer from the tool's output.",
+            "messages": [
+                {"role": "user", "content": "Read the survey notes."},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "toolu_read", "name": "read", "input": {}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_read", "content": DOCUMENT},
+                    {"type": "text", "text": QUESTION}]}], **extra}
+
+
+def since(fake: FakeUpstream, count: int) -> list[dict]:
+    return [received.json() for received in fake.received[count:]]
+
+
+def check_rounds(bodies: list[dict], application, dialect: str) -> None:
+    """The first round hid the needle and declared the tool; every later round carries
+    the exact text of the references asked for."""
+    first = json.dumps(bodies[0]["messages"])
+    assert NEEDLE not in first and "ref " in first
+    names = [tool.get("name") or tool["function"]["name"] for tool in bodies[0]["tools"]]
+    assert EXPAND_TOOL in names
+    store = application.state.engine.references
+    for previous, body in zip(bodies, bodies[1:]):
+        asked, answered = body["messages"][-2], body["messages"][-1]
+        if dialect == "openai":
+            ref = json.loads(asked["tool_calls"][0]["function"]["arguments"])["ref"]
+            assert answered == {"role": "tool", "tool_call_id": asked["tool_calls"][0]["id"],
+                                "content": store.expand(ref)}
+        else:
+            use = next(b for b in asked["content"] if b["type"] == "tool_use")
+            assert answered["content"] == [{"type": "tool_result", "tool_use_id": use["id"],
+                                            "content": store.expand(use["input"]["ref"])}]
+        assert body["messages"][:-2] == previous["messages"]
+    assert NEEDLE in json.dumps(bodies[-1]["messages"])
+
+
+def test_the_model_reads_what_was_compressed_away(upstream, expanding):
+    fake, _ = upstream
+    url, application = expanding
+    count = len(fake.received)
+    answer = httpx.post(url + "/v1/chat/completions", json=openai_request(), timeout=120)
+    assert answer.status_code == 200, answer.text
+    message = answer.json()["choices"][0]["message"]
+    assert message["content"] == NEEDLE_LINE and "tool_calls" not in message
+    bodies = since(fake, count)
+    assert int(answer.headers["x-crossprefill-expansions"]) == len(bodies) - 1 >= 1
+    assert answer.headers["x-crossprefill"] == "compressed"
+    check_rounds(bodies, application, "openai")
+
+
+def test_a_stream_hides_the_tool_and_goes_on(upstream, expanding):
+    fake, _ = upstream
+    url, application = expanding
+    count = len(fake.received)
+    client = openai.OpenAI(base_url=url + "/v1", api_key="sk-test", max_retries=0)
+    chunks = list(client.chat.completions.create(**openai_request(), stream=True))
+    assert all(not chunk.choices or not chunk.choices[0].delta.tool_calls for chunk in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip() == NEEDLE_LINE
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    check_rounds(since(fake, count), application, "openai")
+
+
+def test_the_clients_own_tools_stay_its_own(upstream, expanding):
+    fake, _ = upstream
+    url, _ = expanding
+    count = len(fake.received)
+    answer = httpx.post(url + "/v1/chat/completions", timeout=120,
+                        json=openai_request("seeker-both", tools=[LOOKUP_TOOL]))
+    message = answer.json()["choices"][0]["message"]
+    assert [call["function"]["name"] for call in message["tool_calls"]] == ["lookup"]
+    sent = since(fake, count)
+    assert len(sent) == 1  # the client answers its tool; the proxy does not go on
+    assert sent[0]["tools"][0] == LOOKUP_TOOL and len(sent[0]["tools"]) == 2
+    client = openai.OpenAI(base_url=url + "/v1", api_key="sk-test", max_retries=0)
+    chunks = list(client.chat.completions.create(**openai_request("seeker-both",
+                                                                  tools=[LOOKUP_TOOL]),
+                                                 stream=True))
+    calls = [call for chunk in chunks if chunk.choices
+             for call in chunk.choices[0].delta.tool_calls or []]
+    assert {call.index for call in calls} == {0}
+    assert [call.function.name for call in calls if call.function.name] == ["lookup"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_clients_get_the_same(upstream, expanding, stream):
+    fake, _ = upstream
+    url, application = expanding
+    count = len(fake.received)
+    with httpx.stream("POST", url + "/v1/messages", json=anthropic_request(stream=stream),
+                      headers={"anthropic-version": "2023-06-01"}, timeout=120) as answer:
+        data = answer.read().decode()
+    assert answer.status_code == 200, data
+    if stream:
+        events = [json.loads(line[5:]) for line in data.splitlines() if line.startswith("data:")]
+        kinds = [event["type"] for event in events]
+        assert kinds.count("message_start") == 1 and kinds[-1] == "message_stop"
+        starts = [e for e in events if e["type"] == "content_block_start"]
+        assert [e["index"] for e in starts] == list(range(len(starts)))
+        assert all(e["content_block"]["type"] == "text" for e in starts)
+        text = "".join(e["delta"].get("text", "") for e in events
+                       if e["type"] == "content_block_delta")
+        stops = [e["delta"]["stop_reason"] for e in events if e["type"] == "message_delta"]
+        assert stops == ["end_turn"]
+    else:
+        content = json.loads(data)["content"]
+        assert all(block["type"] == "text" for block in content)
+        text = "".join(block["text"] for block in content)
+    assert text.endswith(NEEDLE_LINE)
+    check_rounds(since(fake, count), application, "anthropic")
+
+
+def test_without_expandable_nothing_is_declared(upstream, llama_dir, target_dir):
+    fake, url_upstream = upstream
+    with proxy(url_upstream, llama_dir, target_dir, expandable=False) as (url, _):
+        count = len(fake.received)
+        answer = httpx.post(url + "/v1/chat/completions", json=openai_request(), timeout=120)
+    assert answer.json()["choices"][0]["message"]["content"] == "not found"
+    body = since(fake, count)[0]
+    assert "tools" not in body and "ref " not in json.dumps(body)
+    assert answer.headers["x-crossprefill"] == "compressed"
