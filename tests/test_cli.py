@@ -362,7 +362,8 @@ def test_a_target_still_building_stops_the_draft_at_its_next_window(
     assert windows == ["generating"]
 
 
-def test_a_missing_extra_exits_1_with_advice_that_works_here(monkeypatch):
+@pytest.mark.parametrize("args", [["serve", "--host", "0.0.0.0"], ["wrap", "--", "true"]])
+def test_a_missing_extra_exits_1_with_advice_that_works_here(monkeypatch, args):
     from crossprefill_cli import extras
 
     for name in [name for name in sys.modules if name.split(".")[0] == "starlette"]:
@@ -370,9 +371,9 @@ def test_a_missing_extra_exits_1_with_advice_that_works_here(monkeypatch):
     monkeypatch.setitem(sys.modules, "starlette", None)
     monkeypatch.delitem(sys.modules, "crossprefill_cli.apps.http.server", raising=False)
     # (were serve importable, this bind without a key would fail at once, not serve)
-    result = runner.invoke(app, ["serve", "--host", "0.0.0.0"])
+    result = runner.invoke(app, args)
     assert (result.exit_code, result.stdout) == (1, "")
-    assert result.stderr == ("crossprefill: error: crossprefill serve needs the 'serve' extra "
+    assert result.stderr == (f"crossprefill: error: crossprefill {args[0]} needs the 'serve' extra "
                              f"(starlette is not installed): {extras.install_advice('serve')}\n")
 
 
@@ -391,8 +392,8 @@ def test_help_lists_one_line_per_command_and_points_to_no_missing_file():
     listed = subprocess.run([sys.executable, "-m", "crossprefill_cli", "--help"],
                             capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"})
     commands = listed.stdout.split("Commands:\n")[1].splitlines()
-    assert [line.split()[0] for line in commands] == ["compress", "inspect", "estimate",
-                                                      "serve", "batch"]
+    assert [line.split()[0] for line in commands] == ["compress", "inspect", "estimate", "expand",
+                                                      "serve", "batch", "wrap"]
     assert all(not line.endswith("...") and len(line) <= 80 for line in commands)
     serve_help = runner.invoke(app, ["serve", "--help"]).stdout
     assert "docs/" not in serve_help and "/v1/compress" in serve_help

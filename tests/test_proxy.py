@@ -328,6 +328,9 @@ def test_a_server_key_is_asked_for_in_its_own_header(upstream, llama_dir, target
 @pytest.mark.parametrize("args, message", [
     (["--keep-rate", "0.3"], "need --upstream"),
     (["--upstream", "ftp://example.com"], "--upstream must be an http"),
+    (["--anthropic-upstream", "http://127.0.0.1:9/v1"], "need --upstream"),
+    (["--upstream", "http://127.0.0.1:9/v1", "--anthropic-upstream", "ftp://example.com"],
+     "--anthropic-upstream must be an http"),
     (["--upstream", "http://127.0.0.1:9/v1", "--target-map", "llama"], "PATTERN=TOKENIZER"),
     (["--upstream", "http://127.0.0.1:9/v1", "--keep-rate", "1.5"], "keep rate"),
 ])

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Iterator, Optional
 
 import typer
 
-from crossprefill_cli.apps.cli import batch_command, serve_command
+from crossprefill_cli.apps.cli import batch_command, serve_command, wrap_command
 from crossprefill_cli.apps.cli.environment import Environment
 from crossprefill_cli.apps.cli.options import (CommandLine, InputArgument, JsonOption,
                                                OutputOption, reporting_errors, settings_options,
@@ -200,6 +200,9 @@ def expand_command(
 
 app.command("serve", short_help=serve_command.SHORT_HELP)(serve_command.serve_command)
 app.command("batch", short_help=batch_command.SHORT_HELP)(batch_command.batch_command)
+# everything after COMMAND's name is COMMAND's, options included
+app.command("wrap", short_help=wrap_command.SHORT_HELP,
+            context_settings={"allow_interspersed_args": False})(wrap_command.wrap_command)
 
 
 def _parse_rates(value: str) -> list[float]:

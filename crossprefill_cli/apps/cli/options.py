@@ -2,7 +2,9 @@
 
 The compression options are `settings.Settings`, declared once: `settings_options`
 derives a command's Typer options from it (and from `CommandLine`, what only a command
-line has) and hands the command one `Settings`. `reporting_errors` turns the library's
+line has) and hands the command one `Settings`; `grouped_options` does the same for any
+dataclass of Typer options that several commands share (a server's, for `serve` and
+`wrap`). `reporting_errors` turns the library's
 errors, Ctrl-C and broken pipes into one line and an exit status.
 """
 
@@ -63,23 +65,49 @@ def settings_options(command=None, *, without: tuple[str, ...] = (),
         return functools.partial(settings_options, without=without, line=line)
     chosen = [setting for setting in SETTINGS if setting.name not in without]
     added = [f for f in fields(CommandLine) if f.name in line]
-    signature = inspect.signature(command)
-    own = [p for p in signature.parameters.values() if p.name not in ("settings", "line")]
     shared = [inspect.Parameter(setting.name, inspect.Parameter.KEYWORD_ONLY,
                                 default=setting.default, annotation=typer_option(setting))
-              for setting in chosen]
-    shared += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
-                                 annotation=f.type) for f in added]
+              for setting in chosen] + [_parameter(f) for f in added]
+
+    def gather(kwargs: dict) -> dict:
+        return {"settings": Settings(**{setting.name: kwargs.pop(setting.name)
+                                        for setting in chosen}),
+                "line": CommandLine(**{f.name: kwargs.pop(f.name) for f in added})}
+
+    return _spliced(command, ("settings", "line"), shared, gather)
+
+
+def grouped_options(group: type, keyword: str):
+    """Add the fields of the dataclass `group`, each annotated with its Typer option, to
+    a command's options, and pass them as one `group` in `keyword=`: options that
+    several commands share, declared once."""
+    def decorate(command):
+        def gather(kwargs: dict) -> dict:
+            return {keyword: group(**{f.name: kwargs.pop(f.name) for f in fields(group)})}
+
+        return _spliced(command, (keyword,), [_parameter(f) for f in fields(group)], gather)
+    return decorate
+
+
+def _parameter(option: Field) -> inspect.Parameter:
+    return inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY,
+                             default=option.default, annotation=option.type)
+
+
+def _spliced(command, replaced: tuple[str, ...], added: list[inspect.Parameter], gather):
+    """`command` with the options `added` after its own but those `replaced`: a call's
+    `gather(kwargs)` takes the added ones out and gives what the command gets instead."""
+    signature = inspect.signature(command)
+    own = [p for p in signature.parameters.values() if p.name not in replaced]
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        settings = Settings(**{setting.name: kwargs.pop(setting.name) for setting in chosen})
-        given = CommandLine(**{f.name: kwargs.pop(f.name) for f in added})
-        return command(*args, settings=settings, line=given, **kwargs)
+        given = gather(kwargs)
+        return command(*args, **given, **kwargs)
 
     del wrapper.__wrapped__  # Typer must see the wrapper's signature, not the command's
-    wrapper.__signature__ = signature.replace(parameters=own + shared)
-    wrapper.__annotations__ = {p.name: p.annotation for p in own + shared}
+    wrapper.__signature__ = signature.replace(parameters=own + added)
+    wrapper.__annotations__ = {p.name: p.annotation for p in own + added}
     return wrapper
 
 

@@ -1,7 +1,9 @@
 """The compression proxy: `crossprefill serve --upstream URL` in front of an LLM API.
 
 A client that speaks OpenAI's chat completions (or Anthropic's messages) points its base
-URL here; every call under `/v1/` goes to `URL` + the rest of the path, with the client's
+URL here; every call under `/v1/` goes to `URL` + the rest of the path (one that carries
+an `anthropic-version` header, as Anthropic's SDKs send, to `anthropic_upstream` when
+one is given: one proxy then serves both dialects), with the client's
 own headers (its `Authorization` or `x-api-key` among them, never logged or stored) and
 the upstream's answer comes back as it is: status, headers, body. Server-sent events are
 relayed chunk by chunk as they arrive, never buffered.
@@ -67,6 +69,7 @@ MEMO_ENTRIES = 1024  # counts and compressions; at most ~1,024 compressed texts 
 @dataclass(frozen=True)
 class ProxyOptions:
     upstream: str
+    anthropic_upstream: str | None = None  # None: `upstream` takes Anthropic's calls too
     min_tokens: int = 2000
     roles: tuple[str, ...] = DEFAULT_ROLES
     keep_rate: float | None = None  # None: the profile's
@@ -81,8 +84,10 @@ class ProxyOptions:
 def check(options: ProxyOptions) -> None:
     """Raise `UsageError` for options the proxy cannot run with."""
     check_budget_options(options.keep_rate, None)
-    if not options.upstream.startswith(("http://", "https://")):
-        raise UsageError(f"--upstream must be an http:// or https:// URL, got {options.upstream!r}")
+    for flag, url in (("--upstream", options.upstream),
+                      ("--anthropic-upstream", options.anthropic_upstream)):
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise UsageError(f"{flag} must be an http:// or https:// URL, got {url!r}")
     if options.min_tokens < 1 or options.timeout <= 0 or options.connect_timeout <= 0:
         raise UsageError("--min-tokens and the timeouts must be positive")
 
@@ -249,18 +254,17 @@ class Proxy:
         try:
             counter, long, before = await asyncio.to_thread(self.compressor.survey, chat,
                                                             body.get("model"))
-            if not long:
-                return content, _headers("unchanged", before, before)
-            saved = await self._compress(request, body, chat, long, rate, counter)
+            saved = await self._compress(request, body, chat, long, rate, counter) if long else 0
         except Bypass as bypass:
             return self.bypassed(content, bypass)
         except Exception as error:  # the model code failed: fail open, or say so
             return self.bypassed(content, Bypass("failed", f"compression failed "
                                                  f"({first_line(error)})", 502))
-        if not saved:
-            return content, _headers("unchanged", before, before)
+        # every chat request counted, compressed or not: the counters say what went upstream
         self.metrics.tokens_before.inc(before)
         self.metrics.tokens_after.inc(before - saved)
+        if not saved:
+            return content, _headers("unchanged", before, before)
         self.metrics.tokens_saved.inc(saved)
         if self.options.expandable:
             expansion.declare(body, dialect)
@@ -316,7 +320,7 @@ class Proxy:
         """The upstream's answer to the request with `content` (streamed: its body is
         still to be read) and the URL it went to; `decoded`: ask for an answer that is
         not content-encoded, to be read here."""
-        url = self.options.upstream.rstrip("/") + request.url.path.removeprefix("/v1")
+        url = self.upstream_for(request).rstrip("/") + request.url.path.removeprefix("/v1")
         if request.url.query:
             url += "?" + request.url.query
         headers = [(k, v) for k, v in request.headers.raw
@@ -330,7 +334,7 @@ class Proxy:
                 self.client.build_request(request.method, url, headers=headers, content=content),
                 stream=True), url
         except httpx.HTTPError as error:
-            raise self.unreachable(error) from None
+            raise self.unreachable(error, request) from None
 
     async def expanding(self, request: Request, body: dict, added: dict[str, str],
                         dialect: str) -> Response:
@@ -344,7 +348,7 @@ class Proxy:
             try:
                 data = await upstream.aread()
             except httpx.HTTPError as error:
-                raise self.unreachable(error) from None
+                raise self.unreachable(error, request) from None
             finally:
                 await upstream.aclose()
             try:
@@ -440,8 +444,14 @@ class Proxy:
         finally:
             await upstream.aclose()
 
-    def unreachable(self, error: httpx.HTTPError) -> HTTPError:
-        where = self.options.upstream
+    def upstream_for(self, request: Request) -> str:
+        """The base URL for this call: Anthropic's SDKs mark theirs with a version header."""
+        if self.options.anthropic_upstream and "anthropic-version" in request.headers:
+            return self.options.anthropic_upstream
+        return self.options.upstream
+
+    def unreachable(self, error: httpx.HTTPError, request: Request) -> HTTPError:
+        where = self.upstream_for(request)
         if isinstance(error, httpx.TimeoutException):
             return HTTPError(504, "upstream_timeout", f"the upstream {where} did not answer "
                              f"in time ({type(error).__name__})")

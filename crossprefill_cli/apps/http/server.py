@@ -25,7 +25,9 @@ with its proxy (errors on the wire, bodies, keys, turns at a draft, metrics) is
 exit 1, and one line says when the server is ready. Binding anything but loopback needs
 an API key, compared in constant time and never logged. SIGTERM and SIGINT stop
 accepting, let running requests finish, and exit 0 (uvicorn's own shutdown); requests
-still waiting for a draft get a 503 at once.
+still waiting for a draft get a 503 at once. `serving` runs the same app from a thread
+instead, for as long as a block runs (`crossprefill wrap`, whose process keeps the
+signals).
 
 Starlette, uvicorn and prometheus_client are imported by these modules only, so the
 local command line never pays for them.
@@ -201,23 +203,22 @@ def run(options: ServerOptions, *, host: str, port: int) -> None:
     """Serve until SIGTERM or SIGINT (raise `UsageError` for an unsafe bind)."""
     if not is_loopback(host) and not options.api_key:
         raise UsageError(f"binding {host} (not loopback) needs --api-key or CROSSPREFILL_API_KEY")
-    if options.max_queue < 0 or options.max_bytes < 1:
-        raise UsageError("--max-queue must be 0 or more and --max-bytes positive")
-    if options.proxy is not None:
-        check(options.proxy)
+    check_options(options)
     listening = listen(host, port)
     url = f"http://{_url_host(host)}:{listening.getsockname()[1]}"
     app = create_app(options)
-    forwarding = f", forwarding /v1/ to {options.proxy.upstream}" if options.proxy else ""
+    forwarding = ""
+    if options.proxy is not None:
+        forwarding = f", forwarding /v1/ to {options.proxy.upstream}"
+        if options.proxy.anthropic_upstream is not None:
+            forwarding += f" (Anthropic's calls to {options.proxy.anthropic_upstream})"
     print(f"crossprefill: loading the drafts for {url}{forwarding}", file=sys.stderr, flush=True)
     threading.Thread(target=_say_when_settled, args=(app.state.engine, url), daemon=True).start()
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for
     # the handler it found: a handler that ignores it lets the process exit 0
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in STOP_SIGNALS}
     try:
-        config = uvicorn.Config(app, log_level="warning", access_log=False,
-                                timeout_graceful_shutdown=60)
-        StoppingServer(config, app.state.engine).run(sockets=[listening])
+        _uvicorn(app, graceful_seconds=60).run(sockets=[listening])
     finally:
         listening.close()
         for sig, handler in previous.items():
@@ -235,6 +236,37 @@ class StoppingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame) -> None:
         self.engine.stopping.set()
         super().handle_exit(sig, frame)
+
+
+def check_options(options: ServerOptions) -> None:
+    """Raise `UsageError` for options no server can run with."""
+    if options.max_queue < 0 or options.max_bytes < 1:
+        raise UsageError("--max-queue must be 0 or more and --max-bytes positive")
+    if options.proxy is not None:
+        check(options.proxy)
+
+
+@contextlib.contextmanager
+def serving(options: ServerOptions, listening: socket.socket, graceful_seconds: float = 5):
+    """Serve `options` (checked: `check_options`) on the bound socket `listening` from a
+    thread while the block runs, the caller keeping the signals and the terminal;
+    yields the app. At the end, requests still running get `graceful_seconds`."""
+    app = create_app(options)
+    running = _uvicorn(app, graceful_seconds)
+    thread = threading.Thread(target=running.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    try:
+        yield app
+    finally:
+        running.should_exit = True
+        thread.join(timeout=graceful_seconds + 5)
+        listening.close()
+
+
+def _uvicorn(app: Starlette, graceful_seconds: float) -> StoppingServer:
+    return StoppingServer(uvicorn.Config(app, log_level="warning", access_log=False,
+                                         timeout_graceful_shutdown=graceful_seconds),
+                          app.state.engine)
 
 
 def listen(host: str, port: int) -> socket.socket:
