@@ -32,7 +32,7 @@ from mcp.server.stdio import stdio_server
 
 from crossprefill_cli import __version__
 from crossprefill_cli.apps.mcp.roots import Roots
-from crossprefill_cli.apps.mcp.tools import DEFAULTS, TOOLS
+from crossprefill_cli.apps.mcp.tools import DEFAULTS, ESTIMATE_ONLY, TOOLS
 from crossprefill_cli.errors import CrossprefillError, UsageError
 from crossprefill_cli.models.cache import ScoreCache
 from crossprefill_cli.models.loading import BUILTIN
@@ -49,7 +49,6 @@ NAME = "crossprefill"
 # for --json's readers, and would swamp an agent's context)
 COUNTS = ("tokens_before", "tokens_after", "budget", "keep_rate", "achieved_rate", "target",
           "draft", "profile", "query", "query_source", "warnings")
-ESTIMATE_ARGUMENTS = ("keep_rates", "context_window", "price_per_mtok", "must_keep")
 
 
 def say(line: str) -> None:
@@ -121,7 +120,7 @@ class Tools:
         return [done.printed, "\n".join(notes)], {"text": done.printed, **counts}
 
     def estimate(self, arguments: dict) -> tuple[list[str], dict]:
-        extra = {name: arguments.pop(name) for name in ESTIMATE_ARGUMENTS if name in arguments}
+        extra = {name: arguments.pop(name) for name in ESTIMATE_ONLY if name in arguments}
         text, asked = self._input(arguments)
         job = self.warm.job(asked)
         report = job.estimate(job.analyse(text, with_budget=False),

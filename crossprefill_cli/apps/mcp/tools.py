@@ -36,12 +36,13 @@ INPUT = {
         "repository dump, each under a header with its path.")},
 }
 ESTIMATE_ONLY = {
-    "keep_rates": {"type": "array", "items": {"type": "number"}, "default": list(ESTIMATE_RATES),
+    "keep_rates": {"type": "array", "items": {"type": "number"}, "minItems": 1,
+                   "default": list(ESTIMATE_RATES),
                    "description": "The keep rates to try, each in (0, 1]."},
-    "context_window": {"type": "integer", "description": "Say whether each result fits this "
-                       "many target tokens."},
-    "price_per_mtok": {"type": "number", "description": "Input price per million target "
-                       "tokens, to show the money saved."},
+    "context_window": {"type": "integer", "minimum": 1, "description": "Say whether each "
+                       "result fits this many target tokens."},
+    "price_per_mtok": {"type": "number", "minimum": 0, "description": "Input price per "
+                       "million target tokens, to show the money saved."},
     "must_keep": {"type": "array", "items": {"type": "string"}, "description": "Strings that "
                   "must survive: finds the smallest keep rate that keeps them all."},
 }
