@@ -129,6 +129,8 @@ class Settings:
 SETTINGS = fields(Settings)
 BUDGET_FIELDS = tuple(f.name for f in SETTINGS if f.metadata["budget"])
 MACHINE_FIELDS = tuple(f.name for f in SETTINGS if f.metadata["machine"])
+# the keep rates `estimate` tries when asked for none (it takes them instead of the budget)
+ESTIMATE_RATES = (0.1, 0.2, 0.3, 0.5)
 
 
 def json_types(kind: Any) -> tuple[type, ...]:

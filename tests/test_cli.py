@@ -393,7 +393,7 @@ def test_help_lists_one_line_per_command_and_points_to_no_missing_file():
                             capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"})
     commands = listed.stdout.split("Commands:\n")[1].splitlines()
     assert [line.split()[0] for line in commands] == ["compress", "inspect", "estimate", "expand",
-                                                      "serve", "batch", "wrap"]
+                                                      "serve", "batch", "wrap", "mcp"]
     assert all(not line.endswith("...") and len(line) <= 80 for line in commands)
     serve_help = runner.invoke(app, ["serve", "--help"]).stdout
     assert "docs/" not in serve_help and "/v1/compress" in serve_help

@@ -1,13 +1,13 @@
 """The package's layers and import rules, read from the source (no module is imported).
 
-    apps (cli, http, batch) -> pipeline -> units -> text -> {settings, results, errors}
+    apps (cli, http, batch, mcp) -> pipeline -> units -> text -> {settings, results, errors}
                                        -> models ------->
 
 - A module imports only its own package and the layers below it: `units` may read
   `text`, nothing below `pipeline` knows a profile at run time (`units.layout` takes
   one handed in), and `units` and `models` never import each other.
 - The front ends never import each other, except that the command line starts the
-  others (`crossprefill serve`, `crossprefill batch`).
+  others (`crossprefill serve`, `crossprefill batch`, `crossprefill mcp`).
 - torch, transformers, tiktoken and onnxruntime are imported only in `models`.
 - No cycle among the modules' load-time imports (imports inside functions, which run
   on first use, and `TYPE_CHECKING` blocks are not load-time).
@@ -26,7 +26,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "crossprefill_cli"
 BASE = 0
 # the layer of each package; a module may import its own package and lower layers
 LAYERS = {"": BASE, "text": 1, "units": 2, "models": 2, "pipeline": 3, "apps.cli": 4,
-          "apps.http": 4, "apps.batch": 4}
+          "apps.http": 4, "apps.batch": 4, "apps.mcp": 4}
 SIBLINGS_APART = [("units", "models")]
 # the package's faces, `python -m crossprefill_cli`, and documented paths kept one release
 FACES = {"", "__main__", "pipeline", "draft", "target"}
@@ -143,4 +143,6 @@ def test_the_rules_see_real_imports():
     assert "models.backends" in GRAPH["pipeline.draft_source"][0]
     assert "models.draft" in GRAPH["models.backends"][1]
     assert "apps.http.server" in GRAPH["apps.cli.serve_command"][1]
+    assert "apps.mcp.server" in GRAPH["apps.cli.mcp_command"][1]
+    assert "pipeline.job" in GRAPH["apps.mcp.server"][0]
     assert "torch" in GRAPH["models.draft"][2]

@@ -1,7 +1,7 @@
 """Every option is declared once (`settings.Settings`) and every front end reaches it.
 
-The CLI's options, the server's request fields and batch's defaults are derived from
-the declaration; the library's `compress` keywords are written out (for readers and
+The CLI's options, the server's request fields, the MCP tools' schemas and batch's
+defaults are derived from the declaration; the library's `compress` keywords are written out (for readers and
 editors) and checked here against it, defaults included. A new setting that a front
 end cannot reach fails here.
 """
@@ -15,6 +15,7 @@ import typer
 from crossprefill_cli.apps.batch import records as batch
 from crossprefill_cli.apps.cli.commands import app
 from crossprefill_cli.apps.http import server as serve
+from crossprefill_cli.apps.mcp.tools import DEFAULTS, HELD, TOOLS
 from crossprefill_cli.errors import UsageError
 from crossprefill_cli.models.loading import BUILTIN
 from crossprefill_cli.pipeline import job
@@ -49,6 +50,26 @@ def test_every_setting_but_the_machines_is_a_request_field():
     for setting in SETTINGS:
         assert (setting.name in serve.FIELDS) == (setting.name not in MACHINE_FIELDS)
     assert set(MACHINE_FIELDS) == {"device", "dtype", "backend"}
+
+
+@pytest.mark.parametrize("tool, left_out", [
+    ("compress", set(MACHINE_FIELDS)), ("estimate", {*MACHINE_FIELDS, *BUDGET_FIELDS})])
+def test_every_setting_but_the_machines_is_an_argument_of_the_mcp_tools(tool, left_out):
+    properties = TOOLS[tool][1]["properties"]
+    for setting in SETTINGS:
+        assert (setting.name in properties) == (setting.name not in left_out), setting.name
+        if setting.name in properties:
+            assert properties[setting.name]["description"], setting.name
+            # the models the server holds are its own defaults; refs is on for agents
+            expected = None if setting.name in HELD else DEFAULTS.get(setting.name,
+                                                                      setting.default)
+            assert properties[setting.name].get("default") == expected, setting.name
+
+
+def test_the_mcp_command_holds_the_machines_settings_and_the_default_models():
+    options = {param.name: param for param in command("mcp").params}
+    for name in (*MACHINE_FIELDS, "draft", "target", "profile"):
+        assert options[name].default == getattr(Settings, name), name
 
 
 def test_batch_records_default_to_the_settings():

@@ -27,14 +27,15 @@ from typing import TYPE_CHECKING, Annotated, Iterator, Optional
 
 import typer
 
-from crossprefill_cli.apps.cli import batch_command, serve_command, wrap_command
+from crossprefill_cli.apps.cli import batch_command, mcp_command, serve_command, wrap_command
 from crossprefill_cli.apps.cli.environment import Environment
 from crossprefill_cli.apps.cli.options import (CommandLine, InputArgument, JsonOption,
                                                OutputOption, reporting_errors, settings_options,
                                                warner, with_query_file)
 from crossprefill_cli.errors import UsageError
 from crossprefill_cli.results import Result, report, summary_line
-from crossprefill_cli.settings import BUDGET_FIELDS, MACHINE_FIELDS, Settings, check_budget_options
+from crossprefill_cli.settings import (BUDGET_FIELDS, ESTIMATE_RATES, MACHINE_FIELDS, Settings,
+                                      check_budget_options)
 from crossprefill_cli.text import messages
 from crossprefill_cli.text.messages import read_format
 
@@ -50,7 +51,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-DEFAULT_ESTIMATE_RATES = "0.1,0.2,0.3,0.5"
+DEFAULT_ESTIMATE_RATES = ",".join(map(str, ESTIMATE_RATES))
 # Click's exceptions where this Typer takes Click from: click itself (older releases)
 # or its own vendored copy (0.24 and later)
 CLICK_ERRORS = importlib.import_module(typer.BadParameter.__module__)
@@ -203,6 +204,7 @@ app.command("batch", short_help=batch_command.SHORT_HELP)(batch_command.batch_co
 # everything after COMMAND's name is COMMAND's, options included
 app.command("wrap", short_help=wrap_command.SHORT_HELP,
             context_settings={"allow_interspersed_args": False})(wrap_command.wrap_command)
+app.command("mcp", short_help=mcp_command.SHORT_HELP)(mcp_command.mcp_command)
 
 
 def _parse_rates(value: str) -> list[float]:
