@@ -10,7 +10,6 @@ error path with one clear line; and the options are those `Settings` declares.
 import json
 import re
 import sqlite3
-import tomllib
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
@@ -244,6 +243,7 @@ def test_llm_compress_has_every_settings_option(plugin):
 
 
 def test_the_entry_point_loads_this_module_with_both_hooks(plugin):
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11 and later
     project = tomllib.loads((DISTRIBUTION / "pyproject.toml").read_text())
     assert project["project"]["name"] == "llm-crossprefill"
     assert {re.match(r"[\w-]+", d).group() for d in project["project"]["dependencies"]} == {
