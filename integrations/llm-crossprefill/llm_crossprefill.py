@@ -8,9 +8,9 @@ Two faces over one path:
 - the command `llm compress [PATHS...] -q QUESTION -n 8000`, which prints the text.
 
 Both read their input the same way (`read_input`): stdin or one file is compressed as
-it is; a directory, a glob or several paths become one repository dump in
-files-to-prompt's `--cxml` layout, which crossprefill's dump reader recognises, so every
-file's path stays as its header. Both take their options from crossprefill's `Settings`,
+it is; a directory, a glob or several paths become one repository dump
+(`crossprefill_cli.text.packing`, repomix's XML style), which crossprefill's dump reader
+recognises, so every file's path stays as its header. Both take their options from crossprefill's `Settings`,
 where every option is declared once: the query string's names and value types and the
 command's Click options are derived from `SETTINGS` (plus the short aliases q, n and r),
 so a new option reaches both without a change here. Both compress through crossprefill's
@@ -110,6 +110,7 @@ def read_input(paths: Sequence[str]) -> str:
     files and folders left out, and files holding no text (binary, not UTF-8, empty)
     skipped."""
     from crossprefill_cli.errors import InputError
+    from crossprefill_cli.text.packing import pack
     from crossprefill_cli.text.source import MAX_INPUT_BYTES, decode_input
 
     # a fragment's PATH reaches here as written: no shell has expanded its ~
@@ -134,7 +135,10 @@ def read_input(paths: Sequence[str]) -> str:
                 continue
         if not texts:
             raise ValueError(f"no text files in {' '.join(paths)}")
-        return as_dump(texts)
+        try:
+            return pack([(path.as_posix(), text) for path, text in texts.items()])
+        except InputError as error:
+            raise ValueError(str(error)) from None
     try:
         return decode_input(data)
     except InputError as error:
@@ -167,16 +171,6 @@ def folder_files(folder: Path) -> list[Path]:
         folders[:] = sorted(name for name in folders if not name.startswith("."))
         files += [Path(root, name) for name in sorted(names) if not name.startswith(".")]
     return files
-
-
-def as_dump(texts: dict[Path, str]) -> str:
-    """The files as files-to-prompt --cxml prints them: `text.dumps` reads each path as a
-    file header that compression keeps, and the file's language from its extension."""
-    lines = ["<documents>"]
-    for index, (path, text) in enumerate(texts.items(), 1):
-        lines += [f'<document index="{index}">', f"<source>{path.as_posix()}</source>",
-                  "<document_content>", text, "</document_content>", "</document>"]
-    return "\n".join([*lines, "</documents>"]) + "\n"
 
 
 def compressed(text: str, settings: Settings, error_type: type[Exception]):

@@ -143,7 +143,7 @@ def test_a_folder_is_sent_as_a_dump_that_keeps_every_text_files_header(plugin, r
     # gaps in Python are marked in its comment syntax, in Markdown with the text marker
     assert_pieces_verbatim(sent, fragment.replace("# ... omitted", DELIMITER), DELIMITER)
     for header in headers:
-        assert f"<source>{header}</source>" in fragment
+        assert f'<file path="{header}">' in fragment
     assert "def vault_code():\n    # kept by the harbour master\n    return 4417\n" in fragment
     for left_out in ("SECRET", "[core]", "logo.png", "PNG"):
         assert left_out not in sent
@@ -154,7 +154,7 @@ def test_a_glob_and_several_paths_make_one_dump_in_their_order(repository):
     assert [file.path for file in globbed.files] == ["repo/src/ledger.py", "repo/src/vault.py"]
     named = detect(llm_crossprefill.read_input(["repo/src/vault.py", "repo/docs",
                                                 "repo/src/vault.py"]))
-    assert named.format == "files-to-prompt-cxml"
+    assert named.format == "repomix-xml"
     assert [file.path for file in named.files] == ["repo/src/vault.py", "repo/docs/guide.md"]
 
 
