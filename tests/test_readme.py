@@ -180,7 +180,8 @@ def test_each_crossprefill_stage_parses(section, stage, words):
     assert command is not None, (
         f"{where}: no command {words[0]!r} (there are {', '.join(sorted(group.commands))})")
     check_arguments(command, words[1:], where)
-    result = runner.invoke(app, [*words, "--help"])
+    own = words[:words.index("--")] if "--" in words else words  # after it: wrap's COMMAND
+    result = runner.invoke(app, [*own, "--help"])
     assert result.exit_code == 0, f"{where}: {result.output}"
     assert f"{words[0]} [OPTIONS]" in result.output
 
