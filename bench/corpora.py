@@ -47,20 +47,39 @@ class _Paragraphs(html.parser.HTMLParser):
 
 
 @lru_cache(maxsize=1)
-def handbook_paragraphs() -> tuple[str, ...]:
+def handbook_pages() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(page file name, its paragraphs) for every handbook page, in name order."""
     if not HANDBOOK.is_dir():
         raise SystemExit("bench needs the Debian Administrator's Handbook: "
                          "apt-get install debian-handbook")
-    parser = _Paragraphs()
+    pages = []
     for page in sorted(HANDBOOK.glob("*.html")):
+        parser = _Paragraphs()
         parser.feed(page.read_text(encoding="utf-8", errors="replace"))
-    return tuple(parser.paragraphs)
+        pages.append((page.name, tuple(parser.paragraphs)))
+    return tuple(pages)
 
 
-def handbook_run(rng, tokens: int, count) -> list[str]:
-    """Consecutive handbook paragraphs from a random start (wrapping round), until they
-    hold `tokens` target tokens counted with blank lines between them."""
-    paragraphs = handbook_paragraphs()
+@lru_cache(maxsize=1)
+def handbook_paragraphs() -> tuple[str, ...]:
+    return tuple(text for _, texts in handbook_pages() for text in texts)
+
+
+@lru_cache(maxsize=2)
+def handbook_split(split: str) -> tuple[str, ...]:
+    """The paragraphs of `split`'s pages: "dev" the first half of the pages in name
+    order, "test" the second; no page is in both."""
+    pages = handbook_pages()
+    half = len(pages) // 2
+    chosen = pages[:half] if split == "dev" else pages[half:]
+    return tuple(text for _, texts in chosen for text in texts)
+
+
+def handbook_run(rng, tokens: int, count, paragraphs: tuple[str, ...] | None = None) -> list[str]:
+    """Consecutive handbook paragraphs (of `paragraphs`, by default all) from a random
+    start (wrapping round), until they hold `tokens` target tokens counted with blank
+    lines between them."""
+    paragraphs = paragraphs or handbook_paragraphs()
     start = rng.randrange(len(paragraphs))
     chosen, total = [], 0
     while total < tokens:

@@ -22,7 +22,9 @@ Run it with nothing else using the CPU.
 """
 
 import argparse
+import contextlib
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -31,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 
@@ -47,15 +50,23 @@ FAKE_UPSTREAM = ("import sys; sys.path.insert(0, sys.argv[1]); import uvicorn; "
                  "host='127.0.0.1', port=int(sys.argv[2]), log_level='warning')")
 
 
-def agent_call(tool_results: list[str]) -> dict:
-    messages = [{"role": "system", "content": "You are a careful system administrator."},
-                {"role": "user", "content": QUESTION}]
-    for number, result in enumerate(tool_results):
+def agent_body(system: str, task: str, steps: list[tuple[str, dict, str]],
+               model: str = "gpt-4o") -> dict:
+    """A chat completion request as an agent sends it: its system prompt and task, then
+    for each step (tool name, arguments, result) the call and the tool's result."""
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": task}]
+    for number, (tool, arguments, result) in enumerate(steps):
         messages += [{"role": "assistant", "content": None, "tool_calls": [{
                           "id": f"call_{number}", "type": "function",
-                          "function": {"name": "read_page", "arguments": f'{{"page": {number}}}'}}]},
+                          "function": {"name": tool, "arguments": json.dumps(arguments)}}]},
                      {"role": "tool", "tool_call_id": f"call_{number}", "content": result}]
-    return {"model": "gpt-4o", "messages": messages, "temperature": 0}
+    return {"model": model, "messages": messages, "temperature": 0}
+
+
+def agent_call(tool_results: list[str]) -> dict:
+    return agent_body("You are a careful system administrator.", QUESTION,
+                      [("read_page", {"page": number}, result)
+                       for number, result in enumerate(tool_results)])
 
 
 def timed_post(client: httpx.Client, url: str, body: dict) -> tuple[float, httpx.Response]:
@@ -95,21 +106,35 @@ def main() -> None:
     parser.add_argument("--turn-tokens", type=int, default=3000)
     args = parser.parse_args()
     target = bench_target(load_draft(args.draft, device="cpu"))
-    fake_port, proxy_port = free_port(), free_port()
-    direct, proxied = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{proxy_port}"
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "CROSSPREFILL_CACHE_DIR": cache}
-        fake = subprocess.Popen([sys.executable, "-c", FAKE_UPSTREAM, str(TESTS), str(fake_port)])
-        proxy = subprocess.Popen([sys.executable, "-m", "crossprefill_cli", "serve", "--port",
-                                  str(proxy_port), "--draft", args.draft, "--upstream",
-                                  direct + "/v1", "--keep-rate", str(args.keep_rate)], env=env)
-        try:
-            wait_ready(proxied, proxy)
+    fake_port = free_port()
+    direct = f"http://127.0.0.1:{fake_port}"
+    fake = subprocess.Popen([sys.executable, "-c", FAKE_UPSTREAM, str(TESTS), str(fake_port)])
+    try:
+        with tempfile.TemporaryDirectory() as cache, \
+                proxying(args.draft, direct + "/v1", args.keep_rate, cache) as proxied:
             run(args, direct, proxied, target)
-        finally:
-            for process in (proxy, fake):
-                process.terminate()
-                process.wait(timeout=120)
+    finally:
+        fake.terminate()
+        fake.wait(timeout=120)
+
+
+@contextlib.contextmanager
+def proxying(draft: str, upstream: str, keep_rate: float, cache: str,
+             *options: str) -> Iterator[str]:
+    """`crossprefill serve --upstream` (with `options`) on a free loopback port, its
+    score cache and reference store in `cache`, until the block ends: its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proxy = subprocess.Popen([sys.executable, "-m", "crossprefill_cli", "serve", "--port",
+                              str(port), "--draft", draft, "--upstream", upstream,
+                              "--keep-rate", str(keep_rate), *options],
+                             env={**os.environ, "CROSSPREFILL_CACHE_DIR": cache})
+    try:
+        wait_ready(url, proxy)
+        yield url
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=120)
 
 
 def run(args: argparse.Namespace, direct: str, proxied: str, target) -> None:
