@@ -186,13 +186,20 @@ class FakeUpstream:
                 "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
                 "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1}})
 
+        async def responses(request):
+            await record(request)
+            return JSONResponse({"id": "resp_1", "object": "response", "status": "completed",
+                                 "output": [{"type": "message", "role": "assistant", "content": [
+                                     {"type": "output_text", "text": "ok"}]}]})
+
         async def teapot(request):
             await record(request)
             return Response(b"plain", status_code=418, media_type="text/plain")
 
         return Starlette(routes=[Route("/v1/models", models), Route("/v1/teapot", teapot),
                                  Route("/v1/chat/completions", chat, methods=["POST"]),
-                                 Route("/v1/messages", messages, methods=["POST"])])
+                                 Route("/v1/messages", messages, methods=["POST"]),
+                                 Route("/v1/responses", responses, methods=["POST"])])
 
     async def halves(self):
         yield TRICKLED[:len(TRICKLED) // 2]

@@ -4,7 +4,8 @@ import copy
 
 import pytest
 
-from crossprefill_cli.apps.http.chat_requests import ANTHROPIC, OPENAI, chat_texts, replace
+from crossprefill_cli.apps.http.chat_requests import (ANTHROPIC, OPENAI, RESPONSES, chat_texts,
+                                                     replace)
 from crossprefill_cli.apps.http.proxy import parse_target_map, target_name
 from crossprefill_cli.errors import UsageError
 
@@ -34,6 +35,34 @@ def test_openai_candidates_are_tool_results_and_earlier_user_texts():
     assert candidate_texts(chat_texts(openai_body(), OPENAI, ("assistant",))) == ["an answer"]
     # system and developer messages never are, even when asked for
     assert candidate_texts(chat_texts(openai_body(), OPENAI, ("system", "developer"))) == []
+
+
+def test_responses_candidates_are_tool_outputs_and_earlier_user_texts():
+    body = {"model": "gpt-5-codex", "instructions": "rules", "input": [
+        {"type": "message", "role": "developer", "content": [
+            {"type": "input_text", "text": "more rules"}]},
+        {"role": "user", "content": "a document"},
+        {"type": "function_call", "call_id": "c", "name": "shell", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c", "output": "a tool result"},
+        {"type": "custom_tool_call_output", "call_id": "d", "output": [
+            {"type": "input_text", "text": "a patch result"}, {"type": "input_image"}]},
+        {"type": "reasoning", "summary": []}, "not an item",
+        {"type": "message", "role": "user", "content": [
+            {"type": "input_text", "text": "the question?"}]}]}
+    chat = chat_texts(body, RESPONSES)
+    assert [t.text for t in chat.texts] == ["more rules", "a document", "a tool result",
+                                            "a patch result", "the question?"]
+    assert candidate_texts(chat) == ["a document", "a tool result", "a patch result"]
+    assert chat.query == "the question?"
+    changed = copy.deepcopy(body)
+    for index in chat.candidates:
+        replace(changed, chat.texts[index].path, "short")
+    assert changed["input"][3]["output"] == "short"
+    assert changed["input"][4]["output"][0]["text"] == "short"
+    assert changed["input"][7] == body["input"][7] and changed["instructions"] == "rules"
+    alone = chat_texts({"input": "just a question?"}, RESPONSES)
+    assert alone.candidates == () and alone.query == "just a question?"
+    assert chat_texts({"input": 3}, RESPONSES) is None
 
 
 def test_the_last_user_turn_is_its_question_when_it_is_long():

@@ -183,3 +183,20 @@ def test_without_expandable_nothing_is_declared(upstream, llama_dir, target_dir)
     body = since(fake, count)[0]
     assert "tools" not in body and "ref " not in json.dumps(body)
     assert answer.headers["x-crossprefill"] == "compressed"
+
+
+def test_responses_requests_are_compressed_without_the_tool(upstream, expanding):
+    fake, _ = upstream
+    url, _ = expanding
+    body = {"model": "seeker", "instructions": "Answer from the tool's output.", "input": [
+        {"role": "user", "content": "Read the survey notes."},
+        {"type": "function_call", "call_id": "c", "name": "read", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c", "output": DOCUMENT},
+        {"role": "user", "content": QUESTION}]}
+    answer = httpx.post(url + "/v1/responses", json=body, timeout=120)
+    assert answer.status_code == 200 and answer.headers["x-crossprefill"] == "compressed"
+    sent = fake.received[-1].json()
+    assert sent["input"][3] == body["input"][3] and sent["instructions"] == body["instructions"]
+    output = sent["input"][2]["output"]
+    assert len(output) < len(DOCUMENT) and "[...]" in output and "ref " not in output
+    assert "tools" not in sent

@@ -7,13 +7,19 @@ is found by its `path` of keys and indices into the body, so the body can be cha
 place, one text at a time, with every other field (tools, response_format, unknown
 ones) left exactly as it was.
 
-Two dialects:
+Three dialects:
 
 - OpenAI chat completions: `messages[i].content`, a string or a list of parts whose
   `{"type": "text"}` ones hold text; the role is the message's.
 - Anthropic messages: `system` (a string or text blocks) and `messages[i].content`, a
   string or blocks; a `tool_result` block's content (a string or blocks) is a text of
   role `tool`, whatever the message's role.
+
+- OpenAI responses (Codex CLI, newer OpenAI clients): `input`, a string (the user's
+  turn) or a list of items: messages (`role`, `content` a string or parts whose
+  `input_text`/`output_text`/`text` ones hold text) and tool outputs
+  (`function_call_output`, `custom_tool_call_output`: `output`, a string or such
+  parts), a text of role `tool`; `instructions` are the system's, never changed.
 
 A text is a *candidate* when its role is one of the roles asked for and it is not in a
 system (or developer) message or the last user turn: those the client wrote for the
@@ -27,7 +33,9 @@ from typing import Any
 
 from crossprefill_cli.text import query as query_module
 
-OPENAI, ANTHROPIC = "openai", "anthropic"
+OPENAI, ANTHROPIC, RESPONSES = "openai", "anthropic", "responses"
+TOOL_OUTPUTS = ("function_call_output", "custom_tool_call_output")
+TEXT_PARTS = ("text", "input_text", "output_text")
 NEVER_CHANGED = ("system", "developer")
 DEFAULT_ROLES = ("tool", "user")
 Path = tuple[str | int, ...]
@@ -50,12 +58,17 @@ class ChatTexts:
 
 def chat_texts(body: Any, dialect: str, roles: tuple[str, ...] = DEFAULT_ROLES) -> ChatTexts | None:
     """The texts of a request body, or None when it has no list of messages."""
-    messages = body.get("messages") if isinstance(body, dict) else None
+    key = "input" if dialect == RESPONSES else "messages"
+    messages = body.get(key) if isinstance(body, dict) else None
+    if dialect == RESPONSES and isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]  # the turn alone: kept whole
     if not isinstance(messages, list):
         return None
     texts = list(_anthropic_system(body)) if dialect == ANTHROPIC else []
     for number, message in enumerate(messages):
-        if isinstance(message, dict) and isinstance(message.get("role"), str):
+        if dialect == RESPONSES:
+            texts.extend(_response_item_texts(message, number))
+        elif isinstance(message, dict) and isinstance(message.get("role"), str):
             texts.extend(_message_texts(message, number, dialect))
     own = [t for t in texts if t.role == "user"]
     last_user = own[-1].message if own else None
@@ -97,6 +110,26 @@ def _message_texts(message: dict, number: int, dialect: str):
                     if _is_text_block(block):
                         yield Text((*base, index, "content", k, "text"), "tool", number,
                                    block["text"])
+
+
+def _response_item_texts(item: Any, number: int):
+    """The texts of one item of a responses request's `input`."""
+    if not isinstance(item, dict):
+        return
+    if item.get("type") in TOOL_OUTPUTS:
+        role, field = "tool", "output"
+    elif item.get("type", "message") == "message" and isinstance(item.get("role"), str):
+        role, field = item["role"], "content"
+    else:
+        return
+    content, base = item.get(field), ("input", number, field)
+    if isinstance(content, str):
+        yield Text(base, role, number, content)
+    elif isinstance(content, list):
+        for index, part in enumerate(content):
+            if (isinstance(part, dict) and part.get("type") in TEXT_PARTS
+                    and isinstance(part.get("text"), str)):
+                yield Text((*base, index, "text"), role, number, part["text"])
 
 
 def _is_text_block(part: Any) -> bool:

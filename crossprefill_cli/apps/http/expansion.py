@@ -22,9 +22,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Callable
 
-from crossprefill_cli.apps.http.chat_requests import ANTHROPIC
+from crossprefill_cli.apps.http.chat_requests import ANTHROPIC, OPENAI
 
 TOOL = "crossprefill_expand"
+DIALECTS = (OPENAI, ANTHROPIC)  # responses requests are compressed without the tool
 MAX_ROUNDS = 8
 DESCRIPTION = (
     "Some long texts in this conversation were shortened to fit: each omission is marked "

@@ -8,10 +8,10 @@ own headers (its `Authorization` or `x-api-key` among them, never logged or stor
 the upstream's answer comes back as it is: status, headers, body. Server-sent events are
 relayed chunk by chunk as they arrive, never buffered.
 
-On `POST /v1/chat/completions` and `POST /v1/messages`, before forwarding, each long text
-that may be compressed (`chat_requests`: tool results and user documents by default,
-never a system message or the last user turn) and is over `min_tokens` target tokens is
-replaced by its compression at the keep rate, steered by the last user turn. Each text
+On `POST /v1/chat/completions`, `POST /v1/messages` and `POST /v1/responses`, before
+forwarding, each long text that may be compressed (`chat_requests`: tool results and
+user documents by default, never a system message or the last user turn) and is over
+`min_tokens` target tokens is replaced by its compression at the keep rate, steered by the last user turn. Each text
 is compressed on its own, so the compression of a message does not change as a
 conversation grows: an agent that resends its history gets the same bytes for the same
 messages (the upstream's prompt cache keeps working), and from a memo of recent
@@ -45,7 +45,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from crossprefill_cli.apps.http import chat_requests, expansion
-from crossprefill_cli.apps.http.chat_requests import ANTHROPIC, DEFAULT_ROLES, OPENAI, ChatTexts
+from crossprefill_cli.apps.http.chat_requests import (ANTHROPIC, DEFAULT_ROLES, OPENAI, RESPONSES,
+                                                     ChatTexts)
 from crossprefill_cli.apps.http.warm import ServerModels, ServerOptions
 from crossprefill_cli.apps.http.wire import (HTTPError, Metrics, error_response, read_body,
                                              same_key, take_turn)
@@ -56,7 +57,8 @@ from crossprefill_cli.models.target import DEFAULT_TARGET, TargetTokenizer, tikt
 from crossprefill_cli.pipeline.job import Job
 from crossprefill_cli.settings import Settings, check_budget_options
 
-COMPRESSED_ROUTES = {"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC}
+COMPRESSED_ROUTES = {"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC,
+                     "/v1/responses": RESPONSES}
 # not forwarded either way: they describe one connection, not the message
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate",
                         b"proxy-authorization", b"te", b"trailer", b"transfer-encoding",
@@ -166,17 +168,18 @@ class Compressor:
         return counter, [i for i in chat.candidates if counts[i] > self.options.min_tokens], \
             sum(counts)
 
-    def compressed(self, text: str, query: str | None, rate: float,
-                   counter: TargetTokenizer) -> str | None:
-        """`text` compressed at `rate`, or None when it stays whole."""
-        key = ("text", counter.name, rate, query, self.engine.profile.name, _digest(text))
-        return self._remembered(key, lambda: self._compress(text, query, rate, counter))
+    def compressed(self, text: str, query: str | None, rate: float, counter: TargetTokenizer,
+                   refs: bool) -> str | None:
+        """`text` compressed at `rate` (with references in its markers: `refs`), or None
+        when it stays whole."""
+        key = ("text", counter.name, rate, query, refs, self.engine.profile.name, _digest(text))
+        return self._remembered(key, lambda: self._compress(text, query, rate, counter, refs))
 
-    def _compress(self, text: str, query: str | None, rate: float,
-                  counter: TargetTokenizer) -> str | None:
+    def _compress(self, text: str, query: str | None, rate: float, counter: TargetTokenizer,
+                  refs: bool) -> str | None:
         engine = self.engine
         settings = Settings(keep_rate=rate, query=query, detect_query=False,
-                            profile=engine.profile.name, refs=self.options.expandable)
+                            profile=engine.profile.name, refs=refs)
         try:
             return Job(settings, draft=engine.sources[engine.options.drafts[0]], target=counter,
                        cache=engine.cache, profile=engine.profile,
@@ -216,7 +219,7 @@ class Proxy:
             dialect = COMPRESSED_ROUTES.get(path) if request.method == "POST" else None
             if dialect is not None:
                 content, added = await self.prepared(request, content, dialect)
-            if added.get("X-Crossprefill") == "compressed" and self.options.expandable:
+            if added.get("X-Crossprefill") == "compressed" and self.expandable(dialect):
                 response = await self.expanding(request, json.loads(content), added, dialect)
             else:
                 response = await self.forward(request, content, added)
@@ -254,7 +257,8 @@ class Proxy:
         try:
             counter, long, before = await asyncio.to_thread(self.compressor.survey, chat,
                                                             body.get("model"))
-            saved = await self._compress(request, body, chat, long, rate, counter) if long else 0
+            saved = await self._compress(request, body, chat, long, rate, counter,
+                                         self.expandable(dialect)) if long else 0
         except Bypass as bypass:
             return self.bypassed(content, bypass)
         except Exception as error:  # the model code failed: fail open, or say so
@@ -266,12 +270,16 @@ class Proxy:
         if not saved:
             return content, _headers("unchanged", before, before)
         self.metrics.tokens_saved.inc(saved)
-        if self.options.expandable:
+        if self.expandable(dialect):
             expansion.declare(body, dialect)
         return _encoded(body), _headers("compressed", before, before - saved)
 
+    def expandable(self, dialect: str) -> bool:
+        """Whether requests of `dialect` get the expand tool (`expansion.DIALECTS`)."""
+        return self.options.expandable and dialect in expansion.DIALECTS
+
     async def _compress(self, request: Request, body: dict, chat: ChatTexts, long: list[int],
-                        rate: float, counter: TargetTokenizer) -> int:
+                        rate: float, counter: TargetTokenizer, refs: bool) -> int:
         """Replace each long text in `body` by its compression; the tokens saved."""
         lane = self.engine.lane(self.server.drafts[0])
         try:
@@ -282,7 +290,7 @@ class Proxy:
         try:
             results = await asyncio.to_thread(
                 lambda: [self.compressor.compressed(chat.texts[i].text, chat.query, rate,
-                                                    counter) for i in long])
+                                                    counter, refs) for i in long])
         finally:
             lane.lock.release()
         saved = 0
