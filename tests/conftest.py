@@ -191,3 +191,12 @@ def unreachable_hub(monkeypatch):
     for name in loading.PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    """A fake LLM API (tests/servers.py) for one test module: it and its `.../v1` URL."""
+    from servers import fake_upstream
+
+    with fake_upstream() as running:
+        yield running

@@ -343,6 +343,33 @@ async def _anthropic_events(model: str, blocks: list[dict], stop: str):
 
 
 @contextmanager
+def fake_upstream():
+    """A `FakeUpstream` in a thread; yields it and its API base URL (`.../v1`)."""
+    fake = FakeUpstream()
+    with in_thread(fake.app()) as url:
+        yield fake, url + "/v1"
+        fake.stop.set()
+
+
+@contextmanager
+def proxy(upstream_url: str, llama_dir, target_dir, *, models: str = "test-*",
+          wait: bool = True, api_key=None, **options):
+    """`serve --upstream` in a thread, in front of `upstream_url`, counting models that
+    match `models` in the test target; yields its URL and app (ready, unless not `wait`)."""
+    from crossprefill_cli.apps.http.proxy import ProxyOptions
+    from crossprefill_cli.apps.http.server import ServerOptions, create_app
+
+    options.setdefault("min_tokens", 300)
+    server = ServerOptions(drafts=[str(llama_dir)], targets=[str(target_dir)], api_key=api_key,
+                           proxy=ProxyOptions(upstream_url, target_map=((models, str(target_dir)),),
+                                              **options))
+    application = create_app(server)
+    with in_thread(application) as url:
+        assert not wait or application.state.engine.ready.wait(START_SECONDS)
+        yield url, application
+
+
+@contextmanager
 def resetting_upstream():
     """A port that accepts connections and resets them at once (TCP RST); yields its URL."""
     listener = socket.socket()

@@ -10,19 +10,16 @@ import os
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import long_text
-from servers import START_SECONDS, TRICKLED, FakeUpstream, free_port, in_thread, resetting_upstream
+from servers import TRICKLED, free_port, proxy, resetting_upstream
 from structure import assert_pieces_verbatim
 from typer.testing import CliRunner
 
 from crossprefill_cli.apps.cli.commands import app as cli_app
-from crossprefill_cli.apps.http.proxy import ProxyOptions
-from crossprefill_cli.apps.http.server import ServerOptions, create_app
 from crossprefill_cli.models.target import load_target
 from crossprefill_cli.pipeline.job import compress
 
@@ -30,27 +27,6 @@ DOCUMENT = long_text(160)
 QUESTION = "What was noted on day 31?"
 MODEL = "test-model"  # mapped to the test target tokenizer
 SYSTEM = "You answer from the tool's output only. Be brief."
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    fake = FakeUpstream()
-    with in_thread(fake.app()) as url:
-        yield fake, url + "/v1"
-        fake.stop.set()
-
-
-@contextmanager
-def proxy(upstream_url: str, llama_dir, target_dir, *, wait: bool = True, api_key=None,
-          **options):
-    server = ServerOptions(drafts=[str(llama_dir)], targets=[str(target_dir)], api_key=api_key,
-                           proxy=ProxyOptions(upstream_url, min_tokens=300,
-                                              target_map=(("test-*", str(target_dir)),),
-                                              **options))
-    application = create_app(server)
-    with in_thread(application) as url:
-        assert not wait or application.state.engine.ready.wait(START_SECONDS)
-        yield url, application
 
 
 @pytest.fixture(scope="module")

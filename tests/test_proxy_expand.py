@@ -6,16 +6,12 @@ Each test checks what the client saw (the answer, never the tool) and what the u
 received (the tool declared, the omitted text given back exactly as it was)."""
 
 import json
-from contextlib import contextmanager
 
 import httpx
 import openai
 import pytest
 from conftest import long_text
-from servers import EXPAND_TOOL, NEEDLE, START_SECONDS, FakeUpstream, in_thread
-
-from crossprefill_cli.apps.http.proxy import ProxyOptions
-from crossprefill_cli.apps.http.server import ServerOptions, create_app
+from servers import EXPAND_TOOL, NEEDLE, FakeUpstream, proxy
 
 NEEDLE_LINE = f"The vault code is {NEEDLE}-4417, kept by the harbour master."
 DOCUMENT = long_text(160, needle=NEEDLE_LINE, at=97)
@@ -25,28 +21,9 @@ LOOKUP_TOOL = {"type": "function", "function": {"name": "lookup", "parameters": 
 
 
 @pytest.fixture(scope="module")
-def upstream():
-    fake = FakeUpstream()
-    with in_thread(fake.app()) as url:
-        yield fake, url + "/v1"
-        fake.stop.set()
-
-
-@contextmanager
-def proxy(upstream_url: str, llama_dir, target_dir, *, expandable: bool):
-    server = ServerOptions(drafts=[str(llama_dir)], targets=[str(target_dir)],
-                           proxy=ProxyOptions(upstream_url, min_tokens=300, keep_rate=0.1,
-                                              target_map=(("seeker*", str(target_dir)),),
-                                              expandable=expandable))
-    application = create_app(server)
-    with in_thread(application) as url:
-        assert application.state.engine.ready.wait(START_SECONDS)
-        yield url, application
-
-
-@pytest.fixture(scope="module")
-def expanding(upstream, llama_dir, target_dir, tmp_path_factory):
-    with proxy(upstream[1], llama_dir, target_dir, expandable=True) as running:
+def expanding(upstream, llama_dir, target_dir):
+    with proxy(upstream[1], llama_dir, target_dir, models="seeker*", keep_rate=0.1,
+               expandable=True) as running:
         yield running
 
 
@@ -176,7 +153,8 @@ def test_anthropic_clients_get_the_same(upstream, expanding, stream):
 
 def test_without_expandable_nothing_is_declared(upstream, llama_dir, target_dir):
     fake, url_upstream = upstream
-    with proxy(url_upstream, llama_dir, target_dir, expandable=False) as (url, _):
+    with proxy(url_upstream, llama_dir, target_dir, models="seeker*",
+               keep_rate=0.1) as (url, _):
         count = len(fake.received)
         answer = httpx.post(url + "/v1/chat/completions", json=openai_request(), timeout=120)
     assert answer.json()["choices"][0]["message"]["content"] == "not found"
