@@ -148,7 +148,6 @@ class Tools:
         return text, arguments
 
 
-
 def checked_arguments(tool: str, arguments: dict[str, Any] | None) -> dict[str, Any]:
     """A call's arguments, nulls left out, if its tool's schema accepts them."""
     if tool not in TOOLS:
