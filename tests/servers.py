@@ -323,7 +323,9 @@ async def _anthropic_events(model: str, blocks: list[dict], stop: str):
 
     yield event("message_start", {"message": {"id": "msg_1", "type": "message",
                                               "role": "assistant", "model": model,
-                                              "content": [], "stop_reason": None}})
+                                              "content": [], "stop_reason": None,
+                                              "stop_sequence": None,
+                                              "usage": {"input_tokens": 1, "output_tokens": 0}}})
     for index, block in enumerate(blocks):
         if block["type"] == "text":
             yield event("content_block_start", {"index": index,

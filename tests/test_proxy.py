@@ -189,6 +189,26 @@ def test_anthropic_tool_results_are_compressed_with_the_clients_key(
     assert result["tool_use_id"] == "toolu_1"
 
 
+def test_the_anthropic_sdk_talks_through_the_proxy(proxied, upstream, llama_dir, target_dir):
+    anthropic = pytest.importorskip("anthropic")
+    fake, _ = upstream
+    client = anthropic.Anthropic(base_url=proxied[0], api_key="sk-ant-sdk", max_retries=0)
+    message = client.messages.create(model=MODEL, max_tokens=64, system=SYSTEM, messages=[
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1",
+                                           "name": "read_notes", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                      "content": DOCUMENT}]}])
+    assert message.content[0].text == "ok" and message.stop_reason == "end_turn"
+    received = fake.received[-1]
+    # the SDK's credentials (x-api-key or a bearer token, by release) go upstream as sent
+    assert "sk-ant-sdk" in (received.headers.get("x-api-key", "")
+                            + received.headers.get("authorization", ""))
+    assert received.headers["anthropic-version"]
+    result = received.json()["messages"][2]["content"][0]
+    assert result["content"] == library(DOCUMENT, llama_dir, target_dir).text
+
+
 def test_the_switch_and_keep_rate_headers_stay_with_the_proxy(
         proxied, upstream, llama_dir, target_dir):
     fake, _ = upstream

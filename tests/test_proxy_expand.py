@@ -178,3 +178,18 @@ def test_responses_requests_are_compressed_without_the_tool(upstream, expanding)
     output = sent["input"][2]["output"]
     assert len(output) < len(DOCUMENT) and "[...]" in output and "ref " not in output
     assert "tools" not in sent
+
+
+def test_the_anthropic_sdk_streams_the_answer_without_the_tool(upstream, expanding):
+    anthropic = pytest.importorskip("anthropic")
+    fake, _ = upstream
+    url, application = expanding
+    count = len(fake.received)
+    client = anthropic.Anthropic(base_url=url, api_key="sk-ant-sdk", max_retries=0)
+    request = anthropic_request()
+    with client.messages.stream(**request) as stream:
+        streamed = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert streamed.endswith(NEEDLE_LINE) and final.stop_reason == "end_turn"
+    assert all(block.type == "text" for block in final.content)
+    check_rounds(since(fake, count), application, "anthropic")
