@@ -120,7 +120,8 @@ class Received:
 class FakeUpstream:
     """An LLM API that records every request and answers by the request's `model`:
     `hang` never answers (until `HANG_SECONDS`), `limited` is a 429 with Retry-After,
-    `trickle` sends half of a JSON answer and the rest once `release` is set;
+    `trickle` sends half of a JSON answer and the rest once `release` is set, `broken`
+    half of one before its connection breaks;
     anything else gets a chat completion (JSON, or SSE chunks when `stream` is true, the
     rest held back until the client has seen the first one: `release`)."""
 
@@ -156,6 +157,9 @@ class FakeUpstream:
             if model == "limited":
                 return JSONResponse({"error": {"message": "slow down", "type": "rate_limit"}},
                                     429, headers={"Retry-After": "7"})
+            if model == "broken":  # half of a JSON answer, then the connection breaks
+                return StreamingResponse(self.broken(), media_type="application/json",
+                                         headers={"Content-Length": str(len(TRICKLED))})
             if model == "trickle":  # a plain JSON answer, its second half held back
                 return StreamingResponse(self.halves(), media_type="application/json",
                                          headers={"Content-Length": str(len(TRICKLED))})
@@ -200,6 +204,10 @@ class FakeUpstream:
                                  Route("/v1/chat/completions", chat, methods=["POST"]),
                                  Route("/v1/messages", messages, methods=["POST"]),
                                  Route("/v1/responses", responses, methods=["POST"])])
+
+    async def broken(self):
+        yield TRICKLED[:len(TRICKLED) // 2]
+        raise ConnectionResetError("the upstream breaks off mid-answer")
 
     async def halves(self):
         yield TRICKLED[:len(TRICKLED) // 2]

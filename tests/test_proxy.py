@@ -109,6 +109,17 @@ def test_a_plain_answer_is_relayed_as_it_arrives(proxied, upstream):
     assert data == TRICKLED and answer.headers["content-length"] == str(len(TRICKLED))
 
 
+def test_an_answer_broken_off_midway_is_one_clean_error_and_the_proxy_goes_on(proxied):
+    started = time.monotonic()
+    with pytest.raises(httpx.TransportError):  # the client sees the break, not a hang
+        httpx.post(proxied[0] + "/v1/chat/completions", timeout=30,
+                   json={"model": "broken", "messages": agent_messages()})
+    assert time.monotonic() - started < 10
+    fine = httpx.post(proxied[0] + "/v1/chat/completions", timeout=30,
+                      json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
+    assert fine.status_code == 200
+
+
 def test_llm_continues_a_conversation_through_the_proxy(proxied, upstream, tmp_path):
     pytest.importorskip("llm")
     fake, _ = upstream
