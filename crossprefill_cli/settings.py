@@ -53,10 +53,10 @@ class Settings:
         budget=True)
     profile: str | None = setting(
         None, "Profile: text, code, or a YAML file.", "--profile", "-p",
-        shown_default="text; with --server, the server's")
+        shown_default="text")
     draft: str | None = setting(
         None, "Draft model: builtin, a Hugging Face causal LM id, or a local directory.",
-        "--draft", "-d", shown_default="builtin; with --server, the server's first")
+        "--draft", "-d", shown_default="builtin")
     target: str | None = setting(
         None, "Target tokenizer: a tiktoken encoding (o200k_base), an OpenAI model (gpt-4o), "
         "or a Hugging Face tokenizer id or directory.", "--target", "-t",

@@ -41,7 +41,8 @@ class CommandLine:
     quiet: Annotated[bool, typer.Option("--quiet", help="No warnings or progress on stderr.")] = False
     server: Annotated[Optional[str], typer.Option(
         "--server", envvar="CROSSPREFILL_SERVER", help="Send the work to a `crossprefill serve` "
-        "at this URL (its drafts and targets; the key from CROSSPREFILL_API_KEY).",
+        "at this URL (its drafts and targets; without --draft or --profile, its own; the key "
+        "from CROSSPREFILL_API_KEY).",
         show_default=False)] = None
 
 
