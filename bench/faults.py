@@ -6,8 +6,8 @@ the proxy in front of an upstream that misbehaves.
   compressed once without interruption (the reference), every run `--no-cache` so each
   reads its records with the draft. Then the same input again, into
   a new file: `--kills` times a `batch --resume` is started and killed with SIGKILL at a
-  random moment (uniform between its start and the reference run's duration), and a
-  last `--resume` runs to the end. The final file must equal the reference byte for
+  random moment (uniform within what it has left to do: its start-up plus the
+  reference's time for the records left), and a last `--resume` runs to the end. The final file must equal the reference byte for
   byte: no record missing, none doubled, none changed. `--retry-failed` is not needed
   here (no record fails); tests/test_batch.py checks it.
 - **serve, SIGTERM under load**: `crossprefill serve` with `--max-queue 8`, 4 clients
@@ -51,6 +51,7 @@ from .serve import free_port, wait_ready
 from .targets import bench_target
 
 SEED = 20261202
+STARTUP_SECONDS = 2.0  # a batch process's start-up, before its first record
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 CLI = [sys.executable, "-m", "crossprefill_cli"]
 
@@ -70,10 +71,14 @@ def batch_kills(args, source: Path, folder: Path, env: dict) -> None:
     output, rng = folder / "killed.jsonl", random.Random(SEED)
     lines_at_kill = []
     for _ in range(args.kills):
+        done = output.read_bytes().count(b"\n") if output.exists() else 0
         process = subprocess.Popen([*CLI, "batch", str(source), "-o", str(output), "--resume",
                                     "--quiet", "--no-cache"], env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0, whole_seconds))
+        # within what this run has left to do (its start-up included), so that the kills
+        # fall all along the work rather than after its end
+        left = (args.records - done) / args.records
+        time.sleep(rng.uniform(0, STARTUP_SECONDS + left * whole_seconds))
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
         lines_at_kill.append(output.read_bytes().count(b"\n") if output.exists() else 0)
@@ -83,7 +88,9 @@ def batch_kills(args, source: Path, folder: Path, env: dict) -> None:
     ids = [json.loads(line)["id"] for line in final.splitlines()]
     print(f"## batch: {args.kills} SIGKILLs, each followed by --resume\n")
     print(f"{args.records} records of about {args.tokens:,} tokens; an uninterrupted run took "
-          f"{whole_seconds:.1f} s; kills at uniform random moments in it.\n")
+          f"{whole_seconds:.1f} s; each kill at a uniform random moment within what its run "
+          f"had left to do ({STARTUP_SECONDS:.0f} s of start-up, plus the uninterrupted run's "
+          "time times the share of records left).\n")
     print(f"- records written when each kill came: {lines_at_kill}")
     print(f"- final file equals the uninterrupted run byte for byte: "
           f"{'yes' if final == expected else 'NO'}")
