@@ -5,9 +5,10 @@ the proxy in front of an upstream that misbehaves.
   tokens each (consecutive Debian-handbook paragraphs from seeded random starts) are
   compressed once without interruption (the reference), every run `--no-cache` so each
   reads its records with the draft. Then the same input again, into
-  a new file: `--kills` times a `batch --resume` is started and killed with SIGKILL at a
-  random moment (uniform within what it has left to do: its start-up plus the
-  reference's time for the records left), and a last `--resume` runs to the end. The final file must equal the reference byte for
+  a new file: `--kills` times a `batch --resume` is started and killed with SIGKILL
+  once it has written a random number of records (the numbers sorted, so the kills fall
+  all along the work), a random moment into the next record; a last `--resume` runs to
+  the end. The final file must equal the reference byte for
   byte: no record missing, none doubled, none changed. `--retry-failed` is not needed
   here (no record fails); tests/test_batch.py checks it.
 - **serve, SIGTERM under load**: `crossprefill serve` with `--max-queue 8`, 4 clients
@@ -51,7 +52,7 @@ from .serve import free_port, wait_ready
 from .targets import bench_target
 
 SEED = 20261202
-STARTUP_SECONDS = 2.0  # a batch process's start-up, before its first record
+POLL_SECONDS = 0.02
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 CLI = [sys.executable, "-m", "crossprefill_cli"]
 
@@ -62,6 +63,11 @@ def records(count: int, tokens: int, counter) -> list[dict]:
             for number in range(count)]
 
 
+def written(output: Path) -> int:
+    """Complete records in `output` so far."""
+    return output.read_bytes().count(b"\n") if output.exists() else 0
+
+
 def batch_kills(args, source: Path, folder: Path, env: dict) -> None:
     reference = folder / "reference.jsonl"
     started = time.monotonic()
@@ -69,28 +75,32 @@ def batch_kills(args, source: Path, folder: Path, env: dict) -> None:
                    env=env, check=True, timeout=3600)
     whole_seconds = time.monotonic() - started
     output, rng = folder / "killed.jsonl", random.Random(SEED)
+    per_record = whole_seconds / args.records
+    # the kills fall all along the work: at sorted random progress points, each a random
+    # moment into the record after that point (or into the start-up, for the first)
+    points = sorted(rng.randrange(args.records) for _ in range(args.kills))
     lines_at_kill = []
-    for _ in range(args.kills):
-        done = output.read_bytes().count(b"\n") if output.exists() else 0
+    for point in points:
         process = subprocess.Popen([*CLI, "batch", str(source), "-o", str(output), "--resume",
                                     "--quiet", "--no-cache"], env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
-        # within what this run has left to do (its start-up included), so that the kills
-        # fall all along the work rather than after its end
-        left = (args.records - done) / args.records
-        time.sleep(rng.uniform(0, STARTUP_SECONDS + left * whole_seconds))
+        deadline = time.monotonic() + 600
+        while written(output) < point and process.poll() is None:
+            assert time.monotonic() < deadline, "the batch made no progress"
+            time.sleep(POLL_SECONDS)
+        time.sleep(rng.uniform(0, per_record))
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
-        lines_at_kill.append(output.read_bytes().count(b"\n") if output.exists() else 0)
+        lines_at_kill.append(written(output))
     subprocess.run([*CLI, "batch", str(source), "-o", str(output), "--resume", "--quiet",
                     "--no-cache"], env=env, check=True, timeout=3600)
     final, expected = output.read_bytes(), reference.read_bytes()
     ids = [json.loads(line)["id"] for line in final.splitlines()]
     print(f"## batch: {args.kills} SIGKILLs, each followed by --resume\n")
     print(f"{args.records} records of about {args.tokens:,} tokens; an uninterrupted run took "
-          f"{whole_seconds:.1f} s; each kill at a uniform random moment within what its run "
-          f"had left to do ({STARTUP_SECONDS:.0f} s of start-up, plus the uninterrupted run's "
-          "time times the share of records left).\n")
+          f"{whole_seconds:.1f} s. Each kill comes once its run has written a random number "
+          "of records (sorted: the kills fall all along the work), a random moment into the "
+          "next record.\n")
     print(f"- records written when each kill came: {lines_at_kill}")
     print(f"- final file equals the uninterrupted run byte for byte: "
           f"{'yes' if final == expected else 'NO'}")

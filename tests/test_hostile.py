@@ -120,3 +120,20 @@ def test_a_wrong_key_is_refused_and_never_echoed(served):
         answer = served.post(path, content=b"{}", headers={
             "Authorization": "Bearer sk-wrong-key", "X-Crossprefill-Api-Key": "sk-wrong-key"})
         assert answer.status_code == 401 and "sk-wrong-key" not in answer.text
+
+
+def test_a_client_that_stalls_its_body_gets_a_408(served, monkeypatch):
+    import socket
+    from urllib.parse import urlsplit
+
+    from crossprefill_cli.apps.http import wire
+
+    monkeypatch.setattr(wire, "BODY_IDLE_SECONDS", 1.0)
+    address = urlsplit(str(served.base_url))
+    started = time.monotonic()
+    with socket.create_connection((address.hostname, address.port), timeout=30) as raw:
+        raw.sendall(b"POST /v1/compress HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                    b"\r\nAuthorization: Bearer " + KEY.encode() +
+                    b"\r\nContent-Length: 100\r\n\r\n{\"text\": ")
+        answer = raw.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 408") and time.monotonic() - started < 10

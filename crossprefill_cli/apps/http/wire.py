@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 
 RETRY_AFTER_SECONDS = 1
 DISCONNECT_POLL_SECONDS = 0.1
+BODY_IDLE_SECONDS = 30.0
 
 
 class HTTPError(Exception):
@@ -73,18 +74,27 @@ class Metrics:
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The request's body, or a 413 as soon as it is over `max_bytes`."""
+    """The request's body, or a 413 as soon as it is over `max_bytes`, or a 408 when the
+    client sends nothing for `BODY_IDLE_SECONDS` (a slow client holds no connection for
+    ever)."""
     declared = request.headers.get("content-length")
     too_large = HTTPError(413, "too_large", f"the request body is over the limit of "
                           f"{max_bytes:,} bytes")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise too_large
     data = bytearray()
-    async for piece in request.stream():
+    pieces = request.stream().__aiter__()
+    while True:
+        try:
+            piece = await asyncio.wait_for(pieces.__anext__(), BODY_IDLE_SECONDS)
+        except StopAsyncIteration:
+            return bytes(data)
+        except asyncio.TimeoutError:
+            raise HTTPError(408, "timeout", f"the request body stalled: nothing came for "
+                            f"{BODY_IDLE_SECONDS:g} s") from None
         data += piece
         if len(data) > max_bytes:
             raise too_large
-    return bytes(data)
 
 
 def parse_json(data: bytes) -> Any:
