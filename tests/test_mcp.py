@@ -187,6 +187,7 @@ def test_an_estimate_has_a_row_per_keep_rate(client):
     ("compress", {"text": TEXT, "device": "cuda"}, "Additional properties are not allowed"),
     ("compress", {"text": TEXT, "paths": ["notes.txt"]}, "give text, or paths"),
     ("estimate", {"text": TEXT, "keep_rates": []}, "keep_rates: [] should be non-empty"),
+    ("compress", {"text": TEXT, "window": 100_000}, "error: window 100000 plus the query"),
 ])
 def test_refusals_are_tool_errors_and_the_server_goes_on(client, tool, arguments, message):
     result = client.call(tool, **arguments)

@@ -32,7 +32,7 @@ from mcp.server.stdio import stdio_server
 
 from crossprefill_cli import __version__
 from crossprefill_cli.apps.mcp.roots import Roots
-from crossprefill_cli.apps.mcp.tools import DEFAULTS, ESTIMATE_ONLY, TOOLS
+from crossprefill_cli.apps.mcp.tools import DEFAULTS, ESTIMATE_ONLY, TOOLS, by_fields
 from crossprefill_cli.errors import CrossprefillError, UsageError
 from crossprefill_cli.models.cache import ScoreCache
 from crossprefill_cli.models.loading import BUILTIN
@@ -169,8 +169,8 @@ def text_result(texts: list[str], structured: dict | None = None, *,
 
 def failure(error: Exception) -> str:
     """The one line of a failed call or load; a bug's traceback goes to stderr too."""
-    if isinstance(error, CrossprefillError):
-        return f"crossprefill: error: {error}"
+    if isinstance(error, CrossprefillError):  # its flags named as the tools' arguments
+        return f"crossprefill: error: {by_fields(str(error))}"
     traceback.print_exc(file=sys.stderr)
     return f"crossprefill: internal error: {type(error).__name__}: {error}"
 

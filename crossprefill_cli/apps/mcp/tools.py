@@ -64,9 +64,15 @@ def json_type(setting: Field) -> str:
     return "number" if kinds == {"integer", "number"} else kinds.pop()
 
 
+def by_fields(text: str) -> str:
+    """`text` (a help or an error message) with each setting's flag named by its field,
+    as a tool's caller knows it (`--keep-rate` -> `keep_rate`)."""
+    return FLAG.sub(lambda flag: FLAG_NAMES.get(flag[1], flag[0]), text)
+
+
 def description(setting: Field) -> str:
     meta = setting.metadata
-    text = FLAG.sub(lambda flag: FLAG_NAMES.get(flag[1], flag[0]), meta["help"])
+    text = by_fields(meta["help"])
     shown = "the server's" if setting.name in HELD else meta["shown_default"]
     return text + (f" Default: {shown}." if shown else "")
 
