@@ -112,14 +112,15 @@ def percentile(values: list[float], share: float) -> float:
 
 
 @contextlib.contextmanager
-def serving(draft: str, backend: str, env: dict) -> Iterator[tuple[str, subprocess.Popen]]:
-    """A `crossprefill serve` of `draft` on `backend`, on a free loopback port, until the
-    block ends: its URL and process."""
+def serving(draft: str, backend: str, env: dict,
+            *options: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A `crossprefill serve` of `draft` on `backend` (with `options`), on a free loopback
+    port, until the block ends: its URL and process."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-m", "crossprefill_cli", "serve", "--port",
                                str(port), "--draft", draft, "--backend", backend,
-                               "--max-queue", "16"], env=env)
+                               "--max-queue", "16", *options], env=env)
     try:
         wait_ready(url, server)
         yield url, server

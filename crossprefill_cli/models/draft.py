@@ -43,6 +43,12 @@ ATTENTION_NAME = "crossprefill"
 # Output-head positions per block when measuring surprise: bounds the logits' memory.
 SURPRISE_BLOCK = 1024
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Forward calls on the CPU are padded at the end up to a multiple of this many positions,
+# so that a long run of inputs meets a few sequence lengths instead of a new one each time:
+# oneDNN keeps compiled kernels for every shape it meets (bfloat16), and a server or a
+# batch grew by about 4 MiB per distinct input without it (docs/reliability-soak.md).
+# Causal attention keeps the padding out of every real position.
+SHAPE_BUCKET = 64
 
 
 class AttentionProbe:
@@ -54,8 +60,9 @@ class AttentionProbe:
     """
 
     def __init__(self, *, rows: int, prompt_length: int, context_start: int,
-                 context_stop: int, pool_kernel: int):
+                 context_stop: int, pool_kernel: int, padding: int = 0):
         self.rows = rows
+        self.padding = padding  # positions after the recorded rows, appended to fill a bucket
         self.prompt_length = prompt_length
         self.context = slice(context_start, context_stop)
         self.pool_kernel = pool_kernel
@@ -66,9 +73,10 @@ class AttentionProbe:
         if (sliding_window is not None and self.prompt_length > sliding_window) \
                 or key.shape[2] < self.prompt_length:
             return  # a sliding-window layer cannot see the whole prompt: it has no say
+        end = query.shape[2] - self.padding
         probs = scoring.lookahead_probabilities(
-            query[0, :, -self.rows:, :], key[0, :, :self.prompt_length, :], scaling,
-            first_position=key.shape[2] - self.rows)
+            query[0, :, end - self.rows:end, :], key[0, :, :self.prompt_length, :], scaling,
+            first_position=key.shape[2] - self.padding - self.rows)
         layer = scoring.layer_importance(probs[..., self.context], self.pool_kernel)
         self.importance = layer if self.importance is None else torch.maximum(self.importance, layer)
 
@@ -97,6 +105,7 @@ class Draft(DraftReader):
         super().__init__(name, tokenizer, context_length, fingerprint, tokenizer.bos_token_id)
         self.model = model
         self.device = device
+        self.bucket = SHAPE_BUCKET if device.type == "cpu" and full_attention_only(model) else 1
         # transformers 5.24 renamed the KV cache argument and output field
         # `past_key_values` to `cache` (the old name warns); older releases know only the old one
         self.cache_argument = cache_argument
@@ -140,8 +149,15 @@ class Draft(DraftReader):
     def _prefill(self, ids: list[int], probe: AttentionProbe, *, use_cache: bool,
                  surprise_tokens: int = 0):
         """Run `ids` through the model in one call, the probe watching: the model's output,
-        its last position's logits, and the surprise of the first `surprise_tokens` tokens
+        the logits at the last of `ids`, and the surprise of the first `surprise_tokens` tokens
         after the BOS (None when 0).
+
+        The call's length is padded up to a multiple of `self.bucket` (SHAPE_BUCKET on the
+        CPU): the padding comes after `ids`, so causal attention keeps it out of every real
+        position; the probe skips its rows, the logits are the output head's on the last
+        real position (the greedy lookahead's argmax is what it was; a model's final logit
+        soft-capping, which this skips, keeps the order), and the KV cache is cut back
+        before any lookahead step reads it.
 
         One call per window, not blocks through the KV cache: a block with a cache ahead
         of it needs an explicit attention mask, which SDPA runs without its fused kernel.
@@ -150,14 +166,28 @@ class Draft(DraftReader):
         GiB) and on an H100 (4.1 s against 2.9 s for 128k tokens); blocks of 16,384 were
         slower still and took more memory (74 s, 2.47 GiB).
         """
+        padding = -len(ids) % self.bucket
+        probe.padding = padding
+        padded = self._tensor(ids + [ids[-1]] * padding)
         if not surprise_tokens:
-            output = self.model(self._tensor(ids), use_cache=use_cache, logits_to_keep=1,
-                                crossprefill_probe=probe)
-            return output, output.logits, None
+            kept = {}  # padded: the body's last hidden states, for the last real position
+            hook = self.model.base_model.register_forward_hook(
+                lambda module, inputs, body: kept.update(hidden=body[0])) if padding else None
+            try:
+                output = self.model(padded, use_cache=use_cache, logits_to_keep=1,
+                                    crossprefill_probe=probe)
+            finally:
+                if hook is not None:
+                    hook.remove()
+            if not padding:
+                return output, output.logits, None
+            self._unpad(output, padding)
+            head = self.model.get_output_embeddings()
+            return output, head(kept["hidden"][:, len(ids) - 1:len(ids)]), None
         # the body once, the head on the positions that predict context tokens (and the last)
-        output = self.model.base_model(self._tensor(ids), use_cache=use_cache,
-                                       crossprefill_probe=probe)
-        hidden = output.last_hidden_state[0]
+        output = self.model.base_model(padded, use_cache=use_cache, crossprefill_probe=probe)
+        self._unpad(output, padding)
+        hidden = output.last_hidden_state[0, :len(ids)]
         head = self.model.get_output_embeddings()
         offset = len(self.bos_ids)
         targets = self._tensor(ids[offset:offset + surprise_tokens])[0]
@@ -169,6 +199,12 @@ class Draft(DraftReader):
             losses[block:stop] = F.cross_entropy(logits, targets[block:stop],
                                                  reduction="none").cpu().numpy()
         return output, head(hidden[-1:])[None], losses
+
+    def _unpad(self, output, padding: int) -> None:
+        """Cut the padding's positions out of the KV cache the forward call left."""
+        cache = output.get(self.cache_argument)
+        if padding and cache is not None:
+            cache.crop(-padding)
 
     def _probe(self, rows: int, prompt_length: int, window_length: int,
                pool_kernel: int) -> AttentionProbe:
@@ -196,6 +232,17 @@ def _inference_quietly():
 
 def _numpy(rows: torch.Tensor) -> np.ndarray:
     return rows.float().cpu().numpy()
+
+
+def full_attention_only(model: torch.nn.Module) -> bool:
+    """Whether every attention layer of `model` sees the whole sequence (no sliding window,
+    no linear attention), so that positions padded at the end change nothing before them
+    and its KV cache can be cut back."""
+    config = model.config
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types:
+        return all(kind == "full_attention" for kind in layer_types)
+    return not getattr(config, "sliding_window", None)
 
 
 def resolve_device(spec: str) -> torch.device:
