@@ -190,7 +190,7 @@ def test_score_cache_keys_name_the_engine_whose_scores_they_hold(llama_dir):
     on_cpu = DraftSource(str(llama_dir), device="cpu", dtype="float32")
     slow = DraftSource(str(llama_dir), device="auto", dtype="auto", backend="torch")
     assert fast.score_identity() == on_cpu.score_identity()  # the same float32 scores
-    assert slow.score_identity() == {"device": "auto", "dtype": "auto"}  # keys as before
+    assert slow.score_identity() == {"device": "auto", "dtype": "auto", "forward": "padded"}
     assert fast.score_identity() != slow.score_identity()
 
 

@@ -46,7 +46,7 @@ TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16":
 # Forward calls on the CPU are padded at the end up to a multiple of this many positions,
 # so that a long run of inputs meets a few sequence lengths instead of a new one each time:
 # oneDNN keeps compiled kernels for every shape it meets (bfloat16), and a server or a
-# batch grew by about 4 MiB per distinct input without it (docs/reliability-soak.md).
+# batch grew by about 4 MiB per distinct input without it (docs/reliability.md).
 # Causal attention keeps the padding out of every real position.
 SHAPE_BUCKET = 64
 

@@ -68,11 +68,13 @@ class DraftSource:
 
     def score_identity(self) -> dict[str, str]:
         """What, besides the text and the scoring settings, the draft's scores depend on
-        (for the score cache's key): the machine's device and dtype for transformers (keys
-        from before there were two engines stay valid), float32 on the CPU for numpy."""
+        (for the score cache's key): the machine's device and dtype for transformers, and
+        that its CPU forward calls are padded to a few lengths (`draft.SHAPE_BUCKET`: scores
+        within float32 rounding of before, but not the same bits), float32 on the CPU for
+        numpy."""
         if self.backend.name == "numpy":
             return {"device": "cpu", "dtype": "float32", "backend": "numpy"}
-        return {"device": self.device, "dtype": self.dtype}
+        return {"device": self.device, "dtype": self.dtype, "forward": "padded"}
 
     def settle(self, settings: Profile) -> Profile:
         """`settings` with every value left to the draft (`auto`) replaced by the draft's."""
