@@ -11,7 +11,9 @@ version bounds, which works wherever pip can reach an index.
 import importlib.metadata
 import re
 import shlex
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from crossprefill_cli.errors import MissingExtraError
 
@@ -23,6 +25,16 @@ def missing(extra: str, what: str, module: str | None) -> MissingExtraError:
     `module` could not be imported."""
     name = f" ({module.split('.')[0]} is not installed)" if module else ""
     return MissingExtraError(f"{what} needs the '{extra}' extra{name}: {install_advice(extra)}")
+
+
+@contextmanager
+def needed(extra: str, what: str) -> Iterator[None]:
+    """Around the imports `what` (a command or option) needs: their failure is the error
+    that it needs the extra `extra`."""
+    try:
+        yield
+    except ImportError as error:
+        raise missing(extra, what, error.name) from None
 
 
 def install_advice(extra: str) -> str:

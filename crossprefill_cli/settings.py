@@ -133,6 +133,13 @@ MACHINE_FIELDS = tuple(f.name for f in SETTINGS if f.metadata["machine"])
 ESTIMATE_RATES = (0.1, 0.2, 0.3, 0.5)
 
 
+def value_type(setting: Any) -> type:
+    """The type a `Settings` field's value has when one is given (its None stands for a
+    default): `float` for `float | None`."""
+    kinds = [kind for kind in typing.get_args(setting.type) if kind is not type(None)]
+    return kinds[0] if kinds else setting.type
+
+
 def json_types(kind: Any) -> tuple[type, ...]:
     """The JSON values (as Python types) a field of type `kind` takes in a request."""
     kinds = typing.get_args(kind) or (kind,)

@@ -26,7 +26,6 @@ tokenizers, a draft) is imported when a compression is asked for.
 
 import os
 import sys
-import typing
 from glob import glob
 from pathlib import Path
 from typing import Sequence
@@ -35,7 +34,7 @@ from urllib.parse import parse_qsl
 import click
 import llm
 
-from crossprefill_cli.settings import SETTINGS, Settings
+from crossprefill_cli.settings import SETTINGS, Settings, value_type
 
 PREFIX = "cp"
 # Short names of the query string, as the command line's -q, -n and -r.
@@ -44,13 +43,7 @@ BOOLEANS = {"1": True, "true": True, "0": False, "false": False}
 NUMBER_KINDS = {int: "a whole number", float: "a number"}
 
 
-def value_kind(setting) -> type:
-    """The type a `Settings` field's value has when given (None stands for a default)."""
-    kinds = [kind for kind in typing.get_args(setting.type) if kind is not type(None)]
-    return kinds[0] if kinds else setting.type
-
-
-KINDS = {setting.name: value_kind(setting) for setting in SETTINGS}
+KINDS = {setting.name: value_type(setting) for setting in SETTINGS}
 
 
 @llm.hookimpl

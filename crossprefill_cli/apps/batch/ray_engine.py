@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 
 from crossprefill_cli.apps.batch.records import Line, RecordCompressor
 from crossprefill_cli.errors import CrossprefillError, UsageError
-from crossprefill_cli.extras import missing
+from crossprefill_cli.extras import needed
 from crossprefill_cli.models.loading import first_line
 from crossprefill_cli.models.threads import usable_cores
 from crossprefill_cli.pipeline.draft_source import DraftSource
@@ -103,12 +103,10 @@ def ray_outputs(lines: Iterable[Line], settings: Settings,
             from crossprefill_cli.models.draft import resolve_device
 
             resolve_device(settings.device)
-    try:
+    with needed("ray", "--engine ray"):
         import ray
         import ray.data
         import ray.exceptions
-    except ImportError as error:
-        raise missing("ray", "--engine ray", error.name) from None
     # a column holds one type: a line that is not UTF-8 travels as a flag
     pending = [{"number": line.number, "text": line.text if isinstance(line.text, str) else "",
                 "utf8": isinstance(line.text, str)} for line in lines]

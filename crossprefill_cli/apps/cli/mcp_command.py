@@ -13,6 +13,7 @@ import typer
 from crossprefill_cli.apps.cli.environment import Environment
 from crossprefill_cli.apps.cli.options import CommandLine, reporting_errors, settings_options
 from crossprefill_cli.apps.mcp.tools import HELD
+from crossprefill_cli.extras import needed
 from crossprefill_cli.settings import MACHINE_FIELDS, SETTINGS, Settings
 
 SHORT_HELP = "Serve compression as MCP tools over stdio, for agents."
@@ -41,11 +42,7 @@ def mcp_command(
     with reporting_errors(env):
         for name, value in QUIET_LIBRARIES.items():
             os.environ.setdefault(name, value)
-        try:
+        with needed("mcp", "crossprefill mcp"):
             from crossprefill_cli.apps.mcp.roots import Roots
             from crossprefill_cli.apps.mcp.server import serve
-        except ImportError as error:
-            from crossprefill_cli.extras import missing
-
-            raise missing("mcp", "crossprefill mcp", error.name) from None
         serve(settings, Roots(root or [Path.cwd()]))

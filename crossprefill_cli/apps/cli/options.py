@@ -21,7 +21,7 @@ import typer
 
 from crossprefill_cli.apps.cli.environment import Environment
 from crossprefill_cli.errors import CrossprefillError, InputError, UsageError
-from crossprefill_cli.settings import SETTINGS, Settings
+from crossprefill_cli.settings import SETTINGS, Settings, value_type
 from crossprefill_cli.text.source import decode_input
 
 InputArgument = Annotated[Optional[str], typer.Argument(
@@ -49,8 +49,7 @@ class CommandLine:
 def typer_option(setting: Field) -> object:
     """The Typer option of a `Settings` field, from its declaration."""
     meta = setting.metadata
-    kinds = [kind for kind in typing.get_args(setting.type) if kind is not type(None)]
-    kind = Optional[kinds[0]] if kinds else setting.type
+    kind = Optional[value_type(setting)] if typing.get_args(setting.type) else setting.type
     shown = meta["shown_default"]
     return Annotated[kind, typer.Option(
         *meta["flags"], help=meta["help"] + (f"  [default: {shown}]" if shown else ""),

@@ -6,15 +6,15 @@ proxy's options) is `ProxyLine`, declared once: `serve` and `wrap` both take its
 options (`options.grouped_options`) and build the server's options from it.
 """
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from crossprefill_cli.apps.cli.environment import Environment
 from crossprefill_cli.apps.cli.options import grouped_options, reporting_errors, typer_option
 from crossprefill_cli.errors import UsageError
+from crossprefill_cli.extras import needed
 from crossprefill_cli.settings import SETTINGS
 from crossprefill_cli.text.source import MAX_INPUT_BYTES
 
@@ -50,8 +50,9 @@ class ProxyLine:
     dtype: DtypeOption = "auto"
     backend: BackendOption = "auto"
     upstream: Annotated[Optional[str], typer.Option(
-        "--upstream", help="Proxy /v1/ calls (OpenAI chat completions, Anthropic messages, "
-        "the rest unchanged) to this base URL, e.g. https://api.openai.com/v1.",
+        "--upstream", help="Proxy /v1/ calls (OpenAI chat completions and responses, "
+        "Anthropic messages, the rest unchanged) to this base URL, e.g. "
+        "https://api.openai.com/v1.",
         show_default=False, rich_help_panel="Proxy")] = None
     anthropic_upstream: Annotated[Optional[str], typer.Option(
         "--anthropic-upstream", help="Proxy: calls with an anthropic-version header "
@@ -106,18 +107,6 @@ class ProxyLine:
                              backend=self.backend, proxy=proxy, **own)
 
 
-@contextmanager
-def serve_extra(what: str) -> Iterator[None]:
-    """Around the import of `apps.http`: its failure is the error that `what` needs the
-    serve extra."""
-    try:
-        yield
-    except ImportError as error:
-        from crossprefill_cli.extras import missing
-
-        raise missing("serve", what, error.name) from None
-
-
 @grouped_options(ProxyLine, "line")
 def serve_command(
     *,
@@ -143,7 +132,7 @@ def serve_command(
     compressed on their way upstream."""
     env = Environment.from_sys()
     with reporting_errors(env):
-        with serve_extra("crossprefill serve"):
+        with needed("serve", "crossprefill serve"):
             from crossprefill_cli.apps.http.server import run
         proxy = None
         if line.upstream is not None:

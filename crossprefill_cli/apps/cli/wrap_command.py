@@ -43,8 +43,9 @@ import typer
 
 from crossprefill_cli.apps.cli.environment import Environment
 from crossprefill_cli.apps.cli.options import grouped_options, reporting_errors
-from crossprefill_cli.apps.cli.serve_command import ProxyLine, serve_extra
+from crossprefill_cli.apps.cli.serve_command import ProxyLine
 from crossprefill_cli.errors import CrossprefillError
+from crossprefill_cli.extras import needed
 
 SHORT_HELP = "Run an agent (COMMAND) with its LLM calls compressed on the way."
 LOOPBACK = "127.0.0.1"
@@ -86,7 +87,7 @@ def wrap_command(
     Example: crossprefill wrap --keep-rate 0.3 -- claude"""
     env = Environment.from_sys()
     with reporting_errors(env):
-        with serve_extra("crossprefill wrap"):
+        with needed("serve", "crossprefill wrap"):
             from crossprefill_cli.apps.http.server import check_options, listen, serving
         openai, anthropic = default_upstreams(os.environ)
         options = line.server_options(line.proxy_options(line.upstream or openai,

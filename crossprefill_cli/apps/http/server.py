@@ -75,20 +75,21 @@ def create_app(options: ServerOptions) -> Starlette:
     engine = ServerModels(options)
     metrics = Metrics()
 
-    def authorised(request: Request) -> bool:
+    def check_key(request: Request) -> None:
+        """Raise the 401 of a request without the server's key (when it has one)."""
         if options.api_key is None:
-            return True
+            return
         given = request.headers.get("authorization", "")
         token = given[7:] if given.lower().startswith("bearer ") else ""
-        return same_key(token, options.api_key)
+        if not same_key(token, options.api_key):
+            raise HTTPError(401, "unauthorized", "a valid API key is needed "
+                            "(Authorization: Bearer KEY)")
 
     async def work(request: Request) -> Response:
         started = time.perf_counter()
         path = request.url.path
         try:
-            if not authorised(request):
-                raise HTTPError(401, "unauthorized", "a valid API key is needed "
-                                "(Authorization: Bearer KEY)")
+            check_key(request)
             if not engine.ready.is_set():
                 raise HTTPError(503, "not_ready", engine.failure or "the drafts are loading",
                                 {"Retry-After": str(RETRY_AFTER_SECONDS)})
@@ -121,9 +122,7 @@ def create_app(options: ServerOptions) -> Starlette:
 
     async def expand(request: Request) -> Response:
         try:
-            if not authorised(request):
-                raise HTTPError(401, "unauthorized", "a valid API key is needed "
-                                "(Authorization: Bearer KEY)")
+            check_key(request)
             body = parse_json(await read_body(request, options.max_bytes))
             if not isinstance(body, dict) or set(body) != {"ref"} \
                     or not isinstance(body["ref"], str):
@@ -145,8 +144,10 @@ def create_app(options: ServerOptions) -> Starlette:
                              "error": engine.failure}, status_code=503)
 
     async def metrics_text(request: Request) -> Response:
-        if not authorised(request):
-            return error_response(HTTPError(401, "unauthorized", "a valid API key is needed"))
+        try:
+            check_key(request)
+        except HTTPError as error:
+            return error_response(error)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
