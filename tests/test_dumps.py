@@ -186,6 +186,8 @@ def test_unrecognised_input_is_one_anonymous_file():
     assert dumps.detect("Just some notes.\nNothing else here.\n") == dumps.ANONYMOUS
     assert dumps.anonymous_language(PYTHON) == "python"
     assert dumps.anonymous_language("Just some notes.\n") is None
+    # CPython's parser gives up on this with a MemoryError: not Python, not a crash
+    assert dumps.anonymous_language("x " * 3000) is None
 
 
 # --- real dumps of data/dumps/sample/, written by the tools themselves (see its README) ---

@@ -75,10 +75,15 @@ def _words(text: str) -> list[tuple[int, str]]:
 
 def parse_python(text: str) -> ast.Module:
     """`ast.parse` without the warnings that odd input (`1if x`, `"\\d"`) makes Python
-    print on stderr: the input is data to us, not code we run."""
+    print on stderr: the input is data to us, not code we run. CPython's parser gives up
+    on some long non-Python lines (`x x x ...` thousands of times) with a MemoryError:
+    that is a SyntaxError here, as for any text that is not Python."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return ast.parse(text)
+        try:
+            return ast.parse(text)
+        except MemoryError:
+            raise SyntaxError("too complex for Python's parser") from None
 
 
 def _python_definitions(text: str) -> list[Definition]:
