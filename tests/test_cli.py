@@ -330,8 +330,9 @@ def test_a_budget_below_what_must_be_kept_fails_before_the_draft_loads(
 def test_a_target_still_building_stops_the_draft_at_its_next_window(
         llama_dir, target_dir, monkeypatch):
     """With the target building in its process, the budget is checked while the draft
-    reads; a budget below what must be kept stops the draft after the window it is on."""
-    from crossprefill_cli.models import target_process
+    reads; a budget below what must be kept stops the draft after the windows it is on
+    (the first, and those read beside it, one per core), and none of the others start."""
+    from crossprefill_cli.models import numpy_draft, target_process
     from crossprefill_cli.models.numpy_draft import NumpyDraft
     from crossprefill_cli.models.target import load_target
     from crossprefill_cli.pipeline.job import Job
@@ -344,22 +345,34 @@ def test_a_target_still_building_stops_the_draft_at_its_next_window(
         def result(self):
             return load_target(str(target_dir))
 
-    windows = []
-    generating = NumpyDraft._score_generating
+    windows, total = [], []
+    generating, forced = NumpyDraft._score_generating, NumpyDraft._score_forced
+    windows_of = NumpyDraft._windows
 
     def slow_first_window(self, *args, **kwargs):
         time.sleep(0.5)  # the check (milliseconds) is done by the end of this window
         windows.append("generating")
         return generating(self, *args, **kwargs)
 
+    def other_window(self, *args, **kwargs):
+        windows.append("other")
+        return forced(self, *args, **kwargs)
+
+    def counted(self, window_list, *args):
+        total.append(len(window_list))
+        return windows_of(self, window_list, *args)
+
+    monkeypatch.setattr(numpy_draft, "usable_cores", lambda: 2)
     monkeypatch.setattr(NumpyDraft, "_score_generating", slow_first_window)
-    monkeypatch.setattr(NumpyDraft, "_score_teacher_forced",
-                        lambda *args, **kwargs: pytest.fail("a window after the check"))
+    monkeypatch.setattr(NumpyDraft, "_score_forced", other_window)
+    monkeypatch.setattr(NumpyDraft, "_windows", counted)
     job = Job(Settings(draft=str(llama_dir), target_tokens=3, window=60, no_cache=True),
               target=Building(None, None))
     with pytest.raises(UsageError, match="smaller than what must be kept"):
         job.analyse(long_text(6))
-    assert windows == ["generating"]
+    assert windows.count("generating") == 1
+    # the window beside the first, and at most one more that a freed core took up
+    assert 1 <= windows.count("other") <= 2 < total[0] - 1
 
 
 @pytest.mark.parametrize("args", [["serve", "--host", "0.0.0.0"], ["wrap", "--", "true"]])

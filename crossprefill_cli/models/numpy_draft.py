@@ -188,17 +188,24 @@ class Llama:
                      gate_up_bias, down, down_bias)
 
     def forward(self, ids: list[int], cache: "KeyValueCache", probe: "Probe | None" = None,
-                run: "Runner | None" = None) -> np.ndarray:
-        """The final hidden states of `ids`, which follow the `cache.length` tokens the
-        cache holds (and are appended to it); the probe watches every layer. Each layer
-        works in blocks of `BLOCK` rows (the same blocks however they run), which `run`
-        may run side by side."""
+                run: "Runner | None" = None, outputs: slice = slice(None)) -> np.ndarray:
+        """The final hidden states of the rows `outputs` of `ids` (all by default), which
+        follow the `cache.length` tokens the cache holds (and are appended to it); the
+        probe watches every layer. Each layer works in blocks of `BLOCK` rows (the same
+        blocks however they run, and however a sequence is split into calls at a block's
+        edge), which `run` may run side by side. The last layer's keys and values are all
+        a probe and later calls read of it: its attention and feed-forward run only on
+        the blocks that hold `outputs` (a quarter of the bundled draft's work, when the
+        caller wants no hidden state or the last one)."""
         shape = self.shape
         run = run or in_turn
         count, start = len(ids), cache.length
         cos, sin = self._rotary(np.arange(start, start + count))
         x = self.embedding[np.asarray(ids)]
         blocks = [slice(first, min(first + BLOCK, count)) for first in range(0, count, BLOCK)]
+        wanted = range(count)[outputs]
+        last_blocks = [rows for rows in blocks
+                       if wanted and rows.start <= wanted[-1] and wanted[0] < rows.stop]
         query = np.empty((shape.heads, count, shape.head_dim), dtype=np.float32)
         key = np.empty((shape.kv_heads, count, shape.head_dim), dtype=np.float32)
         value = np.empty_like(key)
@@ -226,11 +233,12 @@ class Llama:
             run(project, blocks)
             keys, values = cache.append(index, key, value)
             if probe is not None:
-                probe.observe(self._grouped(query), keys)
-            run(attend, blocks)
-            run(feed_forward, blocks)
+                probe.observe(index, self._grouped(query))
+            working = blocks if index < len(self.layers) - 1 else last_blocks
+            run(attend, working)
+            run(feed_forward, working)
         cache.length += count
-        return self._rms(x, self.norm)
+        return self._rms(x[outputs], self.norm)
 
     def _grouped(self, query: np.ndarray) -> np.ndarray:
         """(heads, n, d) -> (kv_heads, group, n, d): the query heads that share a key head
@@ -338,32 +346,44 @@ class KeyValueCache:
 
 
 class Probe:
-    """The layer-maxed, pooled attention of the last `rows` queries of a forward call
-    over the first `prompt_length` keys, kept for context keys [start, stop)
-    (`draft.AttentionProbe`'s arithmetic, in numpy)."""
+    """The layer-maxed, pooled attention of the last `rows` queries of a sequence over
+    its first `prompt_length` keys, kept for context keys [start, stop)
+    (`draft.AttentionProbe`'s arithmetic, in numpy). The sequence may come in several
+    forward calls: the probe keeps each layer's last queries as they pass and reads
+    them against the cache's keys once the rows are all there (`importance`)."""
 
     def __init__(self, *, rows: int, prompt_length: int, context_start: int, context_stop: int,
                  pool_kernel: int, scaling: float):
         self.rows, self.prompt_length = rows, prompt_length
         self.context = slice(context_start, context_stop)
         self.pool_kernel, self.scaling = pool_kernel, np.float32(scaling)
-        self.importance: np.ndarray | None = None
+        self._queries: dict[int, np.ndarray] = {}
 
-    def observe(self, query: np.ndarray, keys: np.ndarray) -> None:
-        """`query` (kv_heads, group, n, d) grouped as `Llama._grouped`, `keys` (kv_heads,
-        d, T) as the cache holds them."""
-        kv_heads, group = query.shape[:2]
-        first_position = keys.shape[2] - self.rows
-        rows = query[:, :, -self.rows:].reshape(kv_heads, group * self.rows, -1)
-        logits = (rows @ keys[:, :, :self.prompt_length]).reshape(
-            kv_heads * group, self.rows, self.prompt_length) * self.scaling
+    def observe(self, layer: int, query: np.ndarray) -> None:
+        """A forward call's queries of one layer, (kv_heads, group, n, d) grouped as
+        `Llama._grouped` (copied: the forward pass reuses its array)."""
+        earlier = self._queries.get(layer)
+        joined = query if earlier is None else np.concatenate([earlier, query], axis=2)
+        self._queries[layer] = joined[:, :, -self.rows:].copy()
+
+    def importance(self, cache: "KeyValueCache") -> np.ndarray:
+        """(rows, context) once the cache holds the probe's last row."""
+        first_position = cache.length - self.rows
         positions = first_position + np.arange(self.rows)
-        logits += _causal_mask(positions, np.arange(self.prompt_length))
-        logits -= logits.max(axis=-1, keepdims=True)
-        probabilities = np.exp(logits)
-        probabilities /= probabilities.sum(axis=-1, keepdims=True)
-        layer = avg_pool(probabilities[..., self.context], self.pool_kernel).max(axis=0)
-        self.importance = layer if self.importance is None else np.maximum(self.importance, layer)
+        mask = _causal_mask(positions, np.arange(self.prompt_length))
+        importance = None
+        for layer, query in sorted(self._queries.items()):
+            kv_heads, group = query.shape[:2]
+            rows = query.reshape(kv_heads, group * self.rows, -1)
+            logits = (rows @ cache.keys[layer, :, :, :self.prompt_length]).reshape(
+                kv_heads * group, self.rows, self.prompt_length) * self.scaling
+            logits += mask
+            logits -= logits.max(axis=-1, keepdims=True)
+            probabilities = np.exp(logits)
+            probabilities /= probabilities.sum(axis=-1, keepdims=True)
+            pooled = avg_pool(probabilities[..., self.context], self.pool_kernel).max(axis=0)
+            importance = pooled if importance is None else np.maximum(importance, pooled)
+        return importance
 
 
 def avg_pool(values: np.ndarray, kernel: int) -> np.ndarray:
@@ -380,6 +400,30 @@ def avg_pool(values: np.ndarray, kernel: int) -> np.ndarray:
     return ((sums[..., high] - sums[..., low]) / (high - low)).astype(np.float32)
 
 
+class _Schedule:
+    """How one read's forward passes run their blocks: in turn while at least as many
+    windows as cores are left to read (each window keeps a core busy), side by side on
+    the draft's block threads once fewer are (the last windows, or a lone one, use every
+    core)."""
+
+    def __init__(self, windows: int, cores: int, side_by_side: Runner):
+        self.left, self.cores, self._side_by_side = windows, cores, side_by_side
+        self._lock = threading.Lock()
+
+    def run(self, work: Callable[[slice], None], blocks: list[slice]) -> None:
+        (self._side_by_side if self.left < self.cores else in_turn)(work, blocks)
+
+    def task(self, read: Callable) -> Callable:
+        """`read`, counted off the windows left when it ends."""
+        def counted(*args):
+            try:
+                return read(*args)
+            finally:
+                with self._lock:
+                    self.left -= 1
+        return counted
+
+
 class NumpyDraft(DraftReader):
     """A Llama draft read by `Llama` (see the module docstring)."""
 
@@ -394,11 +438,9 @@ class NumpyDraft(DraftReader):
         super().__init__(name, tokenizer, shape.context_length, draft_fingerprint(name),
                          _bos_id(folder, tokenizer))
         self.model = Llama(shape, load_tensors(folder / WEIGHTS_FILE))
-        # a window's blocks run on these threads, each block on one (see the module
-        # docstring), unless windows run side by side (`_each`), each its blocks in turn
+        # a window's blocks run side by side on these threads when a core is free (`_Schedule`)
         self.cores = usable_cores()
         self._side_by_side = side_by_side(ThreadPoolExecutor(max_workers=self.cores))
-        self._windows_apart = threading.local()
 
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         return encode_plain(self.tokenizer_file, text)
@@ -406,53 +448,65 @@ class NumpyDraft(DraftReader):
     def _reading(self):
         return one_blas_thread()
 
-    @property
-    def blocks(self) -> Runner:
-        """How this thread runs a forward pass's blocks."""
-        return in_turn if getattr(self._windows_apart, "on", False) else self._side_by_side
+    def _windows(self, windows, query_ids, lookahead, pool_kernel, query_rows, surprise):
+        """The windows side by side, one per core, the last one (which generates the
+        lookahead) first; the others read their prompts at once and their lookahead rows
+        when it is generated. The rows of a prompt up to its last block edge do not
+        depend on the lookahead, and a forward pass split there runs the very blocks of
+        one call over prompt and lookahead, so the scores are the bytes of reading each
+        window in one call after the last: only now no core waits for the lookahead
+        while the last window is read."""
+        schedule = _Schedule(len(windows), self.cores, self._side_by_side)
+        pool = ThreadPoolExecutor(max_workers=self.cores)
+        try:
+            generating = pool.submit(schedule.task(self._score_generating), windows[-1],
+                                     query_ids, lookahead, pool_kernel, query_rows, surprise,
+                                     schedule.run)
+            forced = [pool.submit(schedule.task(self._score_forced), window_ids, query_ids,
+                                  lambda: generating.result()[1], max(lookahead - 1, 0),
+                                  pool_kernel, query_rows, surprise, schedule.run)
+                      for window_ids in windows[:-1]]
+            importance, _, losses = generating.result()
+            yield importance, losses
+            for window in forced:
+                yield window.result()
+        finally:
+            pool.shutdown(cancel_futures=True)
 
-    def _each(self, score, bounds):
-        """Windows side by side, one per core, each running its blocks in turn: nearly
-        twice a window's blocks side by side on two cores, where the blocks' Python and
-        the attention's unequal blocks leave a core idle. One window alone keeps its
-        blocks side by side."""
-        if len(bounds) < 2 or self.cores < 2:
-            yield from map(score, bounds)
-            return
-
-        def apart(bound):
-            self._windows_apart.on = True
-            return score(bound)
-
-        with ThreadPoolExecutor(max_workers=self.cores) as pool:
-            yield from pool.map(apart, bounds)
-
-    def _score_generating(self, window_ids, query_ids, lookahead, pool_kernel, query_rows=0,
-                          surprise=False):
+    def _score_generating(self, window_ids, query_ids, lookahead, pool_kernel, query_rows,
+                          surprise, run):
         prompt = self.bos_ids + window_ids.tolist() + query_ids
         cache = KeyValueCache(self.model.shape, len(prompt) + lookahead)
         probe = self._probe(query_rows + 1, len(prompt), len(window_ids), pool_kernel)
-        hidden = self.model.forward(prompt, cache, probe, self.blocks)
+        hidden = self.model.forward(prompt, cache, probe, run,
+                                    slice(None) if surprise else slice(-1, None))
         losses = self._surprise(hidden, prompt, len(window_ids)) if surprise else None
-        rows, generated = [probe.importance], []
+        rows, generated = [probe.importance(cache)], []
         last = hidden[-1:]
         while len(rows) < lookahead:
             generated.append(int(self.model.logits(last)[0].argmax()))
             probe = self._probe(1, len(prompt), len(window_ids), pool_kernel)
-            last = self.model.forward(generated[-1:], cache, probe, self.blocks)
-            rows.append(probe.importance)
+            last = self.model.forward(generated[-1:], cache, probe, run)
+            rows.append(probe.importance(cache))
         return token_importance(np.concatenate(rows), query_rows), generated, losses
 
-    def _score_teacher_forced(self, window_ids, query_ids, lookahead_ids, pool_kernel,
-                              query_rows=0, surprise=False):
+    def _score_forced(self, window_ids, query_ids, lookahead_ids: Callable[[], list[int]],
+                      lookahead_count: int, pool_kernel, query_rows, surprise, run):
+        """Another window: its prompt up to the last block edge, then (once
+        `lookahead_ids()` has them) the rest and the lookahead, its rows recorded."""
         prompt = self.bos_ids + window_ids.tolist() + query_ids
-        sequence = prompt + lookahead_ids
-        probe = self._probe(query_rows + 1 + len(lookahead_ids), len(prompt), len(window_ids),
+        cache = KeyValueCache(self.model.shape, len(prompt) + lookahead_count)
+        probe = self._probe(query_rows + 1 + lookahead_count, len(prompt), len(window_ids),
                             pool_kernel)
-        hidden = self.model.forward(sequence, KeyValueCache(self.model.shape, len(sequence)),
-                                    probe, self.blocks)
-        losses = self._surprise(hidden, prompt, len(window_ids)) if surprise else None
-        return token_importance(probe.importance, query_rows), losses
+        outputs = slice(None) if surprise else slice(0, 0)
+        edge = len(prompt) // BLOCK * BLOCK
+        hidden = [self.model.forward(prompt[:edge], cache, probe, run, outputs)] if edge else []
+        rest = prompt[edge:] + lookahead_ids()
+        if rest:
+            hidden.append(self.model.forward(rest, cache, probe, run, outputs))
+        losses = self._surprise(np.concatenate(hidden), prompt, len(window_ids)) \
+            if surprise else None
+        return token_importance(probe.importance(cache), query_rows), losses
 
     def _surprise(self, hidden: np.ndarray, prompt: list[int], count: int) -> np.ndarray:
         """-log p of each of the `count` context tokens after the BOS, given those before

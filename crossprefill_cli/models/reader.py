@@ -13,21 +13,20 @@ windows.
 
 `DraftReader` holds that orchestration; an engine (`draft.Draft` on transformers,
 `numpy_draft.NumpyDraft` without torch) supplies the two passes over one window,
-`_score_generating` and `_score_teacher_forced`. This module imports neither torch nor
-transformers, so the torch-free path never loads them.
+`_score_generating` and `_score_teacher_forced`, or schedules the windows itself
+(`_windows`: the numpy engine reads the other windows' prompts beside the last one's).
+This module imports neither torch nor transformers, so the torch-free path never loads
+them.
 """
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Iterator, TypeVar
+from typing import Callable, ContextManager, Iterator
 
 import numpy as np
 
 from crossprefill_cli.errors import UsageError
 from crossprefill_cli.models.tokens import ids_and_starts
-
-Bound = tuple[int, int]
-Scored = TypeVar("Scored")
 
 
 @dataclass(frozen=True)
@@ -79,22 +78,13 @@ class DraftReader:
         bounds = window_bounds(len(context_ids), window)
         importance = np.zeros(len(context_ids), dtype=np.float64)
         losses = np.zeros(len(context_ids), dtype=np.float64) if surprise else None
-        with self._reading():
-            start, stop = bounds[-1]
-            importance[start:stop], lookahead_ids, window_losses = self._score_generating(
-                context_ids[start:stop], query_ids, lookahead, pool_kernel, query_rows, surprise)
-            if surprise:
-                losses[start:stop] = window_losses
-            if on_progress is not None:
-                on_progress(1, len(bounds))
-
-            def forced(bound: Bound) -> tuple[np.ndarray, np.ndarray | None]:
-                return self._score_teacher_forced(context_ids[bound[0]:bound[1]], query_ids,
-                                                  lookahead_ids, pool_kernel, query_rows, surprise)
-
-            scored = self._each(forced, bounds[:-1])
+        windows = [context_ids[start:stop] for start, stop in bounds]
+        scored = self._windows(windows, query_ids, lookahead, pool_kernel, query_rows, surprise)
+        # closed at once when progress raises (a budget check), so no window is left running
+        with self._reading(), contextlib.closing(scored):
+            order = bounds[-1:] + bounds[:-1]
             for done, ((start, stop), (window_importance, window_losses)) in enumerate(
-                    zip(bounds[:-1], scored), start=2):
+                    zip(order, scored), start=1):
                 importance[start:stop] = window_importance
                 if surprise:
                     losses[start:stop] = window_losses
@@ -106,9 +96,18 @@ class DraftReader:
         """What every forward pass of one `read` runs inside (the engine's modes)."""
         return contextlib.nullcontext()
 
-    def _each(self, score: Callable[[Bound], Scored], bounds: list[Bound]) -> Iterator[Scored]:
-        """`score` of each window, in order (an engine may run them side by side)."""
-        return map(score, bounds)
+    def _windows(self, windows: list[np.ndarray], query_ids: list[int], lookahead: int,
+                 pool_kernel: int, query_rows: int, surprise: bool
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Each window's importance and surprise (or None): the last window first (it
+        generates the lookahead), then the others in order, each given that lookahead
+        (an engine may schedule them otherwise, in this order of results)."""
+        importance, lookahead_ids, losses = self._score_generating(
+            windows[-1], query_ids, lookahead, pool_kernel, query_rows, surprise)
+        yield importance, losses
+        for window_ids in windows[:-1]:
+            yield self._score_teacher_forced(window_ids, query_ids, lookahead_ids, pool_kernel,
+                                             query_rows, surprise)
 
     def _score_generating(self, window_ids: np.ndarray, query_ids: list[int], lookahead: int,
                           pool_kernel: int, query_rows: int = 0, surprise: bool = False
