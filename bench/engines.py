@@ -57,7 +57,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from safetensors.numpy import load_file
 
-from crossprefill_cli.models.numpy_draft import (KeyValueCache, Llama, LlamaShape, Runner,
+from crossprefill_cli.models.numpy_llama import (KeyValueCache, Llama, LlamaShape, Runner,
                                                  side_by_side)
 from crossprefill_cli.models.threads import one_blas_thread
 

@@ -23,7 +23,7 @@ import torch
 from conftest import long_text, train_tokenizer
 
 from crossprefill_cli.errors import ModelLoadError, UsageError
-from crossprefill_cli.models import backends, numpy_draft
+from crossprefill_cli.models import backends, numpy_draft, numpy_llama
 from crossprefill_cli.models.draft import load_draft
 from crossprefill_cli.models.loading import builtin_path
 from crossprefill_cli.pipeline.draft_source import DraftSource
@@ -115,10 +115,41 @@ def test_a_block_of_queries_sees_the_same_keys_as_the_whole(llama_dir, monkeypat
     ids, _ = draft.encode(text)
     query_ids = draft.encode(QUESTION)[0].tolist()
     options = dict(lookahead=4, pool_kernel=3, window=400, surprise=True)
-    monkeypatch.setattr(numpy_draft, "BLOCK", 10_000)
+    monkeypatch.setattr(numpy_llama, "BLOCK", 10_000)
     whole = draft.read(ids, query_ids, **options)
-    monkeypatch.setattr(numpy_draft, "BLOCK", 7)
+    monkeypatch.setattr(numpy_llama, "BLOCK", 7)
     assert_same_reading(draft.read(ids, query_ids, **options), whole)
+
+
+@pytest.mark.parametrize("edge_rows", [7, 16])
+def test_a_forward_split_at_a_block_edge_is_the_same_bytes_as_one_call(
+        llama_dir, monkeypatch, edge_rows):
+    """What lets the other windows read their prompts before the lookahead exists: a
+    sequence in two calls, split at a block's edge, gives the same cache, probe and
+    hidden states, bit for bit, as one call; and a last layer run only on the blocks
+    that hold the rows asked for gives those rows' hidden states unchanged."""
+    monkeypatch.setattr(numpy_llama, "BLOCK", 5)
+    model = numpy_draft.load_numpy_draft(str(llama_dir)).model
+    ids = np.random.default_rng(3).integers(2, 300, 23).tolist()
+    options = dict(rows=edge_rows - 2, prompt_length=19, context_start=1, context_stop=17,
+                   pool_kernel=3, scaling=model.shape.head_dim ** -0.5)
+
+    def run(calls: list[list[int]], outputs: slice):
+        cache = numpy_llama.KeyValueCache(model.shape, len(ids))
+        probe = numpy_llama.Probe(**options)
+        hidden = np.concatenate([model.forward(part, cache, probe, outputs=outputs)
+                                 for part in calls])
+        return cache, probe.importance(cache), hidden
+
+    edge = numpy_llama.block_edge(edge_rows)
+    one_cache, one_probe, one_hidden = run([ids], slice(None))
+    for outputs in (slice(None), slice(-1, None), slice(0, 0)):
+        cache, probe, hidden = run([ids[:edge], ids[edge:]], outputs)
+        assert np.array_equal(cache.keys, one_cache.keys)
+        assert np.array_equal(cache.values, one_cache.values)
+        assert np.array_equal(probe, one_probe)
+        expected = one_hidden[:edge][outputs], one_hidden[edge:][outputs]
+        assert np.array_equal(hidden, np.concatenate(expected))
 
 
 def test_avg_pool_matches_the_torch_pooling():
@@ -126,7 +157,7 @@ def test_avg_pool_matches_the_torch_pooling():
 
     values = np.random.default_rng(0).random((3, 4, 50)).astype(np.float32)
     for kernel in (1, 2, 5, 13, 60):
-        np.testing.assert_allclose(numpy_draft.avg_pool(values, kernel),
+        np.testing.assert_allclose(numpy_llama.avg_pool(values, kernel),
                                    scoring.avg_pool(torch.from_numpy(values), kernel).numpy(),
                                    rtol=1e-5, atol=1e-7)
 
@@ -136,7 +167,7 @@ def test_bfloat16_weights_are_widened_exactly(tmp_path):
 
     weights = torch.randn(5, 7).to(torch.bfloat16)
     save_file({"w": weights, "b": torch.arange(3, dtype=torch.float16)}, tmp_path / "m.safetensors")
-    loaded = numpy_draft.load_tensors(tmp_path / "m.safetensors")
+    loaded = numpy_llama.load_tensors(tmp_path / "m.safetensors")
     np.testing.assert_array_equal(loaded["w"], weights.float().numpy())
     np.testing.assert_array_equal(loaded["b"], [0.0, 1.0, 2.0])
     assert {array.dtype for array in loaded.values()} == {np.dtype(np.float32)}
