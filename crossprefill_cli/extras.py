@@ -8,7 +8,6 @@ packages the extra lists in the installed metadata are named directly, with thei
 version bounds, which works wherever pip can reach an index.
 """
 
-import importlib.metadata
 import re
 import shlex
 from contextlib import contextmanager
@@ -46,6 +45,8 @@ def install_advice(extra: str) -> str:
 
 def extra_requirements(extra: str) -> list[str]:
     """The requirements the installed metadata lists for `extra` (markers dropped)."""
+    import importlib.metadata  # here: 30 ms of every command's start-up otherwise
+
     try:
         listed = importlib.metadata.requires(DISTRIBUTION) or []
     except importlib.metadata.PackageNotFoundError:

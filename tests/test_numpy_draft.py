@@ -250,6 +250,7 @@ def run_cli(args: list[str], **environment) -> subprocess.CompletedProcess:
 
 
 def test_the_default_local_path_imports_neither_torch_nor_transformers(tmp_path):
+    """Nor, in a pipe, Rich (only a terminal shows progress) or package metadata."""
     if not (builtin_path() / "config.json").is_file():
         pytest.skip("the bundled draft is not part of this build")
     source = tmp_path / "notes.txt"
@@ -261,7 +262,7 @@ def test_the_default_local_path_imports_neither_torch_nor_transformers(tmp_path)
              "except SystemExit as done:\n"
              "    assert not done.code, done.code\n"
              "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-             "('torch', 'transformers'))\n"
+             "('torch', 'transformers', 'rich') or m == 'importlib.metadata')\n"
              "sys.stderr.write('HEAVY ' + repr(heavy))\n")
     env = {**os.environ, "CROSSPREFILL_CACHE_DIR": str(tmp_path / "cache")}
     done = subprocess.run([sys.executable, "-c", probe, "compress", str(source), "--json",

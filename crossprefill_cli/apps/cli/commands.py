@@ -21,9 +21,9 @@ import json
 import sys
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Annotated, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, ContextManager, Iterator, Optional
 
 import typer
 
@@ -285,16 +285,24 @@ def _local_job(env: Environment, input_path: str | None, settings: Settings, lin
     from crossprefill_cli.models.target_process import start_target
 
     with start_target(settings.target) as pending:
-        from crossprefill_cli.apps.cli.render import draft_progress, stderr_console
         from crossprefill_cli.pipeline.job import Job
 
         source_text = env.read_input(input_path)
-        with draft_progress(stderr_console(env.stderr),
-                            enabled=env.stderr_isatty and not line.quiet) as on_progress:
+        with _draft_progress(env, line) as on_progress:
             job = Job(settings, target=pending, on_warning=warner(env, line),
                       on_progress=on_progress)
             analysed = job.analyse(source_text, with_budget=with_budget)
         yield job, analysed
+
+
+def _draft_progress(env: Environment, line: CommandLine) -> ContextManager:
+    """The draft's progress bar on a terminal; in a pipe nothing, not even Rich's import
+    (a tenth of a second of a small input's run)."""
+    if not env.stderr_isatty or line.quiet:
+        return nullcontext()
+    from crossprefill_cli.apps.cli.render import draft_progress, stderr_console
+
+    return draft_progress(stderr_console(env.stderr), enabled=True)
 
 
 def main() -> None:
