@@ -292,7 +292,7 @@ def _local_job(env: Environment, input_path: str | None, settings: Settings, lin
         with draft_progress(stderr_console(env.stderr),
                             enabled=env.stderr_isatty and not line.quiet) as on_progress:
             job = Job(settings, target=pending, on_warning=warner(env, line),
-                      on_progress=on_progress)
+                      on_progress=on_progress, flags=True)
             analysed = job.analyse(source_text, with_budget=with_budget)
         yield job, analysed
 

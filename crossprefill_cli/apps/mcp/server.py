@@ -32,7 +32,7 @@ from mcp.server.stdio import stdio_server
 
 from crossprefill_cli import __version__
 from crossprefill_cli.apps.mcp.roots import Roots
-from crossprefill_cli.apps.mcp.tools import DEFAULTS, ESTIMATE_ONLY, TOOLS, by_fields
+from crossprefill_cli.apps.mcp.tools import DEFAULTS, ESTIMATE_ONLY, TOOLS
 from crossprefill_cli.errors import CrossprefillError, UsageError
 from crossprefill_cli.models.cache import ScoreCache
 from crossprefill_cli.models.loading import BUILTIN
@@ -41,7 +41,7 @@ from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
 from crossprefill_cli.pipeline.job import DEFAULT_PROFILE, Job
 from crossprefill_cli.pipeline.profiles import load_profile
 from crossprefill_cli.pipeline.references import RefStore
-from crossprefill_cli.settings import ESTIMATE_RATES, MACHINE_FIELDS, Settings
+from crossprefill_cli.settings import ESTIMATE_RATES, MACHINE_FIELDS, Settings, by_fields
 from crossprefill_cli.text.packing import pack
 
 NAME = "crossprefill"
