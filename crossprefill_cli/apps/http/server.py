@@ -11,7 +11,7 @@ The server loads its drafts and targets once (in the background: `/healthz` answ
     GET  /healthz       200 once the drafts are loaded
     GET  /metrics       Prometheus text: requests by status, tokens, latency, queue length
 
-through the one `job.Job` the command line runs (`server_models.ServerModels.run`), so
+through the one `job.Job` the command line runs (`warm.ServerModels.run`), so
 a client prints byte for byte what local mode prints. Errors are `{"error": {"type",
 "message"}}`: 400 a malformed request, 401 a missing or wrong key, 404 a draft or target
 (`not_found`) or profile (`unknown_profile`) the server was not started with, 413 a body
@@ -21,9 +21,9 @@ server keeps serving. A message names the settings as a request does (`keep_rate
 the command line's `--keep-rate`); the server's own log, read by whoever started it,
 keeps the flags.
 
-What the server holds (its options, drafts, targets) is `server_models`; what it shares
+What the server holds (its options, drafts, targets) is `warm`; what it shares
 with its proxy (errors on the wire, bodies, keys, turns at a draft, metrics) is
-`http_wire`. The port is bound before anything loads, so a port in use is one line and
+`wire`. The port is bound before anything loads, so a port in use is one line and
 exit 1, and one line says when the server is ready. Binding anything but loopback needs
 an API key, compared in constant time and never logged. SIGTERM and SIGINT stop
 accepting, let running requests finish, and exit 0 (uvicorn's own shutdown); requests
