@@ -14,13 +14,21 @@ draft), "the default" (the target, the profile) or, through a server, the server
 choice. `device` and `dtype` say how this machine runs the draft: a server keeps its
 own (`machine` fields are not request fields). This module imports nothing but the
 standard library and `errors`, so every layer may use it.
+
+Messages (errors, warnings) name a setting by its command-line flag (`--keep-rate`),
+since the command line is where most of them are read. Every other front end names
+settings by their fields (`keep_rate`: the library's keywords, a server's request, a
+batch record, an MCP tool's arguments), and shows a message through `by_fields` (or
+raises through `named_by_fields`): one translation, derived from the declaration below.
 """
 
+import re
 import typing
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Iterator
 
-from crossprefill_cli.errors import UsageError
+from crossprefill_cli.errors import CrossprefillError, UsageError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -131,6 +139,29 @@ BUDGET_FIELDS = tuple(f.name for f in SETTINGS if f.metadata["budget"])
 MACHINE_FIELDS = tuple(f.name for f in SETTINGS if f.metadata["machine"])
 # the keep rates `estimate` tries when asked for none (it takes them instead of the budget)
 ESTIMATE_RATES = (0.1, 0.2, 0.3, 0.5)
+# each setting's long flags, without their dashes (both of a --x/--no-x pair), and the
+# field each stands for
+FLAG_FIELDS = {flag.lstrip("-"): setting.name for setting in SETTINGS
+               for flag in setting.metadata["flags"][0].split("/")}
+FLAG = re.compile(r"--([a-z][a-z-]*)")
+
+
+def by_fields(text: str) -> str:
+    """`text` (a message or a help) with each setting's flag named by its field, as the
+    front ends but the command line know it (`--keep-rate` -> `keep_rate`); other flags
+    (`--keep-rates`, `--api-key`) stay as they are."""
+    return FLAG.sub(lambda flag: FLAG_FIELDS.get(flag[1], flag[0]), text)
+
+
+@contextmanager
+def named_by_fields() -> Iterator[None]:
+    """Let the block's `CrossprefillError` out with its message `by_fields` (the same
+    error, its class and traceback kept)."""
+    try:
+        yield
+    except CrossprefillError as error:
+        error.args = (by_fields(str(error)),)
+        raise
 
 
 def value_type(setting: Any) -> type:

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from crossprefill_cli import compress
 from crossprefill_cli.apps.batch.records import BatchSettings, compress_many
 from crossprefill_cli.apps.cli.commands import app
+from crossprefill_cli.errors import UsageError
 from crossprefill_cli.extras import install_advice
 from crossprefill_cli.pipeline.job import compress_messages
 
@@ -191,6 +192,17 @@ def test_compress_many_is_the_library_side_of_batch(tmp_path, llama_dir, target_
     run(jsonl(tmp_path, rows), "-o", str(output), *args(llama_dir, target_dir))
     settings = BatchSettings(draft=str(llama_dir), target=str(target_dir), no_cache=True)
     assert list(compress_many(rows, settings)) == read_jsonl(output)
+
+
+def test_error_records_and_compress_many_name_settings_by_field(llama_dir, target_dir):
+    """A record's budget is `keep_rate`, not the command line's --keep-rate."""
+    settings = BatchSettings(draft=str(llama_dir), target=str(target_dir), no_cache=True)
+    [failed] = compress_many([{"id": 1, "text": long_text(30), "keep_rate": 0.0001}], settings)
+    assert failed["error"]["type"] == "budget"
+    assert failed["error"]["message"].endswith("; raise keep_rate")
+    with pytest.raises(UsageError) as raised:
+        next(compress_many([{"id": 1, "text": "a"}], BatchSettings(window=0)))
+    assert str(raised.value) == "window must be a positive number of draft tokens, got 0"
 
 
 def test_a_local_ray_gives_the_local_engines_bytes(tmp_path, llama_dir, target_dir):

@@ -93,6 +93,13 @@ def test_bad_requests_get_one_line_and_an_exit_status(llama_dir, target_dir, std
     assert (result.exit_code, result.stdout, result.stderr) == (code, "", message)
 
 
+def test_errors_name_the_command_lines_flags(llama_dir, target_dir):
+    result = runner.invoke(app, ["compress", *options(llama_dir, target_dir, "--window",
+                                                      "100000")], input=TEXT)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("crossprefill: error: --window 100000 plus the query")
+
+
 def test_binary_input_is_refused(llama_dir, target_dir):
     result = runner.invoke(app, ["compress", *options(llama_dir, target_dir)],
                            input=b"PK\x03\x04\x00\x00binary")

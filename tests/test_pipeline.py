@@ -14,7 +14,10 @@ from structure import assert_verbatim_structure
 
 from crossprefill_cli import compress
 from crossprefill_cli.errors import InputError, ModelLoadError, UsageError
+from crossprefill_cli.pipeline.draft_source import DraftSource
+from crossprefill_cli.pipeline.job import Job
 from crossprefill_cli.pipeline.profiles import load_profile
+from crossprefill_cli.settings import Settings
 
 TEXT = long_text(120)
 
@@ -194,6 +197,26 @@ def test_default_target_falls_back_to_the_draft_tokenizer_with_a_warning(llama_d
 def test_impossible_requests_are_usage_errors(llama_draft, target, options, error, message):
     with pytest.raises(error, match=message):
         run(llama_draft, target, **options)
+
+
+def test_the_library_names_settings_by_their_keywords(llama_draft, target):
+    """The library's keywords are the fields: its errors and warnings say `window` and
+    `chunk_size`, not the command line's --window and --chunk-size."""
+    with pytest.raises(UsageError) as raised:
+        run(llama_draft, target, window=10_000)
+    assert str(raised.value).startswith("window 10000 plus the query and lookahead exceeds")
+    with pytest.raises(UsageError, match="^window must be a positive number"):
+        Job(Settings(window=0), draft=DraftSource(llama_draft, device="cpu", dtype="auto"))
+    far_below = run(llama_draft, target, profile="code", keep_rate=0.3, chunk_size=4000)
+    assert "a smaller chunk_size lets" in far_below.warnings[0]
+    assert not any("--" in warning for warning in far_below.warnings)
+
+
+def test_a_job_for_a_command_line_names_the_flags(llama_draft, target):
+    job = Job(Settings(window=10_000), draft=DraftSource(llama_draft, device="cpu", dtype="auto"),
+              target=target, flags=True)
+    with pytest.raises(UsageError, match="^--window 10000 plus the query"):
+        job.compress(TEXT)
 
 
 @pytest.mark.parametrize("text", ["", " \n\t "])

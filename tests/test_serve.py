@@ -100,6 +100,18 @@ def test_status_codes(served, body, code, kind):
     assert "\n" not in payload["error"]["message"]
 
 
+@pytest.mark.parametrize("body, message", [
+    ({"text": TEXT, "window": 100_000}, "window 100000 plus the query and lookahead exceeds"),
+    ({"text": TEXT, "keep_rate": 0.0001}, "leaves no tokens of this"),
+])
+def test_error_bodies_name_settings_as_requests_do(served, body, message):
+    """A request's settings are fields: its errors say keep_rate, never --keep-rate."""
+    _, payload, _ = call(served + "/v1/compress", body)
+    assert message in payload["error"]["message"]
+    assert "--" not in payload["error"]["message"]
+    assert next(iter(set(body) - {"text"})) in payload["error"]["message"]
+
+
 def test_a_full_queue_answers_503_at_once_and_metrics_count_it(served):
     slow = threading.Thread(target=call, args=(served + "/v1/compress",
                                                {"text": SLOW_TEXT, "no_cache": True}))

@@ -1,6 +1,7 @@
 """The steps in order: the draft's analysis and each budget's selection (`analysis`),
-the one compression job every front end runs (`job`), the draft as named and the target
-(`draft_source`), profiles (`profiles`) and the estimate report (`estimate`).
+what one budget's selection is made from (`plan`), the one compression job every front
+end runs (`job`), the draft as named and the target (`draft_source`), profiles
+(`profiles`) and the estimate report (`estimate`).
 
 `crossprefill_cli.pipeline.compress_messages` and the other names that were
 `crossprefill_cli.pipeline`'s before it became this package still import from here,

@@ -16,10 +16,16 @@ What a front end adds comes in as resources and hooks: a loaded draft (`DraftSou
 a target (a name, a loaded `TargetTokenizer`, or a `PendingTarget` built in a child
 process), a score cache, an already loaded profile, and callbacks for warnings and the
 draft's progress. Warnings are also collected on the result, in the order they came.
+
+A job's errors and warnings name the settings as its caller knows them: by field
+(`keep_rate`, `window`: the library's keywords, a server's request, a batch record) or,
+for a command line (`flags=True`), by flag (`--keep-rate`); see `settings.by_fields`.
 """
 
+import functools
 import json
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -34,7 +40,7 @@ from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
 from crossprefill_cli.pipeline.profiles import Profile
 from crossprefill_cli.pipeline.references import RefStore
 from crossprefill_cli.results import Result
-from crossprefill_cli.settings import Settings, check_budget_options
+from crossprefill_cli.settings import Settings, by_fields, check_budget_options, named_by_fields
 from crossprefill_cli.text import messages
 from crossprefill_cli.text.messages import read_format
 from crossprefill_cli.text.source import check_text
@@ -75,6 +81,15 @@ class Done:
         return restore_messages(self.conversation, self.analysis, self.result)
 
 
+def _naming(method):
+    """`method`, its errors naming the settings as the job's caller does (`Job.flags`)."""
+    @functools.wraps(method)
+    def named(self: "Job", *args, **kwargs):
+        with self.naming():
+            return method(self, *args, **kwargs)
+    return named
+
+
 class Job:
     """Compression with one `Settings`, over the resources a front end holds."""
 
@@ -84,14 +99,18 @@ class Job:
                  references: RefStore | None = None,
                  scorer: Scorer | None = None, keep: tuple[tuple[int, int], ...] = (),
                  on_warning: Callable[[str], None] | None = None,
-                 on_progress: Progress | None = None):
+                 on_progress: Progress | None = None, flags: bool = False):
         """`scorer`, a function, scores instead of the settings' named scorer (see
         `pipeline.analyse`); `keep` are character spans kept whole; `references` is where
-        the omitted texts go with `settings.refs` (None: the default store)."""
-        self.settings = settings.checked()
+        the omitted texts go with `settings.refs` (None: the default store). Errors and
+        warnings name the settings by field (`keep_rate`), or with `flags` by their
+        command-line flags (`--keep-rate`)."""
+        self.flags = flags
+        with self.naming():
+            self.settings = settings.checked()
+            self.source = draft or DraftSource.of(settings)
         self.scorer = scorer if scorer is not None else settings.scorer
         self.keep = tuple(keep)
-        self.source = draft or DraftSource.of(settings)
         self._target = settings.target if target is None else target
         self._counter: TargetTokenizer | None = None
         self.cache = None if settings.no_cache else (cache or ScoreCache())
@@ -102,10 +121,19 @@ class Job:
         self._on_warning = on_warning
 
     def warn(self, message: str) -> None:
+        message = self._named(message)
         self.warnings.append(message)
         if self._on_warning is not None:
             self._on_warning(message)
 
+    def naming(self) -> AbstractContextManager:
+        """A block whose errors name the settings as the job does (see `flags`)."""
+        return nullcontext() if self.flags else named_by_fields()
+
+    def _named(self, message: str) -> str:
+        return message if self.flags else by_fields(message)
+
+    @_naming
     def target(self) -> TargetTokenizer:
         """The target the budget is counted in (waited for, the first time)."""
         if self._counter is None:
@@ -115,6 +143,7 @@ class Job:
                 build=pending.result if pending else None)
         return self._counter
 
+    @_naming
     def analyse(self, source_text: str, *, with_budget: bool = True) -> AnalysedInput:
         """Read `source_text` in the settings' format and score it with the draft; with
         `with_budget`, a budget below what must be kept fails before the draft reads."""
@@ -155,11 +184,13 @@ class Job:
         checking.finish()
         return AnalysedInput(text, conversation, analysis, reference)
 
+    @_naming
     def compress(self, source_text: str) -> Done:
         """Compress `source_text` to the settings' budget."""
         analysed = self.analyse(source_text)
         return self.finish(analysed)
 
+    @_naming
     def finish(self, analysed: AnalysedInput, **budget) -> Done:
         """The compression of an analysed input, at the settings' budget or at `budget`
         (`keep_rate`, `target_tokens`) when given."""
@@ -170,11 +201,12 @@ class Job:
         earlier = list(self.warnings)
         result = finish(analysed.analysis, target=counter, on_warning=self.warn,
                         reference=analysed.reference, **budget)
-        result.warnings[:0] = earlier
+        result.warnings[:] = [*earlier, *map(self._named, result.warnings)]
         return Done(analysed.text, analysed.conversation, result,
                     product(result, analysed.analysis, analysed.conversation),
                     analysed.analysis)
 
+    @_naming
     def estimate(self, analysed: AnalysedInput, rates: list[float], *,
                  context_window: int | None = None, price_per_mtok: float | None = None,
                  must_keep: list[str] = ()) -> dict:
@@ -282,15 +314,17 @@ def compress_messages(data: "str | list | dict", *, keep_rate: float | None = No
 def _library_job(values: dict, *, profile: "str | Profile", draft: "str | Draft",
                  target: "str | TargetTokenizer | None", scorer: "str | Scorer | None",
                  cache: ScoreCache | None, **hooks) -> Job:
-    """The Job of a library call: its settings, and the resources it was handed."""
+    """The Job of a library call: its settings, and the resources it was handed (its
+    errors, like the job's, name the settings by field)."""
     named = dict(profile=profile if isinstance(profile, str) else profile.name,
                  draft=draft if isinstance(draft, str) else None,
                  scorer=scorer if isinstance(scorer, str) else None,
                  target=target if isinstance(target, str) else None)
     settings = Settings(**values, **named, no_cache=cache is None)
-    source = None if isinstance(draft, str) else DraftSource(draft, device=settings.device,
-                                                             dtype=settings.dtype,
-                                                             backend=settings.backend)
+    with named_by_fields():
+        source = None if isinstance(draft, str) else DraftSource(draft, device=settings.device,
+                                                                 dtype=settings.dtype,
+                                                                 backend=settings.backend)
     return Job(settings, draft=source, target=target, cache=cache,
                profile=None if isinstance(profile, str) else profile,
                scorer=scorer if callable(scorer) else None, **hooks)

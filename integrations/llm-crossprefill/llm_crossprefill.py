@@ -173,7 +173,7 @@ def compressed(text: str, settings: Settings, error_type: type[Exception]):
     from crossprefill_cli.pipeline.job import Job
 
     try:
-        return Job(settings, on_warning=warn).compress(text)
+        return Job(settings, on_warning=warn, flags=True).compress(text)
     except CrossprefillError as error:
         failure = error_type(str(error))
         if isinstance(failure, click.ClickException):

@@ -8,7 +8,8 @@ command line's options). Other fields are not read. Each record becomes one outp
 record: `id`, the compressed `text` (or `messages`), `tokens_before`, `tokens_after`,
 `budget`, `keep_rate` and `query_source`, or, for a record that cannot be compressed,
 `id` and `error: {type, message}` (and `line`, its line number, when it has no usable
-id). A failed record never stops the others.
+id); the message names settings as a record does (`keep_rate`, not the command line's
+`--keep-rate`: `settings.by_fields`). A failed record never stops the others.
 
 `RecordCompressor` loads the draft and the target once and compresses records one at a
 time through the one `job.Job` that `crossprefill compress` runs; `compress_many` is the
@@ -31,7 +32,7 @@ from crossprefill_cli.models.loading import first_line
 from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
 from crossprefill_cli.pipeline.job import DEFAULT_PROFILE, Job
 from crossprefill_cli.pipeline.profiles import Profile, load_profile
-from crossprefill_cli.settings import Settings
+from crossprefill_cli.settings import Settings, by_fields, named_by_fields
 
 RECORD_FIELDS = ("id", "text", "messages", "query", "keep_rate", "target_tokens", "profile")
 
@@ -73,7 +74,7 @@ def error_record(record_id, error: Exception, line: int | None = None) -> dict:
     out: dict = {"id": record_id}
     if record_id is None and line is not None:
         out["line"] = line
-    out["error"] = {"type": kind, "message": first_line(error) or type(error).__name__}
+    out["error"] = {"type": kind, "message": by_fields(first_line(error))}
     return out
 
 
@@ -245,8 +246,10 @@ def local_outputs(lines: Iterable[Line], settings: Settings,
 def compress_many(records: Iterable[dict], settings: Settings = Settings(),
                   *, on_warning: Callable[[str], None] | None = None) -> Iterator[dict]:
     """Compress each record (see the module docstring) with one draft and target load;
-    the output records come in input order, failures as records with `error`."""
-    compressor = RecordCompressor(settings, on_warning)
+    the output records come in input order, failures as records with `error`. Settings
+    that cannot be run with raise, naming them by field (`keep_rate`)."""
+    with named_by_fields():
+        compressor = RecordCompressor(settings, on_warning)
     for record in records:
         yield compressor(record)
 

@@ -30,8 +30,8 @@ import typer
 from crossprefill_cli.apps.cli import batch_command, mcp_command, serve_command, wrap_command
 from crossprefill_cli.apps.cli.environment import Environment
 from crossprefill_cli.apps.cli.options import (CommandLine, InputArgument, JsonOption,
-                                               OutputOption, reporting_errors, settings_options,
-                                               warner, with_query_file)
+                                               OutputOption, ServerOption, reporting_errors,
+                                               settings_options, warner, with_query_file)
 from crossprefill_cli.errors import UsageError
 from crossprefill_cli.results import Result, report, summary_line
 from crossprefill_cli.settings import (BUDGET_FIELDS, ESTIMATE_RATES, MACHINE_FIELDS, Settings,
@@ -180,9 +180,7 @@ def expand_command(
         metavar="REF", help="A gap marker's reference, such as 7f3a9c01:120-480 (from "
         "compress --refs).", show_default=False)],
     *,
-    server: Annotated[Optional[str], typer.Option(
-        "--server", envvar="CROSSPREFILL_SERVER", help="Ask this `crossprefill serve` (its "
-        "store; the key from CROSSPREFILL_API_KEY).", show_default=False)] = None,
+    server: ServerOption = None,
 ) -> None:
     """Print the original text that a gap marker of `compress --refs` left out, exactly
     as it was in the input."""
@@ -290,7 +288,7 @@ def _local_job(env: Environment, input_path: str | None, settings: Settings, lin
         source_text = env.read_input(input_path)
         with _draft_progress(env, line) as on_progress:
             job = Job(settings, target=pending, on_warning=warner(env, line),
-                      on_progress=on_progress)
+                      on_progress=on_progress, flags=True)
             analysed = job.analyse(source_text, with_budget=with_budget)
         yield job, analysed
 

@@ -29,6 +29,11 @@ InputArgument = Annotated[Optional[str], typer.Argument(
 OutputOption = Annotated[Optional[Path], typer.Option(
     "--output", "-o", help="Write to this file (atomically) instead of stdout.", show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON report instead.")]
+# every command that can send its work to a server (`CommandLine`'s, and `expand`'s)
+ServerOption = Annotated[Optional[str], typer.Option(
+    "--server", envvar="CROSSPREFILL_SERVER", help="Send the work to a `crossprefill serve` "
+    "at this URL: its draft, target and profile where none is named, and its reference "
+    "store (the key from CROSSPREFILL_API_KEY).", show_default=False)]
 
 
 @dataclass
@@ -39,11 +44,7 @@ class CommandLine:
     query_file: Annotated[Optional[Path], typer.Option(
         "--query-file", help="Read the query from a file.", show_default=False)] = None
     quiet: Annotated[bool, typer.Option("--quiet", help="No warnings or progress on stderr.")] = False
-    server: Annotated[Optional[str], typer.Option(
-        "--server", envvar="CROSSPREFILL_SERVER", help="Send the work to a `crossprefill serve` "
-        "at this URL (its drafts and targets; without --draft or --profile, its own; the key "
-        "from CROSSPREFILL_API_KEY).",
-        show_default=False)] = None
+    server: ServerOption = None
 
 
 def typer_option(setting: Field) -> object:

@@ -55,7 +55,7 @@ from crossprefill_cli.errors import (BudgetError, CrossprefillError, InputError,
 from crossprefill_cli.models.loading import first_line
 from crossprefill_cli.models.target import DEFAULT_TARGET, TargetTokenizer, tiktoken_encoding
 from crossprefill_cli.pipeline.job import Job
-from crossprefill_cli.settings import Settings, check_budget_options
+from crossprefill_cli.settings import Settings, by_fields, check_budget_options
 
 COMPRESSED_ROUTES = {"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC,
                      "/v1/responses": RESPONSES}
@@ -180,10 +180,10 @@ class Compressor:
         engine = self.engine
         settings = Settings(keep_rate=rate, query=query, detect_query=False,
                             profile=engine.profile.name, refs=refs)
-        try:
+        try:  # what it warns is the server's log, read by who started it: flags
             return Job(settings, draft=engine.sources[engine.options.drafts[0]], target=counter,
                        cache=engine.cache, profile=engine.profile,
-                       references=engine.references).compress(text).result.text
+                       references=engine.references, flags=True).compress(text).result.text
         except (BudgetError, InputError) as error:
             warn(f"a text of {self.count(counter, text):,} tokens is forwarded whole: "
                  f"{first_line(error)}")
@@ -437,8 +437,8 @@ class Proxy:
         def text(call: expansion.Call) -> str:
             try:
                 return self.engine.references.expand(call.ref)
-            except CrossprefillError as error:
-                return f"error: {error}"
+            except CrossprefillError as error:  # for the model: settings by field
+                return f"error: {by_fields(str(error))}"
 
         self.metrics.expansions.inc(len(calls))
         return [(call, await asyncio.to_thread(text, call)) for call in calls]

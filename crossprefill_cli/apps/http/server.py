@@ -11,17 +11,19 @@ The server loads its drafts and targets once (in the background: `/healthz` answ
     GET  /healthz       200 once the drafts are loaded
     GET  /metrics       Prometheus text: requests by status, tokens, latency, queue length
 
-through the one `job.Job` the command line runs (`server_models.ServerModels.run`), so
+through the one `job.Job` the command line runs (`warm.ServerModels.run`), so
 a client prints byte for byte what local mode prints. Errors are `{"error": {"type",
 "message"}}`: 400 a malformed request, 401 a missing or wrong key, 404 a draft or target
 (`not_found`) or profile (`unknown_profile`) the server was not started with, 413 a body
 over `max_bytes`, 422 unusable input or a budget below what must be kept, 503 busy
 (with Retry-After) or not ready, 500 (one line) when the model code itself fails; the
-server keeps serving.
+server keeps serving. A message names the settings as a request does (`keep_rate`, not
+the command line's `--keep-rate`); the server's own log, read by whoever started it,
+keeps the flags.
 
-What the server holds (its options, drafts, targets) is `server_models`; what it shares
+What the server holds (its options, drafts, targets) is `warm`; what it shares
 with its proxy (errors on the wire, bodies, keys, turns at a draft, metrics) is
-`http_wire`. The port is bound before anything loads, so a port in use is one line and
+`wire`. The port is bound before anything loads, so a port in use is one line and
 exit 1, and one line says when the server is ready. Binding anything but loopback needs
 an API key, compared in constant time and never logged. SIGTERM and SIGINT stop
 accepting, let running requests finish, and exit 0 (uvicorn's own shutdown); requests
@@ -57,6 +59,7 @@ from crossprefill_cli.apps.http.wire import (RETRY_AFTER_SECONDS, HTTPError, Met
                                              take_turn)
 from crossprefill_cli.errors import CrossprefillError, UsageError
 from crossprefill_cli.models.loading import first_line
+from crossprefill_cli.settings import by_fields
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 PROXIED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -141,7 +144,8 @@ def create_app(options: ServerOptions) -> Starlette:
             return JSONResponse({"status": "ready", "drafts": options.drafts,
                                  "targets": list(engine.targets)})
         return JSONResponse({"status": "failed" if engine.failure else "loading",
-                             "error": engine.failure}, status_code=503)
+                             "error": engine.failure and by_fields(engine.failure)},
+                            status_code=503)
 
     async def metrics_text(request: Request) -> Response:
         try:

@@ -1,29 +1,29 @@
 """What a server holds warm: its options, and the drafts and targets it loaded.
 
-`ServerModels` loads every draft and target once (in a thread at start-up; `ready` is
-set when they are loaded, `settled` when they are loaded or have failed) and resolves
-what a request names to a loaded draft, target and profile: only what the server was
-started with (drafts, targets, built-in profiles and the started one) unless
-`allow_any_draft`; a target is found by the name local mode resolves (`gpt-4o` is
-served by `o200k_base`). `run` is one request's compression, through the one `Job`.
+`ServerModels` is the server's `pipeline.warm.Warm` (drafts, targets, profile, score
+cache, reference store) with the server's policy on top: it loads every draft and
+target once (in a thread at start-up; `ready` is set when they are loaded, `settled`
+when they are loaded or have failed), and resolves what a request names to a loaded
+draft, target and profile: only what the server was started with (drafts, targets,
+built-in profiles and the started one) unless `allow_any_draft`; a target is found by
+the name local mode resolves (`gpt-4o` is served by `o200k_base`). Requests take turns
+at each draft in its `Lane`. `run` is one request's compression, through the one `Job`.
 `serve` and its proxy both use it; it imports neither.
 """
 
 import json
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from crossprefill_cli.apps.http.wire import HTTPError, Lane
 from crossprefill_cli.errors import CrossprefillError
-from crossprefill_cli.models.cache import ScoreCache
 from crossprefill_cli.models.loading import BUILTIN
 from crossprefill_cli.models.target import (DEFAULT_TARGET, TargetTokenizer, tiktoken_encoding,
                                             tiktoken_label)
-from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
-from crossprefill_cli.pipeline.job import Job
-from crossprefill_cli.pipeline.profiles import builtin_names, load_profile
-from crossprefill_cli.pipeline.references import RefStore
+from crossprefill_cli.pipeline.draft_source import DraftSource
+from crossprefill_cli.pipeline.profiles import builtin_names
+from crossprefill_cli.pipeline.warm import Warm
 from crossprefill_cli.results import report
 from crossprefill_cli.settings import MACHINE_FIELDS, SETTINGS, Settings, json_types
 from crossprefill_cli.text.source import MAX_INPUT_BYTES
@@ -57,56 +57,40 @@ class ServerOptions:
     proxy: "ProxyOptions | None" = None  # also forward LLM API calls upstream
 
 
-class ServerModels:
+class ServerModels(Warm):
     """The loaded drafts and targets, and the work one request asks for."""
 
     def __init__(self, options: ServerOptions):
+        super().__init__(options.profile, device=options.device, dtype=options.dtype,
+                         backend=options.backend)
         self.options = options
-        self.sources: dict[str, DraftSource] = {}
-        self.targets: dict[str, tuple[TargetTokenizer, list[str]]] = {}
         self.lanes: dict[str, Lane] = {}
         self.stopping = threading.Event()  # shutting down: queued requests get a 503
         self.ready = threading.Event()  # loaded: requests are answered
         self.settled = threading.Event()  # loaded, or failed with `failure`
         self.failure: str | None = None
-        self.cache = ScoreCache()
-        self.references = RefStore()
-        self.profile = load_profile(options.profile)  # the one named at start, maybe a file
         self.profiles = set(builtin_names()) | {self.profile.name}
 
     def load(self) -> None:
         """Load every draft and target (run in a thread at start-up)."""
         try:
             for name in self.options.drafts:
-                self._load_draft(name)
+                self.source(name, load=True)
             default = self.sources[self.options.drafts[0]]
             mapped = [spec for _, spec in self.options.proxy.target_map] if self.options.proxy else []
             for name in [*(self.options.targets or [None]), *mapped]:
-                self._load_target(name, default)
+                self.target_of(name, default)
             self.ready.set()
         except CrossprefillError as error:
             self.failure = str(error)
         finally:
             self.settled.set()
 
-    def _load_draft(self, name: str) -> DraftSource:
-        source = DraftSource(name, device=self.options.device, dtype=self.options.dtype,
-                             backend=self.options.backend)
-        source.load()
-        self.sources[name] = source
-        return source
-
-    def _load_target(self, name: str | None, source: DraftSource) -> TargetTokenizer:
-        warnings: list[str] = []
-        counter = resolve_target(name, source, warnings.append)
-        self.targets[name or DEFAULT_TARGET] = (counter, warnings)
-        return counter
-
     def target(self, name: str) -> TargetTokenizer:
         """The target called `name`, loaded now if it is not yet (`ModelLoadError`)."""
-        if name in self.targets or self._alias_target(name):
-            return self.targets[name][0]
-        return self._load_target(name, self.sources[self.options.drafts[0]])
+        if name not in self.targets:
+            self._alias_target(name)
+        return self.target_of(name, self.sources[self.options.drafts[0]])[0]
 
     def _alias_target(self, name: str) -> bool:
         """Serve `name` with a loaded target of the same tiktoken encoding (`gpt-4o` with
@@ -125,45 +109,39 @@ class ServerModels:
     def lane(self, draft: str) -> Lane:
         return self.lanes.setdefault(draft, Lane(self.stopping))
 
-    def resolve(self, body: dict) -> tuple[DraftSource, TargetTokenizer, list[str]]:
+    def resolve(self, body: dict) -> tuple[DraftSource, str]:
+        """The loaded draft and the target's name a request asks for (HTTP 404 for one
+        this server does not serve)."""
         draft = body.get("draft") or self.options.drafts[0]
         target = body.get("target") or (self.options.targets or [DEFAULT_TARGET])[0]
         if draft not in self.sources:
             if not self.options.allow_any_draft:
                 raise HTTPError(404, "not_found", f"this server has no draft {draft!r}; it "
                                 f"serves {', '.join(self.options.drafts)}")
-            self._load_draft(draft)
+            self.source(draft, load=True)
         if target not in self.targets and not self._alias_target(target):
             if not self.options.allow_any_draft:
                 raise HTTPError(404, "not_found", f"this server has no target {target!r}; it "
                                 f"serves {', '.join(self.targets)}")
-            self._load_target(target, self.sources[draft])
+            self.target_of(target, self.sources[draft])
         profile = body.get("profile") or self.profile.name
         if profile not in self.profiles:
             raise HTTPError(404, "unknown_profile", f"this server has no profile {profile!r}; it "
                             f"serves {', '.join(sorted(self.profiles))}")
-        counter, warnings = self.targets[target]
-        return self.sources[draft], counter, warnings
+        return self.sources[draft], target
 
     def run(self, body: dict, estimate_rates: list[float] | None) -> dict:
         """The report one request asks for (runs in the draft's worker thread)."""
-        source, counter, target_warnings = self.resolve(body)
+        source, target = self.resolve(body)
         text = body.get("text")
         asked = {name: value for name, value in body.items() if name in REQUEST_SETTINGS}
         if text is None:
             text, asked["format"] = json.dumps(body["messages"], ensure_ascii=False), "messages"
-        settings = Settings(**asked)
-        profile = settings.profile or self.profile.name
-        job = Job(replace(settings, profile=profile), draft=source, target=counter,
-                  cache=self.cache, references=self.references,
-                  profile=self.profile if profile == self.profile.name else None)
+        job = self.job(Settings(**asked), draft=source, target=target)
         if estimate_rates is not None:
-            answer = job.estimate(job.analyse(text, with_budget=False), estimate_rates,
-                                  context_window=body.get("context_window"),
-                                  price_per_mtok=body.get("price_per_mtok"),
-                                  must_keep=body.get("must_keep", []))
-            answer["warnings"][:0] = target_warnings
-            return answer
+            return job.estimate(job.analyse(text, with_budget=False), estimate_rates,
+                                context_window=body.get("context_window"),
+                                price_per_mtok=body.get("price_per_mtok"),
+                                must_keep=body.get("must_keep", []))
         done = job.compress(text)
-        done.result.warnings[:0] = target_warnings
         return report(done.result, done.conversation, done.printed)

@@ -3,7 +3,8 @@ the drafts, metrics.
 
 `serve` (the compression endpoints) and its proxy (`proxy`) both answer HTTP with the
 same conventions, so they take them from here rather than from each other: an error is
-`{"error": {"type", "message"}}` with its status, a body over the limit is a 413 as soon
+`{"error": {"type", "message"}}` with its status (the message naming settings as a
+request does, by field: `keep_rate`, not the command line's `--keep-rate`), a body over the limit is a 413 as soon
 as it is, keys are compared in constant time, a draft runs one request at a time while
 a bounded queue waits (a full queue is a 503 at once, a client that leaves is dropped),
 and Prometheus counts it all.
@@ -19,6 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from crossprefill_cli.settings import by_fields
+
 RETRY_AFTER_SECONDS = 1
 DISCONNECT_POLL_SECONDS = 0.1
 BODY_IDLE_SECONDS = 30.0
@@ -31,7 +34,7 @@ class HTTPError(Exception):
 
 
 def error_response(error: HTTPError) -> JSONResponse:
-    return JSONResponse({"error": {"type": error.kind, "message": str(error)}},
+    return JSONResponse({"error": {"type": error.kind, "message": by_fields(str(error))}},
                         status_code=error.status, headers=error.headers)
 
 

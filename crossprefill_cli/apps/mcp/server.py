@@ -2,10 +2,10 @@
 
 An agent (Claude Code, Codex CLI, Cursor) starts the server and calls its tools
 (`tools.TOOLS`): `compress`, `estimate` and `expand`. The server holds what every call
-would otherwise load again (`Warm`): the draft, loaded once in a worker thread right
-after the transport starts (so the client's handshake never waits on a model), every
-target once resolved, the profile it was started with, the score cache and the
-reference store. Each call is one `pipeline.job.Job`, the pipeline every front end runs.
+would otherwise load again (`ToolModels`, a `pipeline.warm.Warm`): the draft, loaded
+once in a worker thread right after the transport starts (so the client's handshake
+never waits on a model), every target once resolved, the profile it was started with,
+the score cache and the reference store. Each call is one `pipeline.job.Job`, the pipeline every front end runs.
 
 The event loop only reads and writes messages: a call's work runs in a worker thread,
 and compressions (the start-up load first) take turns on one lock, since one draft on
@@ -21,7 +21,6 @@ import json
 import sys
 import traceback
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Any, Callable
 
 import anyio
@@ -32,16 +31,12 @@ from mcp.server.stdio import stdio_server
 
 from crossprefill_cli import __version__
 from crossprefill_cli.apps.mcp.roots import Roots
-from crossprefill_cli.apps.mcp.tools import DEFAULTS, ESTIMATE_ONLY, TOOLS, by_fields
+from crossprefill_cli.apps.mcp.tools import DEFAULTS, ESTIMATE_ONLY, TOOLS
 from crossprefill_cli.errors import CrossprefillError, UsageError
-from crossprefill_cli.models.cache import ScoreCache
 from crossprefill_cli.models.loading import BUILTIN
-from crossprefill_cli.models.target import TargetTokenizer
-from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
 from crossprefill_cli.pipeline.job import DEFAULT_PROFILE, Job
-from crossprefill_cli.pipeline.profiles import load_profile
-from crossprefill_cli.pipeline.references import RefStore
-from crossprefill_cli.settings import ESTIMATE_RATES, MACHINE_FIELDS, Settings
+from crossprefill_cli.pipeline.warm import Warm
+from crossprefill_cli.settings import ESTIMATE_RATES, Settings, by_fields
 from crossprefill_cli.text.packing import pack
 
 NAME = "crossprefill"
@@ -55,8 +50,9 @@ def say(line: str) -> None:
     print(f"crossprefill: {line}", file=sys.stderr, flush=True)
 
 
-class Warm:
-    """The drafts, targets and profile the server holds, and one call's `Job`.
+class ToolModels(Warm):
+    """The drafts, targets and profile the server holds (`pipeline.warm.Warm`), and one
+    call's `Job`.
 
     `held` are the settings it was started with (draft, target, profile and the
     machine's); a call may name another draft, target or profile, which is then
@@ -64,55 +60,32 @@ class Warm:
 
     def __init__(self, held: Settings):
         self.held = held.checked()
-        self.profile = load_profile(held.profile or DEFAULT_PROFILE)
-        self.sources: dict[str, DraftSource] = {}
-        self.targets: dict[str | None, tuple[TargetTokenizer, list[str]]] = {}
+        super().__init__(held.profile or DEFAULT_PROFILE, device=held.device, dtype=held.dtype,
+                         backend=held.backend)
         self.default = self.source(held.draft or BUILTIN)  # a name that cannot load fails here
-        self.cache = ScoreCache()
-        self.references = RefStore()
 
     def load(self) -> None:
         """Load the started draft and resolve the started target (at start-up)."""
         self.default.load()
-        self.target(self.held.target)
+        self.target_of(self.held.target, self.default)
 
-    def source(self, name: str) -> DraftSource:
-        if name not in self.sources:
-            self.sources[name] = DraftSource(name, device=self.held.device,
-                                             dtype=self.held.dtype, backend=self.held.backend)
-        return self.sources[name]
-
-    def target(self, name: str | None) -> tuple[TargetTokenizer, list[str]]:
-        """The target `name` names (None: the default) and the warnings resolving it gave."""
-        if name not in self.targets:
-            warnings: list[str] = []
-            self.targets[name] = resolve_target(name, self.default, warnings.append), warnings
-        return self.targets[name]
-
-    def job(self, asked: dict[str, Any]) -> Job:
-        """The job of a call's settings: the server's draft, target, profile and machine
-        where the call names none."""
+    def call_job(self, asked: dict[str, Any]) -> Job:
+        """The job of a call's settings: the server's draft, target and profile where the
+        call names none."""
         settings = Settings(**{**DEFAULTS, **asked})
-        settings = replace(settings, **{name: getattr(self.held, name) for name in MACHINE_FIELDS},
-                           profile=settings.profile or self.profile.name).checked()
-        counter, warnings = self.target(settings.target or self.held.target)
-        job = Job(settings, draft=self.source(settings.draft or self.default.name),
-                  target=counter, cache=self.cache, references=self.references,
-                  profile=self.profile if settings.profile == self.profile.name else None)
-        for warning in warnings:
-            job.warn(warning)
-        return job
+        return self.job(settings, draft=self.source(settings.draft or self.default.name),
+                        target=settings.target or self.held.target)
 
 
 class Tools:
     """What each tool does with its checked arguments: (text content, structured content)."""
 
-    def __init__(self, warm: Warm, roots: Roots):
+    def __init__(self, warm: ToolModels, roots: Roots):
         self.warm, self.roots = warm, roots
 
     def compress(self, arguments: dict) -> tuple[list[str], dict]:
         text, asked = self._input(arguments)
-        done = self.warm.job(asked).compress(text)
+        done = self.warm.call_job(asked).compress(text)
         counts = {name: value for name, value in done.result.to_json().items() if name in COUNTS}
         summary = (f"{done.result.tokens_before:,} → {done.result.tokens_after:,} target tokens "
                    f"({done.result.target}, budget {done.result.budget:,})")
@@ -122,7 +95,7 @@ class Tools:
     def estimate(self, arguments: dict) -> tuple[list[str], dict]:
         extra = {name: arguments.pop(name) for name in ESTIMATE_ONLY if name in arguments}
         text, asked = self._input(arguments)
-        job = self.warm.job(asked)
+        job = self.warm.call_job(asked)
         report = job.estimate(job.analyse(text, with_budget=False),
                               sorted(set(extra.pop("keep_rates", ESTIMATE_RATES))), **extra)
         return [json.dumps(report, ensure_ascii=False, indent=1)], report
@@ -193,7 +166,7 @@ INSTRUCTIONS = (
 def serve(held: Settings, roots: Roots) -> None:
     """Serve the tools over stdio until the client closes stdin. A draft or profile that
     cannot be found fails here, before the transport starts."""
-    warm = Warm(held)
+    warm = ToolModels(held)
     tools = Tools(warm, roots)
     say(f"serving MCP over stdio (draft {warm.default.name}, roots {roots})")
 

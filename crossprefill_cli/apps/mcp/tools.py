@@ -5,28 +5,23 @@ setting that is not the machine's (`device`, `dtype` and `backend` are the serve
 fixed when it starts); `estimate` the same but the budget, which it asks for as several
 keep rates; `expand` a gap marker's reference, or a line range of a file. Each setting
 becomes a property of its field's name, JSON type and help, the command-line flags in
-the help named by their fields instead. `draft`, `target` and `profile` default to what
-the server was started with; `refs` is on by default here, since an agent can ask for
-what a gap left out (the `expand` tool). The schemas say no more than every client
+the help named by their fields instead (`settings.by_fields`). `draft`, `target` and
+`profile` default to what the server was started with; `refs` is on by default here,
+since an agent can ask for what a gap left out (the `expand` tool). The schemas say no more than every client
 accepts (no `oneOf` at the top, one type per property): a null argument counts as
 absent, and what needs more than a schema (`text` or `paths`, value ranges) is checked
 by the server and `Settings.checked`. This module imports no MCP SDK.
 """
 
-import re
 from dataclasses import Field
 
 from crossprefill_cli.settings import (BUDGET_FIELDS, ESTIMATE_RATES, MACHINE_FIELDS, SETTINGS,
-                                      json_types)
+                                      by_fields, json_types)
 
 # what the server holds for all calls unless a call names another (draft, target, profile)
 HELD = ("draft", "target", "profile")
 DEFAULTS = {"refs": True}  # where a tool's default is not the command line's
 JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array"}
-# a setting's flags, named in another's help, and the fields they stand for
-FLAG_NAMES = {flag.lstrip("-"): setting.name for setting in SETTINGS
-              for flag in setting.metadata["flags"][0].split("/")}
-FLAG = re.compile(r"--([a-z][a-z-]*)")
 
 INPUT = {
     "text": {"type": "string", "description": "The text to compress (give text or paths)."},
@@ -62,12 +57,6 @@ def json_type(setting: Field) -> str:
     """The JSON type of a setting's values (None is no value: the argument is left out)."""
     kinds = {JSON_TYPES[kind] for kind in json_types(setting.type) if kind is not type(None)}
     return "number" if kinds == {"integer", "number"} else kinds.pop()
-
-
-def by_fields(text: str) -> str:
-    """`text` (a help or an error message) with each setting's flag named by its field,
-    as a tool's caller knows it (`--keep-rate` -> `keep_rate`)."""
-    return FLAG.sub(lambda flag: FLAG_NAMES.get(flag[1], flag[0]), text)
 
 
 def description(setting: Field) -> str:
