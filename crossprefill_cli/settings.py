@@ -144,6 +144,9 @@ ESTIMATE_RATES = (0.1, 0.2, 0.3, 0.5)
 FLAG_FIELDS = {flag.lstrip("-"): setting.name for setting in SETTINGS
                for flag in setting.metadata["flags"][0].split("/")}
 FLAG = re.compile(r"--([a-z][a-z-]*)")
+# sent by the command line's --server client, which prints what local mode prints: the
+# server then names the settings in its messages by flag, not by field
+FLAGS_HEADER = "X-Crossprefill-Names"
 
 
 def by_fields(text: str) -> str:

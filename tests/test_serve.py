@@ -53,6 +53,21 @@ def test_the_client_prints_what_local_mode_prints(served, llama_dir, target_dir,
     assert remote.stdout.decode() == local.stdout
 
 
+def test_the_client_prints_a_servers_error_as_local_mode_does(served, llama_dir, target_dir,
+                                                              tmp_path):
+    """An error only the draft can find names the option by its flag through --server
+    too (the client asks for flags; other clients get field names)."""
+    path = tmp_path / "notes.md"
+    path.write_text(TEXT)
+    args = ["compress", str(path), "--no-cache", "-d", str(llama_dir), "-t", str(target_dir),
+            "--window", "100000"]
+    local = CliRunner().invoke(app, args)
+    remote = client(served, *args)
+    assert local.exit_code == remote.returncode == 2
+    assert "--window 100000" in local.stderr
+    assert remote.stderr.decode() == local.stderr
+
+
 def test_errors_keep_their_exit_status_and_message(served, llama_dir, target_dir):
     done = client(served, "compress", "-n", "2", "--no-cache", stdin=TEXT.encode())
     assert done.returncode == 2 and done.stdout == b""
@@ -182,7 +197,7 @@ def test_a_crash_in_the_model_code_is_one_line_500_and_the_server_keeps_serving(
         assert engine.ready.wait(timeout=START_SECONDS)
         working = engine.run
 
-        def crash(body, rates):
+        def crash(*request):
             raise RuntimeError("CUDA error: device-side assert triggered\nmore detail")
 
         monkeypatch.setattr(engine, "run", crash)

@@ -57,7 +57,8 @@ class Warm:
             self.targets[key] = resolve_target(name, draft, warnings.append), warnings
         return self.targets[key]
 
-    def job(self, settings: Settings, *, draft: DraftSource, target: str | None) -> Job:
+    def job(self, settings: Settings, *, draft: DraftSource, target: str | None,
+            flags: bool = False) -> Job:
         """The job of `settings` over what is held: `draft`, the target `target` names
         (its warnings the job's first), the held profile where the settings name it or
         none, and the holder's machine settings."""
@@ -65,7 +66,7 @@ class Warm:
                            profile=settings.profile or self.profile.name).checked()
         counter, warnings = self.target_of(target, draft)
         job = Job(settings, draft=draft, target=counter, cache=self.cache,
-                  references=self.references,
+                  references=self.references, flags=flags,
                   profile=self.profile if settings.profile == self.profile.name else None)
         for warning in warnings:
             job.warn(warning)

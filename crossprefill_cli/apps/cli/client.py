@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 
 from crossprefill_cli.errors import CrossprefillError, ModelLoadError, UsageError, error_class
+from crossprefill_cli.settings import FLAGS_HEADER
 
 TIMEOUT_SECONDS = 600
 # the server's own request-level types, beside the error classes' (`errors.error_class`)
@@ -30,7 +31,7 @@ REQUEST_ERRORS = {"bad_request": UsageError, "unknown_profile": UsageError,
 def request(server: str, path: str, body: dict) -> dict:
     """POST `body` to the server, return its JSON answer or raise the matching error."""
     url = server.rstrip("/") + path
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", FLAGS_HEADER: "flags"}
     key = os.environ.get("CROSSPREFILL_API_KEY")
     if key:
         headers["Authorization"] = f"Bearer {key}"

@@ -18,8 +18,9 @@ a client prints byte for byte what local mode prints. Errors are `{"error": {"ty
 over `max_bytes`, 422 unusable input or a budget below what must be kept, 503 busy
 (with Retry-After) or not ready, 500 (one line) when the model code itself fails; the
 server keeps serving. A message names the settings as a request does (`keep_rate`, not
-the command line's `--keep-rate`); the server's own log, read by whoever started it,
-keeps the flags.
+the command line's `--keep-rate`), unless the request carries `settings.FLAGS_HEADER`
+(the command line's `--server` client, which prints what local mode prints); the
+server's own log, read by whoever started it, keeps the flags.
 
 What the server holds (its options, drafts, targets) is `warm`; what it shares
 with its proxy (errors on the wire, bodies, keys, turns at a draft, metrics) is
@@ -56,7 +57,7 @@ from crossprefill_cli.apps.http.proxy import Proxy, check
 from crossprefill_cli.apps.http.warm import ESTIMATE_FIELDS, FIELDS, ServerModels, ServerOptions
 from crossprefill_cli.apps.http.wire import (RETRY_AFTER_SECONDS, HTTPError, Metrics,
                                              error_response, parse_json, read_body, same_key,
-                                             take_turn)
+                                             take_turn, wants_flags)
 from crossprefill_cli.errors import CrossprefillError, UsageError
 from crossprefill_cli.models.loading import first_line
 from crossprefill_cli.settings import by_fields
@@ -91,6 +92,7 @@ def create_app(options: ServerOptions) -> Starlette:
     async def work(request: Request) -> Response:
         started = time.perf_counter()
         path = request.url.path
+        flags = wants_flags(request)
         try:
             check_key(request)
             if not engine.ready.is_set():
@@ -104,7 +106,7 @@ def create_app(options: ServerOptions) -> Starlette:
                 metrics.requests.labels(path, "499").inc()
                 return Response(status_code=499)
             try:
-                answer = await asyncio.to_thread(engine.run, body, rates)
+                answer = await asyncio.to_thread(engine.run, body, rates, flags)
             finally:
                 lane.lock.release()
             if rates is None:
@@ -112,13 +114,13 @@ def create_app(options: ServerOptions) -> Starlette:
                 metrics.tokens_after.inc(answer["tokens_after"])
             response: Response = JSONResponse(answer)
         except HTTPError as error:
-            response = error_response(error)
+            response = error_response(error, flags=flags)
         except ClientDisconnect:
             response = Response(status_code=499)
         except CrossprefillError as error:
-            response = error_response(_http_error(error))
+            response = error_response(_http_error(error), flags=flags)
         except Exception as error:  # the model code failed: say so, keep serving
-            response = error_response(HTTPError(500, "internal", first_line(error)))
+            response = error_response(HTTPError(500, "internal", first_line(error)), flags=flags)
         metrics.requests.labels(path, str(response.status_code)).inc()
         metrics.latency.labels(path).observe(time.perf_counter() - started)
         return response
@@ -133,9 +135,9 @@ def create_app(options: ServerOptions) -> Starlette:
             text = await asyncio.to_thread(engine.references.expand, body["ref"])
             response: Response = JSONResponse({"ref": body["ref"], "text": text})
         except HTTPError as error:
-            response = error_response(error)
+            response = error_response(error, flags=wants_flags(request))
         except CrossprefillError as error:
-            response = error_response(_http_error(error))
+            response = error_response(_http_error(error), flags=wants_flags(request))
         metrics.requests.labels(request.url.path, str(response.status_code)).inc()
         return response
 

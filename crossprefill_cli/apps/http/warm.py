@@ -130,14 +130,15 @@ class ServerModels(Warm):
                             f"serves {', '.join(sorted(self.profiles))}")
         return self.sources[draft], target
 
-    def run(self, body: dict, estimate_rates: list[float] | None) -> dict:
-        """The report one request asks for (runs in the draft's worker thread)."""
+    def run(self, body: dict, estimate_rates: list[float] | None, flags: bool = False) -> dict:
+        """The report one request asks for (runs in the draft's worker thread); with
+        `flags`, its messages name settings by flag (a command-line client)."""
         source, target = self.resolve(body)
         text = body.get("text")
         asked = {name: value for name, value in body.items() if name in REQUEST_SETTINGS}
         if text is None:
             text, asked["format"] = json.dumps(body["messages"], ensure_ascii=False), "messages"
-        job = self.job(Settings(**asked), draft=source, target=target)
+        job = self.job(Settings(**asked), draft=source, target=target, flags=flags)
         if estimate_rates is not None:
             return job.estimate(job.analyse(text, with_budget=False), estimate_rates,
                                 context_window=body.get("context_window"),

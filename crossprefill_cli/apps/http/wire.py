@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from crossprefill_cli.settings import by_fields
+from crossprefill_cli.settings import FLAGS_HEADER, by_fields
 
 RETRY_AFTER_SECONDS = 1
 DISCONNECT_POLL_SECONDS = 0.1
@@ -33,9 +33,17 @@ class HTTPError(Exception):
         self.status, self.kind, self.headers = status, kind, headers or {}
 
 
-def error_response(error: HTTPError) -> JSONResponse:
-    return JSONResponse({"error": {"type": error.kind, "message": by_fields(str(error))}},
+def error_response(error: HTTPError, *, flags: bool = False) -> JSONResponse:
+    """The error's answer, its message naming settings by field, or with `flags` by flag
+    (for a command-line client, `settings.FLAGS_HEADER`)."""
+    message = str(error) if flags else by_fields(str(error))
+    return JSONResponse({"error": {"type": error.kind, "message": message}},
                         status_code=error.status, headers=error.headers)
+
+
+def wants_flags(request: Request) -> bool:
+    """Whether a command-line client asks for messages that name settings by flag."""
+    return request.headers.get(FLAGS_HEADER) == "flags"
 
 
 def same_key(given: str, key: str) -> bool:
