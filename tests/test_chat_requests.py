@@ -6,7 +6,8 @@ import pytest
 
 from crossprefill_cli.apps.http.chat_requests import (ANTHROPIC, OPENAI, RESPONSES, chat_texts,
                                                      replace)
-from crossprefill_cli.apps.http.proxy import parse_target_map, target_name
+from crossprefill_cli.apps.http.compressor import target_name
+from crossprefill_cli.apps.http.proxy import parse_target_map
 from crossprefill_cli.errors import UsageError
 
 

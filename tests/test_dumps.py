@@ -14,7 +14,7 @@ from crossprefill_cli import compress
 from crossprefill_cli.errors import UsageError
 from crossprefill_cli.pipeline.profiles import load_profile
 from crossprefill_cli.text import dumps, outline, query
-from crossprefill_cli.units import layout
+from crossprefill_cli.units import cutting, layout
 
 PYTHON = '''\
 import os
@@ -387,8 +387,8 @@ def test_layout_marks_headers_and_footers_required_and_code_as_code():
 def test_signatures_are_units_that_body_units_need():
     starts = np.arange(0, len(PYTHON), 3)
     structure = layout.describe(PYTHON, line_mode=True)
-    planned = layout.units(PYTHON, starts, structure, head=0, tail=len(PYTHON),
-                           profile=load_profile("code").with_overrides(chunk_size=10))
+    planned = cutting.units(PYTHON, starts, structure, head=0, tail=len(PYTHON),
+                            profile=load_profile("code").with_overrides(chunk_size=10))
     units, needs = planned.units, planned.needs
     text_of = [PYTHON[u.start:u.end] for u in units]
     put = text_of.index("    def put(self, key, value):\n")
@@ -397,10 +397,10 @@ def test_signatures_are_units_that_body_units_need():
     raise_line = next(i for i, t in enumerate(text_of) if "raise KeyError" in t)
     assert needs[raise_line] == (store, put) and needs[put] == (store,)
     assert needs[store] == ()
-    covered = layout.cover_definitions(np.eye(len(units))[put], needs)
+    covered = cutting.cover_definitions(np.eye(len(units))[put], needs)
     assert covered[raise_line] == 1.0 and covered[store] == 0.0
-    named = "".join(text_of[i] for i in sorted(layout.named_units(units, planned.definitions,
-                                                                  {"put", "absent"})))
+    named = "".join(text_of[i] for i in sorted(cutting.named_units(units, planned.definitions,
+                                                                   {"put", "absent"})))
     assert named == PYTHON[PYTHON.index("    def put"):PYTHON.index("    def get")]
 
 
@@ -770,9 +770,9 @@ def test_a_kept_stretch_of_code_is_widened_to_whole_lines():
     text = repomix_plain([("pkg/mod_0.py", RETURN_AFTER_BLANK)])
     found = query.detect(text)  # the closing "return x" reads as an instruction
     assert text[found.start:found.end] == "return x"
-    planned = layout.units(text, np.arange(0, len(text), 3),
-                           layout.describe(text, line_mode=True), head=0, tail=len(text),
-                           profile=load_profile("code"), keep=((found.start, found.end),))
+    planned = cutting.units(text, np.arange(0, len(text), 3),
+                            layout.describe(text, line_mode=True), head=0, tail=len(text),
+                            profile=load_profile("code"), keep=((found.start, found.end),))
     kept = [(text[u.start:u.end], u.required) for u in planned.units
             if "return" in text[u.start:u.end]]
     assert kept == [("    return x\n\n", True)]  # with the blank line after it

@@ -12,7 +12,7 @@ first line too (cut like the head), all of them together shrinking the same way 
 another quarter of the budget. A dump's directory tree and a reviewed diff are taken
 first, as far as their share of the budget holds them.
 
-    Analysis -> units (head, tail, each message's head, kept spans; `layout`) ->
+    Analysis -> units (head, tail, each message's head, kept spans; `cutting`) ->
     unit scores (`evidence`, the profile's scorer) and target costs -> priorities
     (named definitions, the dump's tree, a reviewed diff) and exclusions (files left
     out) -> `selection.Candidate`s; `join` and `measure` assemble and count a choice,
@@ -30,7 +30,7 @@ from crossprefill_cli.pipeline.profiles import Profile
 from crossprefill_cli.pipeline.references import handle
 from crossprefill_cli.settings import check_budget_options
 from crossprefill_cli.text import diffs, dumps, outline
-from crossprefill_cli.units import chunks, evidence, layout, selection
+from crossprefill_cli.units import chunks, cutting, evidence, layout, selection
 
 if TYPE_CHECKING:
     from crossprefill_cli.pipeline.analysis import Analysis
@@ -85,10 +85,10 @@ class Plan:
             lineages=planned.lineages, symbols=planned.symbols,
             **_places(self.units, structure))
         if settings.cover_definitions:
-            scores = layout.cover_definitions(scores, planned.signatures)
+            scores = cutting.cover_definitions(scores, planned.signatures)
         self.scores = scores
         named = outline.identifiers(analysis.query or "") | structure.changed_names
-        self.favoured = (layout.named_units(self.units, planned.definitions, named)
+        self.favoured = (cutting.named_units(self.units, planned.definitions, named)
                          if settings.favour_named_definitions and named else {})
         self.bounds = [(unit.start, unit.end) for unit in self.units]
         costs = counter.count_batch([text[start:end] for start, end in self.bounds])
@@ -198,14 +198,14 @@ def _places(units: list[chunks.Unit], structure: layout.Layout) -> dict:
 def _tree_ranks(units: list[chunks.Unit], tree: dumps.DirectoryTree | None, costs: list[int],
                 gap_cost: int, room: float) -> dict[int, int]:
     """The units of a dump's directory tree to take first, with their ranks (see
-    `layout.tree_units`): the whole tree when it costs at most `room` target tokens, gap
+    `cutting.tree_units`): the whole tree when it costs at most `room` target tokens, gap
     markers included, else its top levels that do; none when not even the top level does."""
     if tree is None:
         return {}
     depths = [depth for *_, depth in tree.entries]
     for deepest in range(max(depths), -1, -1):
         # a unit kept anyway (the input's first line is often the tree's title) costs nothing
-        ranks = {index: rank for index, rank in layout.tree_units(units, tree, deepest).items()
+        ranks = {index: rank for index, rank in cutting.tree_units(units, tree, deepest).items()
                  if not units[index].required}
         gaps = sum(1 for i, depth in enumerate(depths)
                    if depth > deepest and (i == 0 or depths[i - 1] <= deepest))
@@ -225,7 +225,7 @@ def gap_marker(analysis: "Analysis", start: int, end: int, tokens: int,
 def _units(text: str, starts: np.ndarray, settings: Profile, counter: TargetTokenizer,
            budget: int, structure: layout.Layout, query_span: tuple[int, int] | None = None,
            keep: tuple[tuple[int, int], ...] = (),
-           heads: tuple[tuple[int, int], ...] = ()) -> layout.UnitPlan:
+           heads: tuple[tuple[int, int], ...] = ()) -> cutting.UnitPlan:
     head = chunks.head_end(text, starts, lines=settings.keep_head_lines,
                            max_tokens=settings.keep_head_tokens,
                            boundary=structure.boundary_at(0, settings.boundary))
@@ -247,12 +247,12 @@ def _units(text: str, starts: np.ndarray, settings: Profile, counter: TargetToke
 
     keep = (*keep, *heads_at(_halved(settings.keep_head_tokens, heads_cost, budget // 4)))
     # a detected question is kept verbatim where it stands (on whole lines in code, as
-    # `layout` keeps it), unless it would take more than the tail may (then it only steers)
+    # `cutting` keeps it), unless it would take more than the tail may (then it only steers)
     if query_span is not None:
-        query_span = layout.on_lines(text, structure, query_span, settings.boundary)
+        query_span = cutting.on_lines(text, structure, query_span, settings.boundary)
         if counter.count(text[slice(*query_span)]) <= budget // 4:
             keep = (*keep, query_span)
-    return layout.units(text, starts, structure, head=head, tail=tail, profile=settings, keep=keep)
+    return cutting.units(text, starts, structure, head=head, tail=tail, profile=settings, keep=keep)
 
 
 def _halved(tokens: int, cost: Callable[[int], int], room: int) -> int:

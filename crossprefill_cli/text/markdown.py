@@ -5,7 +5,7 @@ indented at most three spaces) as code until a closing fence of the same charact
 least as long and with nothing after it but spaces (CommonMark); an unclosed fence runs
 to the end. A compressed text that keeps one fence of a pair and drops the other turns
 the rest of the output into code, or code into prose. `fenced_blocks` finds the pairs
-so that layout can keep a block's fences together with anything kept inside it.
+so that `units.cutting` keeps a block's fences together with anything kept inside it.
 """
 
 import re

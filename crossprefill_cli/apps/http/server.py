@@ -162,7 +162,7 @@ def create_app(options: ServerOptions) -> Starlette:
         if options.proxy is None:
             yield
             return
-        async with proxy.connected():
+        async with proxy.upstream.connected():
             yield
 
     routes = [Route("/v1/compress", work, methods=["POST"]),

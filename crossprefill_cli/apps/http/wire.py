@@ -7,13 +7,15 @@ same conventions, so they take them from here rather than from each other: an er
 request does, by field: `keep_rate`, not the command line's `--keep-rate`), a body over the limit is a 413 as soon
 as it is, keys are compared in constant time, a draft runs one request at a time while
 a bounded queue waits (a full queue is a 503 at once, a client that leaves is dropped),
-and Prometheus counts it all.
+Prometheus counts it all, and a warning for whoever runs the server is one line on its
+stderr (`warn`).
 """
 
 import asyncio
 import hmac
-import threading
 import json
+import sys
+import threading
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -44,6 +46,11 @@ def error_response(error: HTTPError, *, flags: bool = False) -> JSONResponse:
 def wants_flags(request: Request) -> bool:
     """Whether a command-line client asks for messages that name settings by flag."""
     return request.headers.get(FLAGS_HEADER) == "flags"
+
+
+def warn(message: str) -> None:
+    """A warning on the server's log (its stderr), read by whoever started it."""
+    print(f"crossprefill: warning: {message}", file=sys.stderr, flush=True)
 
 
 def same_key(given: str, key: str) -> bool:
