@@ -121,7 +121,7 @@ class FakeUpstream:
     """An LLM API that records every request and answers by the request's `model`:
     `hang` never answers (until `HANG_SECONDS`), `limited` is a 429 with Retry-After,
     `trickle` sends half of a JSON answer and the rest once `release` is set, `broken`
-    half of one before its connection breaks;
+    half of one before its connection breaks (`broken-chunked`: unsized);
     anything else gets a chat completion (JSON, or SSE chunks when `stream` is true, the
     rest held back until the client has seen the first one: `release`)."""
 
@@ -160,6 +160,8 @@ class FakeUpstream:
             if model == "broken":  # half of a JSON answer, then the connection breaks
                 return StreamingResponse(self.broken(), media_type="application/json",
                                          headers={"Content-Length": str(len(TRICKLED))})
+            if model == "broken-chunked":  # the same, unsized (chunked transfer encoding)
+                return StreamingResponse(self.broken(), media_type="application/json")
             if model == "trickle":  # a plain JSON answer, its second half held back
                 return StreamingResponse(self.halves(), media_type="application/json",
                                          headers={"Content-Length": str(len(TRICKLED))})

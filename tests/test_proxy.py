@@ -109,11 +109,12 @@ def test_a_plain_answer_is_relayed_as_it_arrives(proxied, upstream):
     assert data == TRICKLED and answer.headers["content-length"] == str(len(TRICKLED))
 
 
-def test_an_answer_broken_off_midway_is_one_clean_error_and_the_proxy_goes_on(proxied):
+@pytest.mark.parametrize("model", ["broken", "broken-chunked"])
+def test_an_answer_broken_off_midway_is_one_clean_error_and_the_proxy_goes_on(proxied, model):
     started = time.monotonic()
     with pytest.raises(httpx.TransportError):  # the client sees the break, not a hang
         httpx.post(proxied[0] + "/v1/chat/completions", timeout=30,
-                   json={"model": "broken", "messages": agent_messages()})
+                   json={"model": model, "messages": agent_messages()})
     assert time.monotonic() - started < 10
     fine = httpx.post(proxied[0] + "/v1/chat/completions", timeout=30,
                       json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
@@ -344,3 +345,18 @@ def test_a_server_key_is_asked_for_in_its_own_header(upstream, llama_dir, target
 def test_bad_proxy_options_are_usage_errors(args, message):
     done = CliRunner().invoke(cli_app, ["serve", "--port", str(free_port()), *args])
     assert done.exit_code == 2 and message in done.stderr
+
+
+def test_the_servers_log_leaves_out_a_broken_upstreams_traceback_only():
+    import logging
+
+    from crossprefill_cli.apps.http.upstream import UpstreamBrokeOff, _not_a_broken_upstream
+
+    def record(error):
+        return logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1,
+                                 "Exception in ASGI application", None,
+                                 (type(error), error, None))
+
+    assert not _not_a_broken_upstream(record(UpstreamBrokeOff("http://up")))
+    assert not _not_a_broken_upstream(record(ExceptionGroup("g", [UpstreamBrokeOff("u")])))
+    assert _not_a_broken_upstream(record(RuntimeError("a real failure")))

@@ -9,8 +9,9 @@ hop-by-hop ones and the proxy's own (`X-Crossprefill-*`). `forward` gives the cl
 upstream's answer as it is: status, headers, body, relayed piece by piece as it arrives,
 streamed or not (server-sent events are never buffered, a long answer is never held
 whole), with the proxy's headers added. An unreachable upstream is a 502 and one that
-does not answer in time a 504, both with one clear message; a stream that breaks off
-mid-way ends there, with a warning.
+does not answer in time a 504, both with one clear message; an answer that breaks off
+mid-way breaks the client's connection too, with a warning (`UpstreamBrokeOff`): ended
+cleanly, an unsized (chunked) answer would reach the client as a complete, shorter one.
 
 `expanding` is the relay of a compressed request that declares the expand tool
 (`expansion`, which holds the tool's pure parts): the upstream's answer is read here
@@ -28,6 +29,7 @@ comes, over one connection pool for the server's lifetime.
 
 import contextlib
 import json
+import logging
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 import httpx
@@ -51,12 +53,27 @@ OWN_HEADERS = b"x-crossprefill"  # the proxy's own request headers stay here
 Expand = Callable[[list[expansion.Call]], Awaitable[list[tuple[expansion.Call, str]]]]
 
 
+class UpstreamBrokeOff(Exception):
+    """Raised into the server when the upstream's answer breaks off after the client got
+    its start: the server then drops the client's connection instead of ending the
+    answer (the warning has said what happened; the server's traceback is left out)."""
+
+
+def _not_a_broken_upstream(record: logging.LogRecord) -> bool:
+    """A filter for the server's log: everything but `UpstreamBrokeOff`'s traceback."""
+    error = record.exc_info[1] if record.exc_info else None
+    group = getattr(error, "exceptions", ())
+    return not (isinstance(error, UpstreamBrokeOff)
+                or any(isinstance(inner, UpstreamBrokeOff) for inner in group))
+
+
 class Upstream:
     """The upstream of a server started with one: its URLs, its timeouts, its client."""
 
     def __init__(self, options: "ProxyOptions"):
         self.options = options
         self.client: httpx.AsyncClient | None = None
+        logging.getLogger("uvicorn.error").addFilter(_not_a_broken_upstream)
 
     @contextlib.asynccontextmanager
     async def connected(self):
@@ -195,6 +212,7 @@ class Upstream:
                 yield piece
         except httpx.HTTPError as error:
             warn(f"the upstream's stream from {url} broke off ({type(error).__name__})")
+            raise UpstreamBrokeOff(url) from None
         finally:
             await upstream.aclose()
 
