@@ -14,6 +14,7 @@ every core.
 this engine does not implement, sharded weights, a tokenizer that is more than its
 `tokenizer.json`); `backends` then uses transformers.
 """
+
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -59,7 +60,8 @@ def unsupported(folder: Path) -> str | None:
 
 def parameter_count(folder: Path) -> int:
     """The draft's parameters, from its weights file's header (nothing else is read)."""
-    return sum(int(np.prod(entry["shape"])) for entry in tensor_header(folder / WEIGHTS_FILE)[0].values())
+    header, _ = tensor_header(folder / WEIGHTS_FILE)
+    return sum(int(np.prod(entry["shape"])) for entry in header.values())
 
 
 class _Schedule:
