@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -345,24 +346,34 @@ def test_a_target_still_building_stops_the_draft_at_its_next_window(
     from crossprefill_cli.pipeline.job import Job
     from crossprefill_cli.settings import Settings
 
+    built = threading.Event()
+
     class Building(target_process.PendingTarget):
         def ready(self) -> bool:
             return False
 
         def result(self):
-            return load_target(str(target_dir))
+            target = load_target(str(target_dir))
+            built.set()
+            return target
 
     windows, total = [], []
     generating, forced = NumpyDraft._score_generating, NumpyDraft._score_forced
     windows_of = NumpyDraft._windows
 
     def slow_first_window(self, *args, **kwargs):
-        time.sleep(0.5)  # the check (milliseconds) is done by the end of this window
+        # the check (milliseconds once the target is built) is done by the end of this
+        # window, however long the build took on a busy machine
+        assert built.wait(60)
+        time.sleep(0.5)
         windows.append("generating")
         return generating(self, *args, **kwargs)
 
     def other_window(self, *args, **kwargs):
         windows.append("other")
+        # as long as a real window takes, so that a freed core cannot run through the
+        # tiny ones before the reading thread (slow on a busy machine) stops them
+        time.sleep(0.2)
         return forced(self, *args, **kwargs)
 
     def counted(self, window_list, *args):

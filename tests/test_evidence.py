@@ -59,6 +59,12 @@ def test_normalised_is_zero_at_the_median_and_one_at_the_best(values):
         assert not result.any()
 
 
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=40), st.sampled_from(["float32", "float64"]))
+def test_the_median_is_numpys_to_the_bit(values, dtype):
+    scores = np.array(values, dtype=dtype)
+    assert evidence._median(scores) == float(np.median(scores))
+
+
 def test_normalised_ignores_units_outside_the_mask():
     scores = np.array([100.0, 1.0, 2.0, 3.0])
     among = np.array([False, True, True, True])

@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 from urllib.parse import urlsplit
 
-import yaml
-
 from crossprefill_cli.errors import ModelLoadError
 
 BUILTIN = "builtin"
@@ -126,6 +124,8 @@ def draft_defaults(spec: str) -> dict[str, int]:
     path = folder / DRAFT_DEFAULTS_FILE
     if not path.is_file():
         return dict(PAPER_DRAFT_DEFAULTS)
+    import yaml  # here: the target tokenizer's process imports this module, not YAML (27 ms)
+
     try:
         named = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:

@@ -30,11 +30,15 @@ from crossprefill_cli.models.threads import usable_cores
 # The child imports exactly what this process would: it takes over this process's
 # module path (the arguments after the spec) instead of starting with the working
 # directory, which `-c` puts first (a user's own `tiktoken.py` there would shadow the
-# real one). `sys` is built in, so nothing is imported before the path is replaced.
-_CHILD_MAIN = ("import sys\n"
+# real one). `sys` and `os` are loaded at start-up, so nothing is imported before the
+# path is replaced.
+# Once its pipe closes it leaves at once: Python's tidy exit frees the encoding's
+# 200k tables one by one (30 ms of a core the next command in a pipeline wants).
+_CHILD_MAIN = ("import os, sys\n"
                "sys.path[:] = sys.argv[2:]\n"
                f"from {__name__} import serve\n"
-               "serve(sys.argv[1])")
+               "serve(sys.argv[1])\n"
+               "os._exit(0)")
 
 
 class PendingTarget:
@@ -54,8 +58,7 @@ class PendingTarget:
     def close(self) -> None:
         """End the child: one that has answered exits when its pipe closes; one still
         building (this run failed early, say) is stopped rather than waited for. Its
-        exit (0.1 s of freeing a large encoding) is awaited by a thread of its own, which
-        this process does not wait for."""
+        exit is awaited by a thread of its own, which this process does not wait for."""
         if self._child is None:
             return
         child, self._child = self._child, None

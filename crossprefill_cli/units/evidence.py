@@ -119,10 +119,17 @@ def normalised(scores: np.ndarray, among: np.ndarray) -> np.ndarray:
     always-kept ones, the question itself) would only squash the scale."""
     if not among.any():
         return np.zeros(len(scores))
-    low, high = float(np.median(scores[among])), float(scores[among].max())
+    low, high = _median(scores[among]), float(scores[among].max())
     if high <= low:
         return np.zeros(len(scores))
     return np.clip((scores - low) / (high - low), 0.0, 1.0)
+
+
+def _median(values: np.ndarray) -> float:
+    """`np.median`'s value (the mean of the middle one or two), without the import of
+    `numpy.ma` its NaN check costs a run (15 ms)."""
+    part = np.partition(values, [(len(values) - 1) // 2, len(values) // 2])
+    return float(part[(len(values) - 1) // 2:len(values) // 2 + 1].mean())
 
 
 def fuse(signals: dict[str, np.ndarray], weights: dict[str, float], among: np.ndarray) -> np.ndarray:
