@@ -193,7 +193,12 @@ class FakeUpstream:
                 "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1}})
 
         async def responses(request):
-            await record(request)
+            try:
+                body = json.loads(await record(request))
+            except (ValueError, RecursionError):
+                body = None
+            if isinstance(body, dict) and str(body.get("model")).startswith("seeker"):
+                return seeker_answer(body, "responses")
             return JSONResponse({"id": "resp_1", "object": "response", "status": "completed",
                                  "output": [{"type": "message", "role": "assistant", "content": [
                                      {"type": "output_text", "text": "ok"}]}]})
@@ -251,7 +256,8 @@ def seeker_step(body: dict, dialect: str) -> tuple[str, str]:
     can see one; else ("call", a ref) of the first gap marker it has not expanded yet,
     when the request offers the expand tool and lets it be called; else ("answer",
     "not found")."""
-    texts = _strings(body.get("messages"))
+    conversation = _conversation(body, dialect)
+    texts = _strings(conversation)
     for text in texts:
         for line in text.splitlines():
             if NEEDLE in line:
@@ -260,14 +266,25 @@ def seeker_step(body: dict, dialect: str) -> tuple[str, str]:
     offered = any(EXPAND_TOOL in (t.get("name"), (t.get("function") or {}).get("name"))
                   for t in tools) and body.get("tool_choice") not in ("none", {"type": "none"})
     asked = set()
-    for message in body.get("messages", []):
-        for call in (message.get("tool_calls") or []) + [
-                block for block in (message.get("content") or [])
+    for message in conversation:
+        content = message.get("content")
+        for call in (message.get("tool_calls") or []) + [message] + [
+                block for block in (content if isinstance(content, list) else [])
                 if isinstance(block, dict) and block.get("type") == "tool_use"]:
-            if EXPAND_TOOL in (call.get("name"), (call.get("function") or {}).get("name")):
+            if call.get("type") == "function_call" and call.get("name") == EXPAND_TOOL:
+                asked.add(json.loads(call["arguments"])["ref"])
+            elif EXPAND_TOOL in (call.get("name"), (call.get("function") or {}).get("name")):
                 asked.add((call.get("input") or json.loads(call["function"]["arguments"]))["ref"])
     refs = [ref for text in texts for ref in MARKER_REF.findall(text) if ref not in asked]
     return ("call", refs[0]) if offered and refs else ("answer", "not found")
+
+
+def _conversation(body: dict, dialect: str) -> list[dict]:
+    """A request's messages (responses: its input items)."""
+    if dialect != "responses":
+        return body.get("messages", [])
+    given = body.get("input")
+    return [{"role": "user", "content": given}] if isinstance(given, str) else given
 
 
 def seeker_answer(body: dict, dialect: str):
@@ -279,7 +296,21 @@ def seeker_answer(body: dict, dialect: str):
     calls = [(EXPAND_TOOL, {"ref": value})] if step == "call" else []
     if calls and body["model"] == "seeker-both":
         calls.append(("lookup", {"key": "weather"}))
-    number = len(body["messages"])
+    number = len(_conversation(body, dialect))
+    if dialect == "responses":
+        output = [{"type": "message", "id": f"msg_{number}", "role": "assistant",
+                   "status": "completed", "content": [{"type": "output_text", "annotations": [],
+                                                       "text": value if step == "answer"
+                                                       else "Let me look."}]}] + [
+            {"type": "function_call", "id": f"fc_{number}_{i}", "call_id": f"call_{number}_{i}",
+             "name": name, "arguments": json.dumps(arguments), "status": "completed"}
+            for i, (name, arguments) in enumerate(calls)]
+        response = {"id": f"resp_{number}", "object": "response", "created_at": 0,
+                    "model": body["model"], "status": "completed", "output": output,
+                    "parallel_tool_calls": True, "tool_choice": "auto", "tools": []}
+        if body.get("stream"):
+            return StreamingResponse(_responses_events(response), media_type="text/event-stream")
+        return JSONResponse(response)
     if dialect == "anthropic":
         blocks = [{"type": "text", "text": value if step == "answer" else "Let me look."}] + [
             {"type": "tool_use", "id": f"toolu_{number}_{i}", "name": name, "input": arguments}
@@ -352,6 +383,42 @@ async def _anthropic_events(model: str, blocks: list[dict], stop: str):
         yield event("content_block_stop", {"index": index})
     yield event("message_delta", {"delta": {"stop_reason": stop}, "usage": {"output_tokens": 1}})
     yield event("message_stop", {})
+
+
+async def _responses_events(response: dict):
+    """A responses stream: every event the API sends for a message and function calls."""
+    sequence = iter(range(1_000))
+
+    def event(name, data):
+        data = {"type": name, "sequence_number": next(sequence), **data}
+        return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+    opening = {**response, "status": "in_progress", "output": []}
+    yield event("response.created", {"response": opening})
+    yield event("response.in_progress", {"response": opening})
+    for index, item in enumerate(response["output"]):
+        if item["type"] == "message":
+            text = item["content"][0]["text"]
+            yield event("response.output_item.added", {"output_index": index, "item": {
+                **item, "status": "in_progress", "content": []}})
+            part = {"type": "output_text", "annotations": [], "text": ""}
+            where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+            yield event("response.content_part.added", {**where, "part": part})
+            for word in text.split(" "):
+                yield event("response.output_text.delta", {**where, "delta": word + " "})
+            yield event("response.output_text.done", {**where, "text": text})
+            yield event("response.content_part.done", {**where, "part": {**part, "text": text}})
+        else:
+            yield event("response.output_item.added", {"output_index": index, "item": {
+                **item, "status": "in_progress", "arguments": ""}})
+            arguments = item["arguments"]
+            for piece in (arguments[:5], arguments[5:]):  # arguments arrive in pieces
+                yield event("response.function_call_arguments.delta", {
+                    "item_id": item["id"], "output_index": index, "delta": piece})
+            yield event("response.function_call_arguments.done", {
+                "item_id": item["id"], "output_index": index, "arguments": arguments})
+        yield event("response.output_item.done", {"output_index": index, "item": item})
+    yield event("response.completed", {"response": response})
 
 
 @contextmanager

@@ -56,12 +56,21 @@ def since(fake: FakeUpstream, count: int) -> list[dict]:
 def check_rounds(bodies: list[dict], application, dialect: str) -> None:
     """The first round hid the needle and declared the tool; every later round carries
     the exact text of the references asked for."""
-    first = json.dumps(bodies[0]["messages"])
+    conversation = "input" if dialect == "responses" else "messages"
+    first = json.dumps(bodies[0][conversation])
     assert NEEDLE not in first and "ref " in first
     names = [tool.get("name") or tool["function"]["name"] for tool in bodies[0]["tools"]]
     assert EXPAND_TOOL in names
     store = application.state.engine.references
     for previous, body in zip(bodies, bodies[1:]):
+        if dialect == "responses":
+            seen = len(previous["input"])
+            earlier, added = body["input"][:seen], body["input"][seen:]
+            assert earlier == previous["input"]
+            call = next(item for item in added if item.get("name") == EXPAND_TOOL)
+            assert added[-1] == {"type": "function_call_output", "call_id": call["call_id"],
+                                 "output": store.expand(json.loads(call["arguments"])["ref"])}
+            continue
         asked, answered = body["messages"][-2], body["messages"][-1]
         if dialect == "openai":
             ref = json.loads(asked["tool_calls"][0]["function"]["arguments"])["ref"]
@@ -72,7 +81,7 @@ def check_rounds(bodies: list[dict], application, dialect: str) -> None:
             assert answered["content"] == [{"type": "tool_result", "tool_use_id": use["id"],
                                             "content": store.expand(use["input"]["ref"])}]
         assert body["messages"][:-2] == previous["messages"]
-    assert NEEDLE in json.dumps(bodies[-1]["messages"])
+    assert NEEDLE in json.dumps(bodies[-1][conversation])
 
 
 def test_the_model_reads_what_was_compressed_away(upstream, expanding):
@@ -163,14 +172,79 @@ def test_without_expandable_nothing_is_declared(upstream, llama_dir, target_dir)
     assert answer.headers["x-crossprefill"] == "compressed"
 
 
-def test_responses_requests_are_compressed_without_the_tool(upstream, expanding):
+def responses_request(model: str = "seeker", **extra) -> dict:
+    """Unstored (`store: false`), as clients that send the whole conversation make them."""
+    return {"model": model, "store": False, "instructions": "Answer from the tool's output.",
+            "input": [
+                {"role": "user", "content": "Read the survey notes."},
+                {"type": "function_call", "call_id": "call_read", "name": "read",
+                 "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "call_read", "output": DOCUMENT},
+                {"role": "user", "content": QUESTION}], **extra}
+
+
+def test_responses_clients_get_the_same(upstream, expanding):
+    fake, _ = upstream
+    url, application = expanding
+    count = len(fake.received)
+    answer = httpx.post(url + "/v1/responses", json=responses_request(), timeout=120)
+    assert answer.status_code == 200 and answer.headers["x-crossprefill"] == "compressed"
+    output = answer.json()["output"]
+    assert [item["type"] for item in output] == ["message"]
+    assert output[0]["content"][0]["text"] == NEEDLE_LINE
+    bodies = since(fake, count)
+    assert int(answer.headers["x-crossprefill-expansions"]) == len(bodies) - 1 >= 1
+    assert bodies[0]["instructions"] == "Answer from the tool's output."
+    check_rounds(bodies, application, "responses")
+
+
+def test_a_responses_stream_hides_the_tool_and_goes_on(upstream, expanding):
+    fake, _ = upstream
+    url, application = expanding
+    count = len(fake.received)
+    client = openai.OpenAI(base_url=url + "/v1", api_key="sk-test", max_retries=0)
+    # the SDK's stream helper rebuilds the response from the events, by output_index
+    with client.responses.stream(**responses_request()) as stream:
+        events = list(stream)
+        rebuilt = stream.get_final_response()
+    kinds = [event.type for event in events]
+    assert kinds.count("response.created") == 1 and kinds[-1] == "response.completed"
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    added = [event for event in events if event.type == "response.output_item.added"]
+    assert [event.output_index for event in added] == list(range(len(added)))
+    assert {event.item.type for event in added} == {"message"}
+    assert not any("function_call" in kind for kind in kinds)
+    text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
+    assert text.strip().endswith(NEEDLE_LINE)
+    final = events[-1].response
+    assert {item.type for item in final.output} == {"message"} and len(final.output) == len(added)
+    assert final.output_text.endswith(NEEDLE_LINE) and rebuilt.output_text == final.output_text
+    bodies = since(fake, count)
+    assert len(bodies) >= 2
+    check_rounds(bodies, application, "responses")
+
+
+def test_a_responses_answer_keeps_the_clients_own_calls(upstream, expanding):
     fake, _ = upstream
     url, _ = expanding
-    body = {"model": "seeker", "instructions": "Answer from the tool's output.", "input": [
-        {"role": "user", "content": "Read the survey notes."},
-        {"type": "function_call", "call_id": "c", "name": "read", "arguments": "{}"},
-        {"type": "function_call_output", "call_id": "c", "output": DOCUMENT},
-        {"role": "user", "content": QUESTION}]}
+    count = len(fake.received)
+    lookup = {"type": "function", "name": "lookup",
+              "parameters": LOOKUP_TOOL["function"]["parameters"]}
+    answer = httpx.post(url + "/v1/responses", timeout=120,
+                        json=responses_request("seeker-both", tools=[lookup]))
+    calls = [item for item in answer.json()["output"] if item["type"] == "function_call"]
+    assert [call["name"] for call in calls] == ["lookup"]
+    sent = since(fake, count)
+    assert len(sent) == 1 and sent[0]["tools"][0] == lookup and len(sent[0]["tools"]) == 2
+
+
+def test_a_stored_responses_request_keeps_bare_markers(upstream, expanding):
+    """A response the API stores can be continued by its id, which a stream with the
+    proxy's rounds would name wrongly: no tool there (`expansion.offered`)."""
+    fake, _ = upstream
+    url, _ = expanding
+    body = responses_request()
+    del body["store"]
     answer = httpx.post(url + "/v1/responses", json=body, timeout=120)
     assert answer.status_code == 200 and answer.headers["x-crossprefill"] == "compressed"
     sent = fake.received[-1].json()

@@ -117,9 +117,11 @@ class Proxy:
             dialect = COMPRESSED_ROUTES.get(path) if request.method == "POST" else None
             if dialect is not None:
                 content, added = await self.prepared(request, content, dialect)
-            if added.get("X-Crossprefill") == "compressed" and self.expandable(dialect):
-                response = await self.upstream.expanding(request, json.loads(content), added,
-                                                         dialect, self._expansions)
+            body = json.loads(content) if self.options.expandable \
+                and added.get("X-Crossprefill") == "compressed" else None
+            if body is not None and self.expandable(dialect, body):
+                response = await self.upstream.expanding(request, body, added, dialect,
+                                                         self._expansions)
             else:
                 response = await self.upstream.forward(request, content, added)
         except HTTPError as error:
@@ -157,7 +159,7 @@ class Proxy:
             counter, long, before = await asyncio.to_thread(self.compressor.survey, chat,
                                                             body.get("model"))
             saved = await self._compress(request, body, chat, long, rate, counter,
-                                         self.expandable(dialect)) if long else 0
+                                         self.expandable(dialect, body)) if long else 0
         except Bypass as bypass:
             return self.bypassed(content, bypass)
         except Exception as error:  # the model code failed: fail open, or say so
@@ -169,13 +171,13 @@ class Proxy:
         if not saved:
             return content, _headers("unchanged", before, before)
         self.metrics.tokens_saved.inc(saved)
-        if self.expandable(dialect):
+        if self.expandable(dialect, body):
             expansion.declare(body, dialect)
         return encoded(body), _headers("compressed", before, before - saved)
 
-    def expandable(self, dialect: str) -> bool:
-        """Whether requests of `dialect` get the expand tool (`expansion.DIALECTS`)."""
-        return self.options.expandable and dialect in expansion.DIALECTS
+    def expandable(self, dialect: str, body: dict) -> bool:
+        """Whether this request gets the expand tool (`expansion.offered`)."""
+        return self.options.expandable and expansion.offered(body, dialect)
 
     async def _compress(self, request: Request, body: dict, chat: ChatTexts, long: list[int],
                         rate: float, counter: TargetTokenizer, refs: bool) -> int:

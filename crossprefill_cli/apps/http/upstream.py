@@ -17,7 +17,7 @@ cleanly, an unsized (chunked) answer would reach the client as a complete, short
 (`expansion`, which holds the tool's pure parts): the upstream's answer is read here
 (asked for without content encoding), and while it calls the tool alone, the calls are
 answered (`expand`, handed in by the routes) and the next round is sent; the client
-gets the last round's answer. A streamed answer goes through `expansion`'s stream
+gets the last round's answer. A streamed answer goes through `expansion_streams`'s
 filters event by event, a round that ends in the proxy's calls alone continued by the
 next round's stream.
 
@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from crossprefill_cli.apps.http import expansion
+from crossprefill_cli.apps.http.expansion_streams import sse_events, stream_filter
 from crossprefill_cli.apps.http.wire import HTTPError, warn
 from crossprefill_cli.models.loading import first_line
 
@@ -164,8 +165,7 @@ class Upstream:
             response.raw_headers.extend(relayed_headers(upstream, added, rewritten=True))
             return response
         relayed = relayed_headers(upstream, added, rewritten=True)
-        stream = (expansion.AnthropicStream() if dialect == expansion.ANTHROPIC
-                  else expansion.OpenAIStream())
+        stream = stream_filter(dialect)
 
         async def events():
             nonlocal upstream, body
@@ -178,7 +178,7 @@ class Upstream:
                         if line:
                             lines.append(line)
                             continue
-                        going = handle(*expansion.sse_events(lines)) if lines else True
+                        going = handle(*sse_events(lines)) if lines else True
                         lines = []
                         for piece in pending:
                             yield piece
