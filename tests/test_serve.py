@@ -249,6 +249,17 @@ def test_the_server_accepts_the_target_names_local_mode_accepts(llama_dir, tmp_p
                                                   "target 'gpt-99'")
 
 
+def test_a_log_file_that_cannot_be_written_is_one_line_before_anything_loads(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    done = subprocess.run([sys.executable, "-m", "crossprefill_cli", "serve", "--port", "0",
+                           "-d", "no-such-draft-would-load", "--log-file",
+                           str(blocker / "server.log")], capture_output=True, timeout=60)
+    assert (done.returncode, done.stdout) == (1, b"")
+    assert done.stderr.decode() == (f"crossprefill: error: cannot write the log file "
+                                    f"{blocker / 'server.log'}: Not a directory\n")
+
+
 def test_an_unknown_profile_is_a_usage_error_through_the_server(served):
     done = client(served, "compress", "-p", "prose", stdin=TEXT.encode())
     assert (done.returncode, done.stdout) == (2, b"")

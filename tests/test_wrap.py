@@ -66,6 +66,12 @@ elif mode == "anthropic":
                                           "content": document}]}]},
         {"x-api-key": "sk-ant-agent", "anthropic-version": "2023-06-01"})
     print(body["content"][0]["text"])
+elif mode == "broken":  # an answer that breaks off: the proxy warns
+    try:
+        post(os.environ["OPENAI_BASE_URL"] + "/chat/completions", {
+            "model": "broken", "messages": [{"role": "user", "content": question}]}, {})
+    except Exception as error:
+        print("broken off:", type(error).__name__)
 elif mode == "exit":
     sys.exit(int(question))
 else:  # "wait": say so, then wait for a signal; "handle" catches it and exits 5
@@ -165,6 +171,41 @@ def test_anthropic_calls_go_to_the_anthropic_upstream(upstreams, agent, llama_di
     result = received.json()["messages"][2]["content"][0]
     assert result["content"] == library(DOCUMENT, llama_dir, target_dir)
     assert SUMMARY.fullmatch(done.stderr.decode().splitlines()[-1])
+
+
+WARNING_SUMMARY = re.compile(SUMMARY.pattern + r"; 1 warning in (.+)")
+
+
+@pytest.mark.parametrize("given", [None, "chosen.log"])
+def test_the_proxys_warnings_go_to_a_log_file_not_the_agents_screen(
+        upstreams, agent, llama_dir, target_dir, tmp_path, given):
+    """A full-screen agent draws on the terminal wrap shares: the proxy's warnings go to
+    wrap.log in the cache folder (or --log-file), and the summary says where."""
+    _, url = upstreams["openai"]
+    options = [] if given is None else ["--log-file", str(tmp_path / given)]
+    expected = tmp_path / ("cache/wrap.log" if given is None else given)
+    done = subprocess.run(wrap_args(llama_dir, target_dir, agent, "broken", *options),
+                          capture_output=True, timeout=RUN_SECONDS,
+                          env=environment(OPENAI_BASE_URL=url,
+                                          CROSSPREFILL_CACHE_DIR=str(tmp_path / "cache")))
+    assert done.returncode == 0 and done.stdout.startswith(b"broken off:"), done.stderr.decode()
+    said = done.stderr.decode().splitlines()
+    assert len(said) == 1 and WARNING_SUMMARY.fullmatch(said[0]).group(5) == str(expected)
+    logged = expected.read_text().splitlines()
+    assert logged and logged[0].startswith("crossprefill: warning: the upstream's stream from ")
+    assert "Traceback" not in expected.read_text()
+
+
+def test_log_file_dash_keeps_the_warnings_on_stderr(upstreams, agent, llama_dir, target_dir,
+                                                    tmp_path):
+    _, url = upstreams["openai"]
+    done = subprocess.run(wrap_args(llama_dir, target_dir, agent, "broken", "--log-file", "-"),
+                          capture_output=True, timeout=RUN_SECONDS,
+                          env=environment(OPENAI_BASE_URL=url,
+                                          CROSSPREFILL_CACHE_DIR=str(tmp_path / "cache")))
+    said = done.stderr.decode().splitlines()
+    assert said[0].startswith("crossprefill: warning: the upstream's stream from ")
+    assert SUMMARY.fullmatch(said[-1]) and not (tmp_path / "cache" / "wrap.log").exists()
 
 
 def test_commands_exit_status_passes_through_and_quiet_says_nothing(

@@ -85,6 +85,10 @@ class ProxyLine:
     connect_timeout: Annotated[float, typer.Option(
         "--connect-timeout", help="Proxy: seconds to connect to the upstream (502 after).",
         rich_help_panel="Proxy")] = 10.0
+    log_file: Annotated[Optional[str], typer.Option(
+        "--log-file", help="Append the server's warnings and errors to this file instead of "
+        "stderr ('-': stderr).  [default: serve: stderr; wrap: wrap.log in the cache folder]",
+        show_default=False)] = None
 
     def proxy_options(self, upstream: str, anthropic_upstream: str | None) -> "ProxyOptions":
         from crossprefill_cli.apps.http.proxy import ProxyOptions, parse_target_map
@@ -100,6 +104,8 @@ class ProxyLine:
     def server_options(self, proxy: "ProxyOptions | None", **own) -> "ServerOptions":
         """The server's options: these, the proxy's, and what only one command sets."""
         from crossprefill_cli.apps.http.warm import ServerOptions
+
+        own.setdefault("log_file", None if self.log_file in (None, "-") else self.log_file)
 
         return ServerOptions(drafts=self.draft or ["builtin"], targets=self.target or [],
                              profile=self.profile, max_queue=self.max_queue,

@@ -30,7 +30,8 @@ and so is SIGINT unless this process group owns the terminal (then it came from 
 which COMMAND has had already); wrap itself keeps running until COMMAND ends, then
 prints one summary line on stderr (its stdout is COMMAND's alone), stops the proxy and
 exits with COMMAND's status (128+N when a signal N ended it). A COMMAND that cannot be
-found is one line and 127, as in a shell.
+found is one line and 127, as in a shell. Meanwhile the proxy's warnings go to a log file
+(`log_file`), since the terminal is COMMAND's; the summary says how many and where.
 """
 
 import os
@@ -52,6 +53,7 @@ LOOPBACK = "127.0.0.1"
 OPENAI_VARIABLES = ("OPENAI_BASE_URL", "OPENAI_API_BASE")
 ANTHROPIC_VARIABLES = ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_BASE")
 OPENAI_API, ANTHROPIC_API = "https://api.openai.com/v1", "https://api.anthropic.com/v1"
+WRAP_LOG = "wrap.log"
 FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
                   if hasattr(signal, name))
 
@@ -81,17 +83,20 @@ def wrap_command(
     OPENAI_API_BASE, ANTHROPIC_BASE_URL and ANTHROPIC_API_BASE pointing at it. Calls
     with an anthropic-version header go to --anthropic-upstream (default:
     $ANTHROPIC_BASE_URL/v1, else https://api.anthropic.com/v1), the rest to --upstream
-    (default: $OPENAI_BASE_URL, else https://api.openai.com/v1). When COMMAND ends, one
-    line on stderr says the tokens saved; wrap exits with COMMAND's status.
+    (default: $OPENAI_BASE_URL, else https://api.openai.com/v1). The proxy's warnings go
+    to wrap.log in the cache folder (--log-file). When COMMAND ends, one line on stderr
+    says the tokens saved; wrap exits with COMMAND's status.
 
     Example: crossprefill wrap --keep-rate 0.3 -- claude"""
     env = Environment.from_sys()
     with reporting_errors(env):
         with needed("serve", "crossprefill wrap"):
             from crossprefill_cli.apps.http.server import check_options, listen, serving
+            from crossprefill_cli.apps.http.wire import LOG
         openai, anthropic = default_upstreams(os.environ)
         options = line.server_options(line.proxy_options(line.upstream or openai,
-                                                         line.anthropic_upstream or anthropic))
+                                                         line.anthropic_upstream or anthropic),
+                                      log_file=log_file(line.log_file))
         check_options(options)
         if shutil.which(command[0]) is None:
             raise CommandNotFound(f"{command[0]}: command not found")
@@ -104,8 +109,19 @@ def wrap_command(
                 raise CrossprefillError(engine.failure)
             status = run_forwarding_signals(command, {**os.environ, **pointed_at(url)})
             if not quiet:
-                env.say(summary(app.state.proxy.metrics))
+                env.say(summary(app.state.proxy.metrics, LOG))
     raise typer.Exit(status)
+
+
+def log_file(given: str | None) -> str | None:
+    """Where the proxy's warnings go while COMMAND runs: the file given, stderr for
+    '-', else `WRAP_LOG` in the cache folder (a warning on stderr would land in the
+    middle of a full-screen agent's screen)."""
+    if given is not None:
+        return None if given == "-" else given
+    from crossprefill_cli.models.cache_folder import default_cache_dir
+
+    return str(default_cache_dir() / WRAP_LOG)
 
 
 def default_upstreams(environ) -> tuple[str, str]:
@@ -168,9 +184,9 @@ def owns_the_terminal() -> bool:
         os.close(terminal)
 
 
-def summary(metrics) -> str:
-    """One line: the chat requests, and the target tokens of their texts before and after
-    the proxy."""
+def summary(metrics, log) -> str:
+    """One line: the chat requests, the target tokens of their texts before and after
+    the proxy, and where the warnings are if there were any (`wire.ServerLog`)."""
     from crossprefill_cli.apps.http.proxy import COMPRESSED_ROUTES
 
     registry = metrics.registry
@@ -188,4 +204,6 @@ def summary(metrics) -> str:
             f"{before:,.0f} → {after:,.0f} target tokens upstream ({saved:.1f}% saved)")
     if bypassed:
         line += f", {bypassed:,.0f} forwarded uncompressed"
+    if log.warnings and log.path is not None:
+        line += f"; {log.warnings} warning{'' if log.warnings == 1 else 's'} in {log.path}"
     return line

@@ -38,6 +38,7 @@ local command line never pays for them.
 
 import asyncio
 import contextlib
+import copy
 import ipaddress
 import signal
 import socket
@@ -55,7 +56,7 @@ from starlette.routing import Route
 
 from crossprefill_cli.apps.http.proxy import Proxy, check
 from crossprefill_cli.apps.http.warm import ESTIMATE_FIELDS, FIELDS, ServerModels, ServerOptions
-from crossprefill_cli.apps.http.wire import (RETRY_AFTER_SECONDS, HTTPError, Metrics,
+from crossprefill_cli.apps.http.wire import (LOG, RETRY_AFTER_SECONDS, HTTPError, Metrics,
                                              error_response, parse_json, read_body, same_key,
                                              take_turn, wants_flags)
 from crossprefill_cli.errors import CrossprefillError, UsageError
@@ -212,7 +213,12 @@ def run(options: ServerOptions, *, host: str, port: int) -> None:
         raise UsageError(f"binding {host} (not loopback) needs --api-key or CROSSPREFILL_API_KEY")
     check_options(options)
     listening = listen(host, port)
-    url = f"http://{_url_host(host)}:{listening.getsockname()[1]}"
+    with LOG.to(options.log_file):
+        _serve_here(options, listening, f"http://{_url_host(host)}:{listening.getsockname()[1]}")
+
+
+def _serve_here(options: ServerOptions, listening: socket.socket, url: str) -> None:
+    """`run`'s server on the bound socket, in this thread, until a stop signal."""
     app = create_app(options)
     forwarding = ""
     if options.proxy is not None:
@@ -258,20 +264,28 @@ def serving(options: ServerOptions, listening: socket.socket, graceful_seconds: 
     """Serve `options` (checked: `check_options`) on the bound socket `listening` from a
     thread while the block runs, the caller keeping the signals and the terminal;
     yields the app. At the end, requests still running get `graceful_seconds`."""
-    app = create_app(options)
-    running = _uvicorn(app, graceful_seconds)
-    thread = threading.Thread(target=running.run, kwargs={"sockets": [listening]}, daemon=True)
-    thread.start()
-    try:
-        yield app
-    finally:
-        running.should_exit = True
-        thread.join(timeout=graceful_seconds + 5)
-        listening.close()
+    with LOG.to(options.log_file):
+        app = create_app(options)
+        running = _uvicorn(app, graceful_seconds)
+        thread = threading.Thread(target=running.run, kwargs={"sockets": [listening]},
+                                  daemon=True)
+        thread.start()
+        try:
+            yield app
+        finally:
+            running.should_exit = True
+            thread.join(timeout=graceful_seconds + 5)
+            listening.close()
 
 
 def _uvicorn(app: Starlette, graceful_seconds: float) -> StoppingServer:
+    """uvicorn's server for `app`, its log lines where the server's warnings go (`LOG`)."""
+    logging = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    if LOG.path is not None:
+        logging["handlers"]["default"] = {"class": "logging.FileHandler", "formatter": "default",
+                                          "filename": str(LOG.path)}
     return StoppingServer(uvicorn.Config(app, log_level="warning", access_log=False,
+                                         log_config=logging,
                                          timeout_graceful_shutdown=graceful_seconds),
                           app.state.engine)
 

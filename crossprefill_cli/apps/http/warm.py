@@ -55,6 +55,7 @@ class ServerOptions:
     dtype: str = "auto"
     backend: str = "auto"
     proxy: "ProxyOptions | None" = None  # also forward LLM API calls upstream
+    log_file: str | None = None  # the server's warnings and errors there, not on stderr
 
 
 class ServerModels(Warm):

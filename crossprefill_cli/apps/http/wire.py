@@ -8,20 +8,23 @@ request does, by field: `keep_rate`, not the command line's `--keep-rate`), a bo
 as it is, keys are compared in constant time, a draft runs one request at a time while
 a bounded queue waits (a full queue is a 503 at once, a client that leaves is dropped),
 Prometheus counts it all, and a warning for whoever runs the server is one line on its
-stderr (`warn`).
+stderr, or in its log file (`warn`, `ServerLog`).
 """
 
 import asyncio
+import contextlib
 import hmac
 import json
 import sys
 import threading
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator, TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from crossprefill_cli.errors import CrossprefillError
 from crossprefill_cli.settings import FLAGS_HEADER, by_fields
 
 RETRY_AFTER_SECONDS = 1
@@ -48,9 +51,56 @@ def wants_flags(request: Request) -> bool:
     return request.headers.get(FLAGS_HEADER) == "flags"
 
 
+class ServerLog:
+    """Where the server's own lines go (its warnings; uvicorn's errors follow `path`):
+    stderr, or a file they are appended to (`--log-file`), away from the terminal that a
+    full-screen program beside the server draws on (wrap's COMMAND). It counts the
+    warnings, for wrap's summary."""
+
+    def __init__(self):
+        self.path: Path | None = None
+        self.warnings = 0
+        self._file: TextIO | None = None
+        self._lock = threading.Lock()
+
+    def warning(self, message: str) -> None:
+        with self._lock:
+            self.warnings += 1
+            print(f"crossprefill: warning: {message}", file=self._file or sys.stderr,
+                  flush=True)
+
+    @contextlib.contextmanager
+    def to(self, path: str | None) -> Iterator[None]:
+        """The lines go to `path` (None: stderr) while the block runs; its folder is made,
+        and a file that cannot be written is a `CrossprefillError` before anything runs."""
+        if path is None:
+            yield
+            return
+        target = Path(path).expanduser()
+        try:
+            if not target.parent.exists():
+                target.parent.mkdir(parents=True)
+            handle = open(target, "a", encoding="utf-8", buffering=1)
+        except OSError as error:
+            raise CrossprefillError(f"cannot write the log file {path}: "
+                                    f"{error.strerror or error}") from None
+        with self._lock:
+            self.path, self._file = target, handle
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.path, self._file = None, None
+            handle.close()
+
+
+# the process's server log: one server runs in a process
+LOG = ServerLog()
+
+
 def warn(message: str) -> None:
-    """A warning on the server's log (its stderr), read by whoever started it."""
-    print(f"crossprefill: warning: {message}", file=sys.stderr, flush=True)
+    """A warning on the server's log (`LOG`), read by whoever started it."""
+    LOG.warning(message)
 
 
 def same_key(given: str, key: str) -> bool:
