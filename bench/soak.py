@@ -454,8 +454,12 @@ def batch_phase(args, inputs: list[SoakInput], env: dict, options: list[str],
             now = time.perf_counter()
             # the first record's wait includes the process's start-up: not a latency
             soak.startup_s = soak.startup_s or now - last
-            soak.finished(now - last if seen else None,
-                          "error" if b'"error": {' in line else "ok")
+            record = json.loads(line)
+            error = record.get("error") if isinstance(record, dict) else None
+            # a failed record says why in the summary's labels
+            soak.finished(now - last if seen else None, "error" if error else "ok",
+                          f"record {record.get('id')}: {error.get('message')}"
+                          if isinstance(error, dict) else None)
             seen, last = seen + 1, now
 
     while process.poll() is None and time.monotonic() < deadline:
