@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from crossprefill_cli.apps.http.chat_requests import ANTHROPIC, RESPONSES
-from crossprefill_cli.apps.http.expansion import TOOL, Call, is_clients_call, is_ours, ref_of
+from crossprefill_cli.apps.http.expansion import (TOOL, Call, call_of, is_clients_call, is_ours,
+                                                  ref_of)
 
 # What a round's filter is: it takes each event (its name and data), emits what the
 # client sees, and says whether the round's stream goes on.
@@ -280,9 +281,8 @@ class ResponsesStream:
                 output = response.get("output") if isinstance(response.get("output"), list) else []
                 calls = [call for call in output if is_ours(call)]
                 if calls and not any(is_clients_call(item) for item in output):
-                    self.state = StreamRound(True, [Call(str(c.get("call_id")),
-                                                         ref_of(c.get("arguments")))
-                                                    for c in calls], {"output": output})
+                    self.state = StreamRound(True, [call_of(c, RESPONSES) for c in calls],
+                                             {"output": output})
                     self.shown += [item for item in output if not is_ours(item)]
                     return False
                 shown = [*self.shown, *(item for item in output if not is_ours(item))]
