@@ -238,6 +238,40 @@ def test_a_responses_answer_keeps_the_clients_own_calls(upstream, expanding):
     assert len(sent) == 1 and sent[0]["tools"][0] == lookup and len(sent[0]["tools"]) == 2
 
 
+def test_a_responses_round_calling_both_tools_ends_with_the_clients_call_alone():
+    """The filter itself, on one round whose model calls the expand tool and the client's
+    `lookup`: the proxy's item and its events vanish, the client's call is renumbered to
+    the first output item, and the round ends the client's stream."""
+    from crossprefill_cli.apps.http.expansion_streams import ResponsesStream
+
+    ours = {"type": "function_call", "id": "fc_0", "call_id": "call_0",
+            "name": EXPAND_TOOL, "arguments": '{"ref": "ab:1-2"}'}
+    theirs = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "lookup",
+              "arguments": "{}"}
+    response = {"id": "resp_7", "status": "completed", "output": [ours, theirs]}
+    events = [("response.created", {"response": {**response, "output": []}}),
+              ("response.output_item.added", {"output_index": 0, "item": ours}),
+              ("response.function_call_arguments.delta", {"output_index": 0, "delta": "{"}),
+              ("response.output_item.done", {"output_index": 0, "item": ours}),
+              ("response.output_item.added", {"output_index": 1, "item": theirs}),
+              ("response.output_item.done", {"output_index": 1, "item": theirs}),
+              ("response.completed", {"response": response})]
+    emitted: list[bytes] = []
+    stream = ResponsesStream()
+    handle = stream.round(emitted.append)
+    going = [handle(name, json.dumps({"type": name, "sequence_number": number, **data}))
+             for number, (name, data) in enumerate(events)]
+    assert going == [True] * 6 + [False] and not stream.state.continues
+    relayed = [json.loads(piece.decode().split("data: ", 1)[1]) for piece in emitted]
+    assert [event["type"] for event in relayed] == [
+        "response.created", "response.output_item.added", "response.output_item.done",
+        "response.completed"]
+    assert [event["sequence_number"] for event in relayed] == [0, 1, 2, 3]
+    assert [event.get("output_index") for event in relayed[1:3]] == [0, 0]
+    assert relayed[-1]["response"]["output"] == [theirs]
+    assert EXPAND_TOOL not in json.dumps(relayed)
+
+
 def test_a_stored_responses_request_keeps_bare_markers(upstream, expanding):
     """A response the API stores can be continued by its id, which a stream with the
     proxy's rounds would name wrongly: no tool there (`expansion.offered`)."""
