@@ -517,6 +517,30 @@ def test_gaps_speak_the_language_of_their_file(llama_draft, target):
     assert {"# ... omitted", "// ... omitted"} <= set(found)
 
 
+def test_markup_and_stylesheet_gaps_are_their_block_comments(llama_draft, target):
+    """HTML and XML gaps read `<!-- ... omitted -->`, CSS ones `/* ... omitted */`; with
+    references the words go inside the comment, which stays one."""
+    page = "<ul>\n" + "".join(f'  <li class="item-{i}">Entry {i}: lantern notes</li>\n'
+                               for i in range(120)) + "</ul>\n"
+    sheet = "".join(f".item-{i} {{ color: #{i:06x}; margin: {i}px; }}\n" for i in range(120))
+    text = WRITERS["repomix-xml"]([("web/index.html", page), ("web/site.css", sheet)])
+    structure = layout.describe(text, line_mode=True)
+    for refs in (False, True):
+        result = compress(text, draft=llama_draft, target=target, profile="code",
+                          keep_rate=0.2, refs=refs)
+        gaps = [(previous.end, span.start) for previous, span in
+                zip(result.spans, result.spans[1:]) if span.start > previous.end]
+        languages = {structure.part_at(start).language for start, _ in gaps}
+        assert {"html", "css"} <= languages
+        lines = result.text.splitlines()
+        html = [line for line in lines if line.startswith("<!-- ... omitted")]
+        css = [line for line in lines if line.startswith("/* ... omitted")]
+        assert html and css
+        assert all(line.endswith(" -->") for line in html)
+        assert all(line.endswith(" */") for line in css)
+        assert all((" · ref " in line) == refs for line in html + css)
+
+
 MIT_LICENSE = """\
 MIT License
 

@@ -109,6 +109,8 @@ def test_concurrent_writers_never_give_a_wrong_text(tmp_path):
     ("[... 12 lines ...]", "[... 12 lines · 412 tokens · ref a:1-2]"),
     ("# ... omitted", "# ... omitted · 412 tokens · ref a:1-2"),
     ("// omitted", "// omitted · 412 tokens · ref a:1-2"),
+    ("<!-- ... omitted -->", "<!-- ... omitted · 412 tokens · ref a:1-2 -->"),
+    ("/* ... omitted */", "/* ... omitted · 412 tokens · ref a:1-2 */"),
 ])
 def test_a_marker_with_a_reference_keeps_its_own_shape(marker, expected):
     assert referenced(marker, 412, "a:1-2") == expected

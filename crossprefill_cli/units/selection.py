@@ -154,12 +154,20 @@ def gap_marker(before: str, after: str, delimiter: str, *, newline: str = "\n",
     return lead + delimiter + trail
 
 
+# the ends of the block comments that gap markers may be (HTML and XML, CSS)
+BLOCK_COMMENT_ENDS = ("-->", "*/")
+
+
 def referenced(marker: str, tokens: int, reference: str) -> str:
     """A gap marker that also says what the gap held and how to ask for it back:
     `[...]` becomes `[... 412 tokens · ref 7f3a9c01:120-480]`, a note such as `[... 12
     lines ...]` becomes `[... 12 lines · 412 tokens · ref ...]`, a comment such as
-    `# ... omitted` gets the same words after it (it stays a comment)."""
+    `# ... omitted` gets the same words after it, and a block comment such as `<!--
+    ... omitted -->` inside it (either stays a comment)."""
     info = f"{tokens:,} {'token' if tokens == 1 else 'tokens'} · ref {reference}"
+    closer = next((end for end in BLOCK_COMMENT_ENDS if marker.endswith(end)), None)
+    if closer is not None:
+        return f"{marker[:-len(closer)].rstrip()} · {info} {closer}"
     if not marker.endswith("]"):
         return f"{marker} · {info}"
     inner = marker[:-1].rstrip()
