@@ -389,8 +389,9 @@ def test_a_target_still_building_stops_the_draft_at_its_next_window(
     with pytest.raises(UsageError, match="smaller than what must be kept"):
         job.analyse(long_text(6))
     assert windows.count("generating") == 1
-    # the window beside the first, and at most one more that a freed core took up
-    assert 1 <= windows.count("other") <= 2 < total[0] - 1
+    # the window beside the first, and at most one more per core (2) that a freed core
+    # took up before the reading thread stopped the rest
+    assert 1 <= windows.count("other") <= 3 < total[0] - 1
 
 
 @pytest.mark.parametrize("args", [["serve", "--host", "0.0.0.0"], ["wrap", "--", "true"]])
