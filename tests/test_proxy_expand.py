@@ -84,18 +84,31 @@ def check_rounds(bodies: list[dict], application, dialect: str) -> None:
     assert NEEDLE in json.dumps(bodies[-1][conversation])
 
 
-def test_the_model_reads_what_was_compressed_away(upstream, expanding):
+def _only_text(answer: dict, dialect: str) -> str:
+    """The text of a non-streamed answer that must call no tool."""
+    if dialect == "responses":
+        assert [item["type"] for item in answer["output"]] == ["message"]
+        return answer["output"][0]["content"][0]["text"]
+    message = answer["choices"][0]["message"]
+    assert "tool_calls" not in message
+    return message["content"]
+
+
+@pytest.mark.parametrize("dialect", ["openai", "responses"])
+def test_the_model_reads_what_was_compressed_away(upstream, expanding, dialect):
     fake, _ = upstream
     url, application = expanding
     count = len(fake.received)
-    answer = httpx.post(url + "/v1/chat/completions", json=openai_request(), timeout=120)
+    path, request = (("/v1/responses", responses_request()) if dialect == "responses"
+                     else ("/v1/chat/completions", openai_request()))
+    answer = httpx.post(url + path, json=request, timeout=120)
     assert answer.status_code == 200, answer.text
-    message = answer.json()["choices"][0]["message"]
-    assert message["content"] == NEEDLE_LINE and "tool_calls" not in message
+    assert _only_text(answer.json(), dialect) == NEEDLE_LINE
     bodies = since(fake, count)
     assert int(answer.headers["x-crossprefill-expansions"]) == len(bodies) - 1 >= 1
     assert answer.headers["x-crossprefill"] == "compressed"
-    check_rounds(bodies, application, "openai")
+    assert bodies[0].get("instructions") == request.get("instructions")  # never compressed
+    check_rounds(bodies, application, dialect)
 
 
 def test_a_stream_hides_the_tool_and_goes_on(upstream, expanding):
@@ -181,21 +194,6 @@ def responses_request(model: str = "seeker", **extra) -> dict:
                  "arguments": "{}"},
                 {"type": "function_call_output", "call_id": "call_read", "output": DOCUMENT},
                 {"role": "user", "content": QUESTION}], **extra}
-
-
-def test_responses_clients_get_the_same(upstream, expanding):
-    fake, _ = upstream
-    url, application = expanding
-    count = len(fake.received)
-    answer = httpx.post(url + "/v1/responses", json=responses_request(), timeout=120)
-    assert answer.status_code == 200 and answer.headers["x-crossprefill"] == "compressed"
-    output = answer.json()["output"]
-    assert [item["type"] for item in output] == ["message"]
-    assert output[0]["content"][0]["text"] == NEEDLE_LINE
-    bodies = since(fake, count)
-    assert int(answer.headers["x-crossprefill-expansions"]) == len(bodies) - 1 >= 1
-    assert bodies[0]["instructions"] == "Answer from the tool's output."
-    check_rounds(bodies, application, "responses")
 
 
 def test_a_responses_stream_hides_the_tool_and_goes_on(upstream, expanding):
