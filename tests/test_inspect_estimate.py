@@ -233,11 +233,9 @@ def test_second_run_uses_the_cache(llama_dir, target_dir):
         (False, True, False)
 
 
-def test_progress_callback_only_when_enabled(tmp_path):
+def test_the_draft_progress_bar_takes_windows_done(tmp_path):
     console = stderr_console(open(tmp_path / "err", "w"))
-    with draft_progress(console, enabled=False) as callback:
-        assert callback is None
-    with draft_progress(console, enabled=True) as callback:
+    with draft_progress(console) as callback:
         callback(1, 3)
         callback(3, 3)
 

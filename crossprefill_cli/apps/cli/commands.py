@@ -300,7 +300,7 @@ def _draft_progress(env: Environment, line: CommandLine) -> ContextManager:
         return nullcontext()
     from crossprefill_cli.apps.cli.render import draft_progress, stderr_console
 
-    return draft_progress(stderr_console(env.stderr), enabled=True)
+    return draft_progress(stderr_console(env.stderr))
 
 
 def main() -> None:

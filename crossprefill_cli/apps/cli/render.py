@@ -179,11 +179,9 @@ def without_trailing_spaces(text: str) -> str:
 
 
 @contextlib.contextmanager
-def draft_progress(console: Console, enabled: bool) -> Iterator[ProgressCallback | None]:
-    """A transient progress bar for the draft's windows, or None when not wanted."""
-    if not enabled:
-        yield None
-        return
+def draft_progress(console: Console) -> Iterator[ProgressCallback]:
+    """A transient progress bar for the draft's windows (the command decides whether one
+    is wanted before it imports this module: `commands._draft_progress`)."""
     progress = Progress(SpinnerColumn(), TextColumn("reading with the draft"), BarColumn(),
                         MofNCompleteColumn(), TextColumn("windows"), TimeElapsedColumn(),
                         console=console, transient=True)
