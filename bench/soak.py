@@ -317,6 +317,18 @@ def drive(soak: Soak, inputs: list[SoakInput], clients: int, deadline: float, se
     soak.stopped_early = soak.done < len(inputs)
 
 
+def refusal(answer: httpx.Response, item: SoakInput) -> str | None:
+    """Why an input was not compressed (its number and the error's message), for the
+    phase's labels; None for a 200."""
+    if answer.status_code == 200:
+        return None
+    try:
+        message = answer.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = answer.text[:200]
+    return f"input {item.number}: {answer.status_code} {message}"
+
+
 def compress_body(item: SoakInput) -> dict:
     body = {"keep_rate": item.keep_rate, "profile": item.profile}
     if item.messages is not None:
@@ -330,7 +342,7 @@ def serve_phase(args, inputs: list[SoakInput], env: dict, options: list[str]) ->
 
         def send(connection: httpx.Client, item: SoakInput):
             answer = connection.post(url + "/v1/compress", json=compress_body(item))
-            return answer.status_code, None
+            return answer.status_code, refusal(answer, item)
 
         drive(soak, inputs, args.clients, time.monotonic() + args.phase_minutes * 60, send)
         soak.close()
