@@ -34,6 +34,11 @@ def sse_events(lines: list[str]) -> tuple[str | None, str]:
     return name, "\n".join(data)
 
 
+def _sse(name: str | None, data: str) -> bytes:
+    """One SSE event as the client gets it."""
+    return (f"event: {name}\n" if name else "").encode() + f"data: {data}\n\n".encode()
+
+
 @dataclass
 class StreamRound:
     """What one round's stream said: whether it ended in the proxy's calls alone (then
@@ -139,7 +144,7 @@ class AnthropicStream:
 
         def relay(name: str | None, event: dict | None, data: str) -> None:
             text = data if event is None else json.dumps(event)
-            emit((f"event: {name}\n" if name else "").encode() + f"data: {text}\n\n".encode())
+            emit(_sse(name, text))
 
         def handle(name: str | None, data: str) -> bool:
             try:
@@ -176,9 +181,9 @@ class AnthropicStream:
                              for i, b in blocks.items())
                 if stop == "tool_use" and ours and not others:
                     finished = {i: _finished(block) for i, block in blocks.items()}
-                    self.state = StreamRound(True, [
-                        Call(str(finished[i].get("id")), ref_of(finished[i].get("input")))
-                        for i in sorted(ours)], {"content": [finished[i] for i in sorted(blocks)]})
+                    self.state = StreamRound(
+                        True, [call_of(finished[i], ANTHROPIC) for i in sorted(ours)],
+                        {"content": [finished[i] for i in sorted(blocks)]})
                     return True
             if kind == "message_stop":
                 if not self.state.continues:
@@ -228,12 +233,12 @@ class ResponsesStream:
     def __init__(self):
         self.sequence = 0
         self.items_relayed = 0
-        self.rounds = 0
+        self.started = False
         self.shown: list[dict] = []  # earlier rounds' output items the client saw
         self.response_id: object = None
 
     def round(self, emit: Callable[[bytes], None]) -> Handler:
-        first, self.rounds = self.rounds == 0, self.rounds + 1
+        first, self.started = not self.started, True
         ours: set[int] = set()
         renumbered: dict[int, int] = {}
         self.state = StreamRound()
@@ -248,8 +253,7 @@ class ResponsesStream:
                     self.response_id = response["id"]
                 elif not first:
                     event = {**event, "response": {**response, "id": self.response_id}}
-            emit((f"event: {name}\n" if name else "").encode()
-                 + f"data: {json.dumps(event)}\n\n".encode())
+            emit(_sse(name, json.dumps(event)))
 
         def handle(name: str | None, data: str) -> bool:
             try:
@@ -257,7 +261,7 @@ class ResponsesStream:
             except ValueError:
                 event = None
             if not isinstance(event, dict):
-                emit((f"event: {name}\n" if name else "").encode() + f"data: {data}\n\n".encode())
+                emit(_sse(name, data))
                 return True
             kind = event.get("type", name)
             index = event.get("output_index")
