@@ -29,6 +29,7 @@ from crossprefill_cli.errors import UsageError
 from crossprefill_cli.models.cache import ScoreCache, TokenScores, cache_key
 from crossprefill_cli.models.loading import BUILTIN
 from crossprefill_cli.models.target import TargetTokenizer
+from crossprefill_cli.pipeline import heap
 from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
 from crossprefill_cli.pipeline.plan import Plan, budget_of, gap_marker
 from crossprefill_cli.pipeline.profiles import Profile, load_profile
@@ -174,6 +175,7 @@ def analyse(text: str, *, profile: str | Profile = "text", draft: "str | Draft |
                              pool_kernel=settings.pool_kernel, window=window_size,
                              query_rows=query_rows, surprise=surprise, on_progress=on_progress)
         importance, losses = reading.attention, reading.surprise
+        heap.give_back()
     scores = TokenScores(starts, np.asarray(importance, dtype=np.float64),
                          windows=-(-len(token_ids) // window_size), surprise=losses)
     if key is not None:
