@@ -20,6 +20,7 @@ from structure import assert_pieces_verbatim
 from typer.testing import CliRunner
 
 from crossprefill_cli.apps.cli.commands import app as cli_app
+from crossprefill_cli.apps.http import compressor as compressor_module
 from crossprefill_cli.models.target import load_target
 from crossprefill_cli.pipeline.job import compress
 
@@ -240,6 +241,21 @@ def test_the_switch_and_keep_rate_headers_stay_with_the_proxy(
         assert "X-Crossprefill-Keep-Rate" in refused.json()["error"]["message"]
     assert post(proxied[0], body, {"X-Crossprefill": "maybe"}).status_code == 400
     assert len(fake.received) == count  # nothing refused went upstream
+
+
+def test_the_memo_is_bounded_in_entries_and_in_bytes_of_text(monkeypatch):
+    monkeypatch.setattr(compressor_module, "MEMO_ENTRIES", 3)
+    monkeypatch.setattr(compressor_module, "MEMO_BYTES", 10_000)
+    memo = compressor_module.Memo()
+    for number in range(5):
+        memo.get(("count", number), lambda: number)
+    assert list(memo.results) == [("count", 2), ("count", 3), ("count", 4)]
+    memo.get(("count", 2), lambda: pytest.fail("a remembered result is made again"))
+    for number in range(3):
+        memo.get(("text", number), lambda: "x" * 4_000)
+    assert list(memo.results) == [("text", 1), ("text", 2)] and memo.bytes <= 10_000
+    memo.clear()
+    assert not memo.results and memo.bytes == 0
 
 
 def test_a_growing_conversation_keeps_its_earlier_compressions(proxied, upstream, monkeypatch):

@@ -9,7 +9,8 @@ text's compression at a keep rate, through the one `Job`. Each text is compresse
 own, so the compression of a message does not change as a conversation grows: an agent
 that resends its history gets the same bytes for the same messages (the upstream's
 prompt cache keeps working), and from a memo of recent counts and compressions
-(`MEMO_ENTRIES`, the least recently used dropped first) they cost a lookup. A text whose
+(`Memo`: at most `MEMO_ENTRIES` of them and `MEMO_BYTES` of compressed text, the least
+recently used dropped first) they cost a lookup. A text whose
 compression is refused (a budget below its required parts, unusable text) stays whole,
 with a warning.
 
@@ -20,6 +21,7 @@ to the upstream (`upstream`) stay about HTTP, and this stays about texts and tok
 
 import fnmatch
 import hashlib
+import sys
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
@@ -35,7 +37,8 @@ from crossprefill_cli.settings import Settings
 if TYPE_CHECKING:
     from crossprefill_cli.apps.http.proxy import ProxyOptions
 
-MEMO_ENTRIES = 1024  # counts and compressions; at most ~1,024 compressed texts held
+MEMO_ENTRIES = 1024  # counts and compressions
+MEMO_BYTES = 32 * 1024 * 1024  # of compressed texts: a few large ones cannot fill memory
 
 
 def target_name(model: object, target_map: tuple[tuple[str, str], ...], default: str) -> str:
@@ -49,6 +52,31 @@ def target_name(model: object, target_map: tuple[tuple[str, str], ...], default:
     return tiktoken_encoding(model) or default
 
 
+class Memo:
+    """Recent results by key, least recently used dropped first past `MEMO_ENTRIES`
+    results or `MEMO_BYTES` of texts. Its reads and writes are single dict operations,
+    safe across worker threads; the byte count is a bound, not an exact tally, under
+    concurrent writers."""
+
+    def __init__(self):
+        self.results: OrderedDict[tuple, object] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, key: tuple, make):
+        if key in self.results:
+            self.results.move_to_end(key)
+            return self.results[key]
+        value = self.results[key] = make()
+        self.bytes += _size(value)
+        while len(self.results) > MEMO_ENTRIES or (self.bytes > MEMO_BYTES and self.results):
+            self.bytes -= _size(self.results.popitem(last=False)[1])
+        return value
+
+    def clear(self) -> None:
+        self.results.clear()
+        self.bytes = 0
+
+
 class Compressor:
     """Counting and compressing texts for the proxy, with a memo of recent results.
 
@@ -56,7 +84,7 @@ class Compressor:
 
     def __init__(self, engine: ServerModels, options: "ProxyOptions"):
         self.engine, self.options = engine, options
-        self.memo: OrderedDict[tuple, object] = OrderedDict()
+        self.memo = Memo()
         self.unloadable: set[str] = set()
 
     def target(self, model: object) -> TargetTokenizer:
@@ -70,19 +98,10 @@ class Compressor:
                 warn(f"{first_line(error)}; counting {model} in {default} instead")
         return self.engine.target(default)
 
-    def _remembered(self, key: tuple, make):
-        if key in self.memo:
-            self.memo.move_to_end(key)
-            return self.memo[key]
-        value = self.memo[key] = make()
-        while len(self.memo) > MEMO_ENTRIES:
-            self.memo.popitem(last=False)
-        return value
-
     def count(self, counter: TargetTokenizer, text: str) -> int:
         if len(text) < 64:  # hashing would cost more than counting
             return counter.count(text)
-        return self._remembered(("count", counter.name, _digest(text)),
+        return self.memo.get(("count", counter.name, _digest(text)),
                                 lambda: counter.count(text))
 
     def survey(self, chat: ChatTexts, model: object) -> tuple[TargetTokenizer, list[int], int]:
@@ -98,7 +117,7 @@ class Compressor:
         """`text` compressed at `rate` (with references in its markers: `refs`), or None
         when it stays whole."""
         key = ("text", counter.name, rate, query, refs, self.engine.profile.name, _digest(text))
-        return self._remembered(key, lambda: self._compress(text, query, rate, counter, refs))
+        return self.memo.get(key, lambda: self._compress(text, query, rate, counter, refs))
 
     def _compress(self, text: str, query: str | None, rate: float, counter: TargetTokenizer,
                   refs: bool) -> str | None:
@@ -113,6 +132,10 @@ class Compressor:
             warn(f"a text of {self.count(counter, text):,} tokens is forwarded whole: "
                  f"{first_line(error)}")
             return None
+
+
+def _size(value: object) -> int:
+    return sys.getsizeof(value) if isinstance(value, str) else 0
 
 
 def _digest(text: str) -> bytes:
