@@ -96,6 +96,17 @@ class Bypass(Exception):
         self.reason, self.status = reason, status
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A request as it goes upstream: its body, the headers its answer gets, and for a
+    compressed request that declares the expand tool, that body as a dict (not parsed
+    again from the bytes just encoded)."""
+
+    content: bytes
+    headers: dict[str, str]
+    expanding: dict | None = None
+
+
 class Proxy:
     """The `/v1/` routes of a server started with an upstream."""
 
@@ -113,17 +124,16 @@ class Proxy:
                 raise HTTPError(401, "unauthorized", "a valid proxy key is needed "
                                 f"({KEY_HEADER}: KEY); Authorization goes to the upstream")
             content = await read_body(request, self.server.max_bytes)
-            added: dict[str, str] = {}
             dialect = COMPRESSED_ROUTES.get(path) if request.method == "POST" else None
-            if dialect is not None:
-                content, added = await self.prepared(request, content, dialect)
-            body = json.loads(content) if self.options.expandable \
-                and added.get("X-Crossprefill") == "compressed" else None
-            if body is not None and self.expandable(dialect, body):
-                response = await self.upstream.expanding(request, body, added, dialect,
+            prepared = Prepared(content, {}) if dialect is None \
+                else await self.prepared(request, content, dialect)
+            if prepared.expanding is not None:
+                response = await self.upstream.expanding(request, prepared.expanding,
+                                                         prepared.headers, dialect,
                                                          self._expansions)
             else:
-                response = await self.upstream.forward(request, content, added)
+                response = await self.upstream.forward(request, prepared.content,
+                                                       prepared.headers)
         except HTTPError as error:
             response = error_response(error)
         label = path if path in COMPRESSED_ROUTES else "/v1/*"
@@ -131,8 +141,7 @@ class Proxy:
         self.metrics.latency.labels(label).observe(time.perf_counter() - started)
         return response
 
-    async def prepared(self, request: Request, content: bytes,
-                       dialect: str) -> tuple[bytes, dict[str, str]]:
+    async def prepared(self, request: Request, content: bytes, dialect: str) -> "Prepared":
         """The body to forward and the headers to add to the answer."""
         switch = request.headers.get("x-crossprefill", "on").strip().lower()
         if switch not in ("on", "off"):
@@ -140,21 +149,21 @@ class Proxy:
         rate = _rate(request.headers.get("x-crossprefill-keep-rate"),
                      self.options.keep_rate or self.engine.profile.keep_rate)
         if switch == "off":
-            return content, {"X-Crossprefill": "off"}
+            return Prepared(content, {"X-Crossprefill": "off"})
         try:
             body = json.loads(content)
         except (ValueError, RecursionError):
-            return content, {"X-Crossprefill": "unchanged"}  # the upstream says what is wrong
+            return Prepared(content, {"X-Crossprefill": "unchanged"})  # the upstream says what is wrong
         chat = chat_requests.chat_texts(body, dialect, self.options.roles)
         if chat is None:
-            return content, {"X-Crossprefill": "unchanged"}
+            return Prepared(content, {"X-Crossprefill": "unchanged"})
         if not self.engine.ready.is_set():
             # a token is at least one byte: a text of fewer bytes cannot be long
             if any(len(chat.texts[i].text.encode()) > self.options.min_tokens
                    for i in chat.candidates):
                 return self.bypassed(content, Bypass("loading", "the drafts are still "
                                                      "loading", 503))
-            return content, {"X-Crossprefill": "unchanged"}
+            return Prepared(content, {"X-Crossprefill": "unchanged"})
         try:
             counter, long, before = await asyncio.to_thread(self.compressor.survey, chat,
                                                             body.get("model"))
@@ -169,11 +178,13 @@ class Proxy:
         self.metrics.tokens_before.inc(before)
         self.metrics.tokens_after.inc(before - saved)
         if not saved:
-            return content, _headers("unchanged", before, before)
+            return Prepared(content, _headers("unchanged", before, before))
         self.metrics.tokens_saved.inc(saved)
+        headers = _headers("compressed", before, before - saved)
         if self.expandable(dialect, body):
             expansion.declare(body, dialect)
-        return encoded(body), _headers("compressed", before, before - saved)
+            return Prepared(encoded(body), headers, expanding=body)
+        return Prepared(encoded(body), headers)
 
     def expandable(self, dialect: str, body: dict) -> bool:
         """Whether this request gets the expand tool (`expansion.offered`)."""
@@ -203,12 +214,12 @@ class Proxy:
                           - self.compressor.count(counter, compressed))
         return saved
 
-    def bypassed(self, content: bytes, bypass: Bypass) -> tuple[bytes, dict[str, str]]:
+    def bypassed(self, content: bytes, bypass: Bypass) -> "Prepared":
         self.metrics.bypassed.labels(bypass.reason).inc()
         if self.options.fail_closed:
             raise HTTPError(bypass.status, bypass.reason, f"{bypass} (the proxy fails closed)")
         warn(f"{bypass}; the request is forwarded uncompressed")
-        return content, {"X-Crossprefill": "bypassed"}
+        return Prepared(content, {"X-Crossprefill": "bypassed"})
 
     async def _expansions(self, calls: list[expansion.Call]) -> list[tuple[expansion.Call, str]]:
         """Each call with the text its reference stands for (or why there is none)."""
