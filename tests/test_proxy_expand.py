@@ -86,9 +86,11 @@ def check_rounds(bodies: list[dict], application, dialect: str) -> None:
 
 def _only_text(answer: dict, dialect: str) -> str:
     """The text of a non-streamed answer that must call no tool."""
-    if dialect == "responses":
-        assert [item["type"] for item in answer["output"]] == ["message"]
-        return answer["output"][0]["content"][0]["text"]
+    if dialect == "responses":  # each earlier round's message shown, as a stream shows it
+        assert {item["type"] for item in answer["output"]} == {"message"}
+        texts = [item["content"][0]["text"] for item in answer["output"]]
+        assert texts[:-1] == ["Let me look."] * (len(texts) - 1)
+        return texts[-1]
     message = answer["choices"][0]["message"]
     assert "tool_calls" not in message
     return message["content"]
@@ -106,6 +108,8 @@ def test_the_model_reads_what_was_compressed_away(upstream, expanding, dialect):
     assert _only_text(answer.json(), dialect) == NEEDLE_LINE
     bodies = since(fake, count)
     assert int(answer.headers["x-crossprefill-expansions"]) == len(bodies) - 1 >= 1
+    if dialect == "responses":  # every round said something: all of it is shown
+        assert len(answer.json()["output"]) == len(bodies)
     assert answer.headers["x-crossprefill"] == "compressed"
     assert bodies[0].get("instructions") == request.get("instructions")  # never compressed
     check_rounds(bodies, application, dialect)
@@ -234,6 +238,45 @@ def test_a_responses_answer_keeps_the_clients_own_calls(upstream, expanding):
     assert [call["name"] for call in calls] == ["lookup"]
     sent = since(fake, count)
     assert len(sent) == 1 and sent[0]["tools"][0] == lookup and len(sent[0]["tools"]) == 2
+
+
+def test_a_non_streamed_answer_shows_every_round_and_counts_every_rounds_usage():
+    from crossprefill_cli.apps.http.expansion import merged
+
+    ours = {"id": "call_0", "type": "function",
+            "function": {"name": EXPAND_TOOL, "arguments": '{"ref": "ab:1-2"}'}}
+    usage = {"prompt_tokens": 90, "completion_tokens": 10, "total_tokens": 100,
+             "prompt_tokens_details": {"cached_tokens": 64}}
+    first = {"id": "chatcmpl-1", "usage": usage, "choices": [{"message": {
+        "role": "assistant", "content": "Let me look. ", "tool_calls": [ours]}}]}
+    last = {"id": "chatcmpl-2", "usage": {**usage, "prompt_tokens_details": {"cached_tokens": 1}},
+            "choices": [{"message": {"role": "assistant", "content": "Found it."}}]}
+    answer = merged([first], last, "openai")
+    assert answer["choices"][0]["message"] == {"role": "assistant",
+                                               "content": "Let me look. Found it."}
+    assert answer["usage"] == {"prompt_tokens": 180, "completion_tokens": 20,
+                               "total_tokens": 200, "prompt_tokens_details": {"cached_tokens": 65}}
+    assert answer["id"] == "chatcmpl-2" and last["usage"]["prompt_tokens"] == 90
+
+    use = {"type": "tool_use", "id": "toolu_0", "name": EXPAND_TOOL, "input": {"ref": "ab:1-2"}}
+    thinking = {"type": "thinking", "thinking": "The code is omitted.", "signature": "s"}
+    anthropic = merged([{"content": [thinking, {"type": "text", "text": "Let me look."}, use],
+                         "usage": {"input_tokens": 5, "output_tokens": 2}}],
+                       {"content": [{"type": "text", "text": "Found it."}],
+                        "usage": {"input_tokens": 9, "output_tokens": 3, "service_tier": "x"}},
+                       "anthropic")
+    assert [block.get("text") for block in anthropic["content"]] == [
+        None, "Let me look.", "Found it."]
+    assert anthropic["usage"] == {"input_tokens": 14, "output_tokens": 5, "service_tier": "x"}
+
+    call = {"type": "function_call", "call_id": "call_0", "name": EXPAND_TOOL,
+            "arguments": '{"ref": "ab:1-2"}'}
+    said = {"type": "message", "role": "assistant",
+            "content": [{"type": "output_text", "text": "Let me look."}]}
+    found = {**said, "content": [{"type": "output_text", "text": "Found it."}]}
+    responses = merged([{"output": [said, call], "usage": {"input_tokens": 1}}],
+                       {"output": [found], "usage": None}, "responses")
+    assert responses["output"] == [said, found] and responses["usage"] is None
 
 
 def test_a_responses_round_calling_both_tools_ends_with_the_clients_call_alone():

@@ -147,6 +147,44 @@ def without_calls(answer: dict, dialect: str) -> dict:
     return answer
 
 
+def merged(earlier: list[dict], answer: dict, dialect: str) -> dict:
+    """The last round's answer (without the expand calls) with what the earlier rounds
+    showed in front, as a stream shows it: OpenAI's message content joined, Anthropic's
+    content blocks and responses' output items listed in order; and `usage` summed over
+    every round, since every round was billed."""
+    merged_answer = without_calls(answer, dialect)
+    rounds = [without_calls(round_answer, dialect) for round_answer in earlier]
+    message = message_of(merged_answer, dialect)
+    if message is not None:
+        shown = [message_of(round_answer, dialect) or {} for round_answer in rounds]
+        if dialect == OPENAI:
+            texts = [m.get("content") for m in [*shown, message]]
+            if any(isinstance(text, str) and text for text in texts):
+                message["content"] = "".join(text for text in texts if isinstance(text, str))
+        else:
+            name = _calls_field(dialect)
+            message[name] = [item for m in shown if isinstance(m.get(name), list)
+                             for item in m[name]] + message[name]
+    for usage in [round_answer.get("usage") for round_answer in rounds]:
+        if isinstance(usage, dict) and isinstance(merged_answer.get("usage"), dict):
+            merged_answer["usage"] = _summed(usage, merged_answer["usage"])
+    return merged_answer
+
+
+def _summed(first: dict, second: dict) -> dict:
+    """Two usage objects added: counts summed, nested objects too, anything else the
+    second's."""
+    result = dict(second)
+    for key, value in first.items():
+        other = second.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) \
+                and isinstance(other, int) and not isinstance(other, bool):
+            result[key] = value + other
+        elif isinstance(value, dict) and isinstance(other, dict):
+            result[key] = _summed(value, other)
+    return result
+
+
 def continued(body: dict, message: dict, results: list[tuple[Call, str]], dialect: str,
               *, last: bool) -> dict:
     """The next round's request: the messages (a responses request: its input), the

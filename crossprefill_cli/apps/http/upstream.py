@@ -125,7 +125,7 @@ class Upstream:
         model's calls of it here (`expand`), round after round (`expansion`)."""
         if body.get("stream"):
             return await self._expanding_stream(request, body, added, dialect, expand)
-        answered = 0
+        answered, earlier = 0, []
         for round_number in range(expansion.MAX_ROUNDS + 1):
             upstream, _ = await self.sent(request, encoded(body), decoded=True)
             try:
@@ -144,9 +144,10 @@ class Upstream:
                 answered += len(calls)
                 body = expansion.continued(body, expansion.message_of(answer, dialect), results,
                                            dialect, last=round_number + 1 == expansion.MAX_ROUNDS)
+                earlier.append(answer)
                 continue
-            if calls:
-                data = encoded(expansion.without_calls(answer, dialect))
+            if answer is not None and (calls or earlier):
+                data = encoded(expansion.merged(earlier, answer, dialect))
             break
         response = Response(data, status_code=upstream.status_code)
         response.raw_headers.extend(relayed_headers(upstream, {
