@@ -342,3 +342,82 @@ def test_the_anthropic_sdk_streams_the_answer_without_the_tool(upstream, expandi
     assert streamed.endswith(NEEDLE_LINE) and final.stop_reason == "end_turn"
     assert all(block.type == "text" for block in final.content)
     check_rounds(since(fake, count), application, "anthropic")
+
+
+def _filtered(dialect: str, rounds: list[list[tuple[str | None, dict | str]]]) -> list[dict]:
+    """The events (SSE data, parsed) a stream filter lets through over `rounds`."""
+    from crossprefill_cli.apps.http.expansion_streams import stream_filter
+
+    emitted: list[bytes] = []
+    stream = stream_filter(dialect)
+    for number, events in enumerate(rounds):
+        handle = stream.round(emitted.append)
+        for name, data in events:
+            handle(name, data if isinstance(data, str) else json.dumps(data))
+        assert stream.state.continues == (number < len(rounds) - 1)
+    return [json.loads(piece.decode().split("data: ", 1)[1]) for piece in emitted
+            if b"[DONE]" not in piece]
+
+
+def test_a_stream_counts_the_usage_of_every_round():
+    call = {"index": 0, "id": "call_0", "type": "function",
+            "function": {"name": EXPAND_TOOL, "arguments": '{"ref": "ab:1-2"}'}}
+
+    def chunk(delta=None, finish=None, usage=None):
+        choices = [] if delta is None else [{"index": 0, "delta": delta,
+                                             "finish_reason": finish}]
+        return None, {"choices": choices, **({"usage": usage} if usage else {})}
+
+    relayed = _filtered("openai", [
+        [chunk({"role": "assistant"}), chunk({"tool_calls": [call]}), chunk({}, "tool_calls"),
+         chunk(usage={"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}),
+         (None, "[DONE]")],
+        [chunk({"role": "assistant"}), chunk({"content": "Found."}), chunk({}, "stop"),
+         chunk(usage={"prompt_tokens": 30, "completion_tokens": 3, "total_tokens": 33}),
+         (None, "[DONE]")]])
+    assert [c["usage"] for c in relayed if "usage" in c] == [
+        {"prompt_tokens": 40, "completion_tokens": 5, "total_tokens": 45}]
+
+    use = {"type": "tool_use", "id": "toolu_0", "name": EXPAND_TOOL, "input": {}}
+
+    def anthropic_round(block, delta, stop, started, ended):
+        return [("message_start", {"type": "message_start", "message": {"usage": started}}),
+                ("content_block_start", {"type": "content_block_start", "index": 0,
+                                         "content_block": block}),
+                ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                         "delta": delta}),
+                ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                ("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop},
+                                   "usage": ended}),
+                ("message_stop", {"type": "message_stop"})]
+
+    relayed = _filtered("anthropic", [
+        anthropic_round(use, {"type": "input_json_delta", "partial_json": '{"ref": "ab:1-2"}'},
+                        "tool_use", {"input_tokens": 10, "output_tokens": 1}, {"output_tokens": 4}),
+        anthropic_round({"type": "text", "text": ""}, {"type": "text_delta", "text": "Found."},
+                        "end_turn", {"input_tokens": 30, "output_tokens": 1}, {"output_tokens": 6})])
+    deltas = [event for event in relayed if event["type"] == "message_delta"]
+    assert [event["usage"] for event in deltas] == [{"input_tokens": 40, "output_tokens": 10}]
+
+    ours = {"type": "function_call", "id": "fc_0", "call_id": "call_0", "name": EXPAND_TOOL,
+            "arguments": '{"ref": "ab:1-2"}'}
+    said = {"type": "message", "role": "assistant",
+            "content": [{"type": "output_text", "text": "Found."}]}
+
+    def responses_round(item, usage):
+        response = {"id": "resp_1", "status": "completed", "output": [item], "usage": usage}
+        return [(kind, {"type": kind, **data}) for kind, data in (
+            ("response.created", {"response": {**response, "output": [], "usage": None}}),
+            ("response.output_item.added", {"output_index": 0, "item": item}),
+            ("response.output_item.done", {"output_index": 0, "item": item}),
+            ("response.completed", {"response": response}))]
+
+    relayed = _filtered("responses", [
+        responses_round(ours, {"input_tokens": 10, "output_tokens": 2, "total_tokens": 12,
+                               "input_tokens_details": {"cached_tokens": 8}}),
+        responses_round(said, {"input_tokens": 30, "output_tokens": 3, "total_tokens": 33,
+                               "input_tokens_details": {"cached_tokens": 0}})])
+    assert relayed[-1]["response"]["usage"] == {
+        "input_tokens": 40, "output_tokens": 5, "total_tokens": 45,
+        "input_tokens_details": {"cached_tokens": 8}}
+    assert relayed[-1]["response"]["output"] == [said]

@@ -167,21 +167,23 @@ def merged(earlier: list[dict], answer: dict, dialect: str) -> dict:
                              for item in m[name]] + message[name]
     for usage in [round_answer.get("usage") for round_answer in rounds]:
         if isinstance(usage, dict) and isinstance(merged_answer.get("usage"), dict):
-            merged_answer["usage"] = _summed(usage, merged_answer["usage"])
+            merged_answer["usage"] = summed_usage(usage, merged_answer["usage"])
     return merged_answer
 
 
-def _summed(first: dict, second: dict) -> dict:
-    """Two usage objects added: counts summed, nested objects too, anything else the
-    second's."""
+def summed_usage(first: dict | None, second: dict) -> dict:
+    """Two usage objects added (the first maybe None: nothing yet): counts summed,
+    nested objects too, anything else the second's."""
     result = dict(second)
-    for key, value in first.items():
+    for key, value in (first or {}).items():
         other = second.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) \
+        if key not in second:
+            result[key] = value
+        elif isinstance(value, int) and not isinstance(value, bool) \
                 and isinstance(other, int) and not isinstance(other, bool):
             result[key] = value + other
         elif isinstance(value, dict) and isinstance(other, dict):
-            result[key] = _summed(value, other)
+            result[key] = summed_usage(value, other)
     return result
 
 

@@ -16,7 +16,7 @@ from typing import Callable
 
 from crossprefill_cli.apps.http.chat_requests import ANTHROPIC, RESPONSES
 from crossprefill_cli.apps.http.expansion import (TOOL, Call, call_of, is_clients_call, is_ours,
-                                                  ref_of)
+                                                  ref_of, summed_usage)
 
 # What a round's filter is: it takes each event (its name and data), emits what the
 # client sees, and says whether the round's stream goes on.
@@ -56,6 +56,7 @@ class OpenAIStream:
 
     def __init__(self):
         self.relayed_role = False
+        self.usage: dict | None = None  # the usage of the rounds before this one, summed
 
     def round(self, emit: Callable[[bytes], None]) -> Handler:
         """A handler for one round's events: it emits what the client sees and returns
@@ -75,10 +76,16 @@ class OpenAIStream:
             except ValueError:
                 emit(f"data: {data}\n\n".encode())
                 return True
+            usage = chunk.get("usage") if isinstance(chunk, dict) else None
+            if isinstance(usage, dict) and self.usage and not self.state.continues:
+                chunk["usage"] = summed_usage(self.usage, usage)  # every round was billed
+                data = json.dumps(chunk)
             choices = chunk.get("choices") if isinstance(chunk, dict) else None
             if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
                 if not self.state.continues:
                     emit(f"data: {data}\n\n".encode())  # a usage chunk, an error
+                elif isinstance(usage, dict):
+                    self.usage = summed_usage(self.usage, usage)
                 return True
             choice = choices[0]
             delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
@@ -101,6 +108,8 @@ class OpenAIStream:
                     del delta["tool_calls"]
             finish = choice.get("finish_reason")
             if finish == "tool_calls" and ours and not theirs:
+                if isinstance(usage, dict):
+                    self.usage = summed_usage(self.usage, usage)
                 self.state = StreamRound(True, [Call(c["id"], ref_of(c["arguments"]))
                                                 for c in ours.values()], {
                     "role": "assistant", "content": "".join(content) or None,
@@ -135,11 +144,15 @@ class AnthropicStream:
     def __init__(self):
         self.blocks_relayed = 0
         self.started = False
+        self.usage: dict | None = None  # the usage of the rounds before this one, summed
 
     def round(self, emit: Callable[[bytes], None]) -> Handler:
         blocks: dict[int, dict] = {}  # every block of this round, rebuilt
         ours: set[int] = set()
         renumbered: dict[int, int] = {}
+        # this round's usage: message_start's, overwritten by message_delta's counts
+        # (cumulative within a round)
+        usage: dict = {}
         self.state = StreamRound()
 
         def relay(name: str | None, event: dict | None, data: str) -> None:
@@ -155,6 +168,8 @@ class AnthropicStream:
             kind = event.get("type") if isinstance(event, dict) else None
             index = event.get("index") if isinstance(event, dict) else None
             if kind == "message_start":
+                started_usage = (event.get("message") or {}).get("usage")
+                usage.update(started_usage if isinstance(started_usage, dict) else {})
                 if not self.started:
                     self.started = True
                     relay(name, None, data)
@@ -179,11 +194,18 @@ class AnthropicStream:
                 stop = (event.get("delta") or {}).get("stop_reason")
                 others = any(b.get("type") == "tool_use" and i not in ours
                              for i, b in blocks.items())
+                if isinstance(event.get("usage"), dict):
+                    usage.update(event["usage"])
                 if stop == "tool_use" and ours and not others:
                     finished = {i: _finished(block) for i, block in blocks.items()}
                     self.state = StreamRound(
                         True, [call_of(finished[i], ANTHROPIC) for i in sorted(ours)],
                         {"content": [finished[i] for i in sorted(blocks)]})
+                    self.usage = summed_usage(self.usage, usage)
+                    return True
+                if self.usage and isinstance(event.get("usage"), dict):
+                    # the client's totals: every round was billed
+                    relay(name, {**event, "usage": summed_usage(self.usage, usage)}, data)
                     return True
             if kind == "message_stop":
                 if not self.state.continues:
@@ -236,6 +258,7 @@ class ResponsesStream:
         self.started = False
         self.shown: list[dict] = []  # earlier rounds' output items the client saw
         self.response_id: object = None
+        self.usage: dict | None = None  # the usage of the rounds before this one, summed
 
     def round(self, emit: Callable[[bytes], None]) -> Handler:
         first, self.started = not self.started, True
@@ -284,12 +307,17 @@ class ResponsesStream:
                 response = event["response"]
                 output = response.get("output") if isinstance(response.get("output"), list) else []
                 calls = [call for call in output if is_ours(call)]
+                usage = response.get("usage")
                 if calls and not any(is_clients_call(item) for item in output):
                     self.state = StreamRound(True, [call_of(c, RESPONSES) for c in calls],
                                              {"output": output})
                     self.shown += [item for item in output if not is_ours(item)]
+                    if isinstance(usage, dict):
+                        self.usage = summed_usage(self.usage, usage)
                     return False
                 shown = [*self.shown, *(item for item in output if not is_ours(item))]
+                if self.usage and isinstance(usage, dict):  # every round was billed
+                    response = {**response, "usage": summed_usage(self.usage, usage)}
                 relay(name, {**event, "response": {**response, "output": shown}})
                 return False
             relay(name, event)
