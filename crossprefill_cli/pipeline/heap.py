@@ -7,8 +7,8 @@ resident memory rose by about 50 MiB over its first 400 distinct requests, and i
 process over 180 distinct inputs it rose 39 MiB, every byte of which one
 `malloc_trim(0)` gave back; trimming after each read kept that process within 5 MiB
 (docs/reliability.md). So the analysis calls `give_back()` after every read: a
-long-lived server, batch or library loop stays flat, for about 2 ms against a read's
-tenths of a second. Where the C library has no `malloc_trim` (macOS, musl, Windows) it
+long-lived server, batch or library loop does not keep what its reads freed, for about
+2 ms against a read's tenths of a second. Where the C library has no `malloc_trim` (macOS, musl, Windows) it
 does nothing.
 """
 
