@@ -141,7 +141,7 @@ class Proxy:
         self.metrics.latency.labels(label).observe(time.perf_counter() - started)
         return response
 
-    async def prepared(self, request: Request, content: bytes, dialect: str) -> "Prepared":
+    async def prepared(self, request: Request, content: bytes, dialect: str) -> Prepared:
         """The body to forward and the headers to add to the answer."""
         switch = request.headers.get("x-crossprefill", "on").strip().lower()
         if switch not in ("on", "off"):
@@ -153,7 +153,8 @@ class Proxy:
         try:
             body = json.loads(content)
         except (ValueError, RecursionError):
-            return Prepared(content, {"X-Crossprefill": "unchanged"})  # the upstream says what is wrong
+            # the upstream says what is wrong
+            return Prepared(content, {"X-Crossprefill": "unchanged"})
         chat = chat_requests.chat_texts(body, dialect, self.options.roles)
         if chat is None:
             return Prepared(content, {"X-Crossprefill": "unchanged"})
@@ -164,11 +165,12 @@ class Proxy:
                 return self.bypassed(content, Bypass("loading", "the drafts are still "
                                                      "loading", 503))
             return Prepared(content, {"X-Crossprefill": "unchanged"})
+        expandable = self.expandable(dialect, body)
         try:
             counter, long, before = await asyncio.to_thread(self.compressor.survey, chat,
                                                             body.get("model"))
             saved = await self._compress(request, body, chat, long, rate, counter,
-                                         self.expandable(dialect, body)) if long else 0
+                                         expandable) if long else 0
         except Bypass as bypass:
             return self.bypassed(content, bypass)
         except Exception as error:  # the model code failed: fail open, or say so
@@ -181,7 +183,7 @@ class Proxy:
             return Prepared(content, _headers("unchanged", before, before))
         self.metrics.tokens_saved.inc(saved)
         headers = _headers("compressed", before, before - saved)
-        if self.expandable(dialect, body):
+        if expandable:
             expansion.declare(body, dialect)
             return Prepared(encoded(body), headers, expanding=body)
         return Prepared(encoded(body), headers)
@@ -214,7 +216,7 @@ class Proxy:
                           - self.compressor.count(counter, compressed))
         return saved
 
-    def bypassed(self, content: bytes, bypass: Bypass) -> "Prepared":
+    def bypassed(self, content: bytes, bypass: Bypass) -> Prepared:
         self.metrics.bypassed.labels(bypass.reason).inc()
         if self.options.fail_closed:
             raise HTTPError(bypass.status, bypass.reason, f"{bypass} (the proxy fails closed)")
