@@ -14,7 +14,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -241,6 +243,29 @@ def test_memory_stays_flat_across_distinct_inputs(llama_dir):
     finally:
         tracemalloc.stop()
     assert max(held) - min(held) < 256 * 1024, held
+
+
+def test_reads_run_on_the_same_threads_and_may_come_from_several_at_once(llama_dir, monkeypatch):
+    draft = numpy_draft.load_numpy_draft(str(llama_dir))
+    workers = set()
+    for method in ("_score_generating", "_score_forced"):
+        def noted(*args, _read=getattr(draft, method)):
+            workers.add(threading.current_thread())
+            return _read(*args)
+        monkeypatch.setattr(draft, method, noted)
+    query_ids = draft.encode(QUESTION)[0].tolist()
+    texts = [long_text(paragraphs, needle=f"The falcon code is {n}.", at=1)
+             for n, paragraphs in enumerate((6, 9, 12, 15))]
+    options = dict(lookahead=4, pool_kernel=5, window=300, query_rows=2, surprise=True)
+    alone = [draft.read(draft.encode(text)[0], query_ids, **options) for text in texts]
+    with ThreadPoolExecutor(max_workers=len(texts)) as callers:
+        together = list(callers.map(
+            lambda text: draft.read(draft.encode(text)[0], query_ids, **options), texts * 2))
+    for reading, reference in zip(together, alone * 2):
+        assert np.array_equal(reading.attention, reference.attention)
+        assert np.array_equal(reading.surprise, reference.surprise)
+    # threads made afresh per read take memory from ever other allocator arenas
+    assert len(workers) <= draft.cores
 
 
 def run_cli(args: list[str], **environment) -> subprocess.CompletedProcess:

@@ -17,7 +17,7 @@ this engine does not implement, sharded weights, a tokenizer that is more than i
 
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Callable
 
@@ -104,7 +104,13 @@ class NumpyDraft(DraftReader):
         self.model = Llama(shape, load_tensors(folder / WEIGHTS_FILE))
         # a window's blocks run side by side on these threads when a core is free (`_Schedule`)
         self.cores = usable_cores()
-        self._side_by_side = side_by_side(ThreadPoolExecutor(max_workers=self.cores))
+        self._side_by_side = side_by_side(ThreadPoolExecutor(max_workers=self.cores,
+                                                             thread_name_prefix="draft-blocks"))
+        # the windows of every read run on the same threads: threads made afresh for each
+        # read took their memory from ever other glibc arenas, and a long-running server's
+        # resident memory kept rising (docs/reliability.md)
+        self._window_pool = ThreadPoolExecutor(max_workers=self.cores,
+                                               thread_name_prefix="draft-windows")
 
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         return encode_plain(self.tokenizer_file, text)
@@ -119,23 +125,29 @@ class NumpyDraft(DraftReader):
         depend on the lookahead, and a forward pass split there runs the very blocks of
         one call over prompt and lookahead, so the scores are the bytes of reading each
         window in one call after the last: only now no core waits for the lookahead
-        while the last window is read."""
+        while the last window is read. Reads at once from several threads share the
+        pool without a deadlock: a window waits only for its own read's last window,
+        which was queued before it and so has a thread already."""
         schedule = _Schedule(len(windows), self.cores, self._side_by_side)
-        pool = ThreadPoolExecutor(max_workers=self.cores)
+        pool, submitted = self._window_pool, []
         try:
             generating = pool.submit(schedule.task(self._score_generating), windows[-1],
                                      query_ids, lookahead, pool_kernel, query_rows, surprise,
                                      schedule.run)
+            submitted.append(generating)
             forced = [pool.submit(schedule.task(self._score_forced), window_ids, query_ids,
                                   lambda: generating.result()[1], max(lookahead - 1, 0),
                                   pool_kernel, query_rows, surprise, schedule.run)
                       for window_ids in windows[:-1]]
+            submitted.extend(forced)
             importance, _, losses = generating.result()
             yield importance, losses
             for window in forced:
                 yield window.result()
-        finally:
-            pool.shutdown(cancel_futures=True)
+        finally:  # a read given up: its windows not begun are dropped, the begun end here
+            for future in submitted:
+                future.cancel()
+            wait(submitted)
 
     def _score_generating(self, window_ids, query_ids, lookahead, pool_kernel, query_rows,
                           surprise, run):

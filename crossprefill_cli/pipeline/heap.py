@@ -1,4 +1,5 @@
-"""Freed memory given back to the system after each draft read.
+"""Freed memory given back to the system after each draft read, and one heap for all
+threads.
 
 A read allocates and frees arrays of every size its input calls for (windows, key and
 value caches, attention rows). glibc's allocator keeps what is freed inside its heaps
@@ -8,23 +9,43 @@ process over 180 distinct inputs it rose 39 MiB, every byte of which one
 `malloc_trim(0)` gave back; trimming after each read kept that process within 5 MiB
 (docs/reliability.md). So the analysis calls `give_back()` after every read: a
 long-lived server, batch or library loop does not keep what its reads freed, for about
-2 ms against a read's tenths of a second. Where the C library has no `malloc_trim` (macOS, musl, Windows) it
-does nothing.
+2 ms against a read's tenths of a second.
+
+That was not all of it: through `serve`, after those give-backs, resident memory still
+rose about 55 MiB over 400 distinct requests. glibc gives each new thread an arena (a
+heap of its own; up to 8 per core), and a server's work moves between threads (the
+event loop's worker threads, the numpy engine's): every arena fragments with what its
+threads left behind, and a trim frees only whole free pages. In the same 200 requests,
+side by side, a server limited to one arena stayed within a few MiB of its warm-up
+level, the other rose 60 MiB (docs/reliability.md). Python's own small objects never
+come from glibc's arenas, and the draft's threads allocate seldom and in large pieces,
+so one arena costs no measurable time. `one_arena()` sets that limit; the command line
+calls it first thing (serve, the proxy, batch, the MCP server), and batch's Ray
+workers start with `MALLOC_ARENA_MAX=1`. A library stays out of its host's allocator and does not.
+
+Where the C library has no `malloc_trim` or `mallopt` (macOS, musl, Windows) both do
+nothing.
 """
 
 import ctypes
 from functools import cache
 
+M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
+
 
 @cache
-def _malloc_trim():
-    """glibc's `malloc_trim`, or None where the process's C library has none."""
+def _libc_function(name: str, *argtypes):
+    """The C library's function `name` (returning an int), or None where it has none."""
     try:
-        trim = ctypes.CDLL(None).malloc_trim
+        function = getattr(ctypes.CDLL(None), name)
     except (OSError, TypeError, AttributeError):
         return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
+    function.argtypes, function.restype = list(argtypes), ctypes.c_int
+    return function
+
+
+def _malloc_trim():
+    return _libc_function("malloc_trim", ctypes.c_size_t)
 
 
 def give_back() -> None:
@@ -32,3 +53,11 @@ def give_back() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+def one_arena() -> None:
+    """Have every thread made from now on allocate from the heaps that exist already
+    (the main one, in a process that has started no threads yet)."""
+    mallopt = _libc_function("mallopt", ctypes.c_int, ctypes.c_int)
+    if mallopt is not None:
+        mallopt(M_ARENA_MAX, 1)

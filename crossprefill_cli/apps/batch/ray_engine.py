@@ -133,7 +133,9 @@ def ray_outputs(lines: Iterable[Line], settings: Settings,
             compute=ray.data.ActorPoolStrategy(size=options.actors),
             batch_size=options.batch_size, batch_format="numpy",
             num_cpus=options.cpus_per_actor, num_gpus=options.gpus_per_actor,
-            runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, int(options.cpus_per_actor)))}})
+            # one glibc arena per worker process, as the command line has (`pipeline.heap`)
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, int(options.cpus_per_actor))),
+                                      "MALLOC_ARENA_MAX": "1"}})
         try:
             for row in dataset.iter_rows():
                 yield json.loads(row["output"])

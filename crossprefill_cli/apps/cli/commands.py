@@ -32,6 +32,7 @@ from crossprefill_cli.apps.cli.environment import Environment
 from crossprefill_cli.apps.cli.options import (CommandLine, InputArgument, JsonOption,
                                                OutputOption, ServerOption, reporting_errors,
                                                settings_options, warner, with_query_file)
+import crossprefill_cli.pipeline.heap as heap
 from crossprefill_cli.errors import UsageError
 from crossprefill_cli.results import Result, report, summary_line
 from crossprefill_cli.settings import (BUDGET_FIELDS, ESTIMATE_RATES, MACHINE_FIELDS, Settings,
@@ -304,6 +305,7 @@ def _draft_progress(env: Environment, line: CommandLine) -> ContextManager:
 
 
 def main() -> None:
+    heap.one_arena()  # before any thread: a long-running command's memory stays level
     # Help in Rich panels on a terminal, plain text in pipes and logs.
     app.rich_markup_mode = "rich" if sys.stdout.isatty() and sys.stderr.isatty() else None
     # Python warnings in this process are libraries' (deprecations and the like), never
