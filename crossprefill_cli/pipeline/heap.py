@@ -15,13 +15,14 @@ That was not all of it: through `serve`, after those give-backs, resident memory
 rose about 55 MiB over 400 distinct requests. glibc gives each new thread an arena (a
 heap of its own; up to 8 per core), and a server's work moves between threads (the
 event loop's worker threads, the numpy engine's): every arena fragments with what its
-threads left behind, and a trim frees only whole free pages. In the same 200 requests,
-side by side, a server limited to one arena stayed within a few MiB of its warm-up
-level, the other rose 60 MiB (docs/reliability.md). Python's own small objects never
-come from glibc's arenas, and the draft's threads allocate seldom and in large pieces,
-so one arena costs no measurable time. `one_arena()` sets that limit; the command line
-calls it first thing (serve, the proxy, batch, the MCP server), and batch's Ray
-workers start with `MALLOC_ARENA_MAX=1`. A library stays out of its host's allocator and does not.
+threads left behind, and a trim frees only whole free pages. Two servers side by side
+over the same distinct requests: the one limited to one arena held 225-235 MiB from its
+60th request to its 156th, the other rose from 266 to about 300 MiB, and answered fewer
+in the same time (146 to 156; docs/reliability.md). Python's own small objects never
+come from glibc's arenas and the draft's threads allocate seldom, in large pieces, so
+they hardly contend for the one. `one_arena()` sets that limit; the command line calls
+it first thing (serve, the proxy, batch, the MCP server), and batch's Ray workers start
+with `MALLOC_ARENA_MAX=1`. A library call does not: the allocator is its host's to set.
 
 Where the C library has no `malloc_trim` or `mallopt` (macOS, musl, Windows) both do
 nothing.
