@@ -13,7 +13,8 @@ Printed per process: the resident memory after `--warmup` inputs, at the end and
 its highest, the growth after the warm-up and the least-squares slope after it (MiB per
 100 inputs), the time its give-backs took (mean and largest), and for *keep*, the
 resident memory after one give-back at the very end: what of its growth was free memory
-held in the heaps. The ratio *give back* / *keep* of the growths is the figure.
+held in the heaps. The ratio *give back* / *keep* of the growths is the figure, and
+the difference of the two levels after the warm-up (the means of their samples).
 
     python -m bench.heap                          # 150 inputs of 1k-16k tokens, ~10 min
     python -m bench.heap --inputs 300 --max-tokens 32000
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +37,11 @@ from .soak import SEED, Material, compress_body, slope_per_100, soak_inputs
 from .targets import bench_target
 
 VARIANTS = ("give back", "keep")
+
+
+def level(row: dict, warmup: int) -> float:
+    """The mean resident memory of a variant's samples after the warm-up, MiB."""
+    return statistics.fmean(mib for done, mib in row["samples"] if done >= warmup)
 
 
 def resident_mib() -> float:
@@ -122,6 +129,8 @@ def main() -> None:
     shipped, kept = results
     if kept["growth_mib"] > 0:
         print(f"\ngrowth, give back / keep: {shipped['growth_mib'] / kept['growth_mib']:.2f}x")
+    print(f"\nlevel after the warm-up, keep - give back (mean of the samples): "
+          f"{level(kept, args.warmup) - level(shipped, args.warmup):+.0f} MiB")
     for row in results:
         print(f"\n{row['variant']} samples (inputs done: MiB): "
               + ", ".join(f"{x}: {y:.0f}" for x, y in row["samples"]))
