@@ -264,7 +264,7 @@ def test_reads_run_on_the_same_threads_and_may_come_from_several_at_once(llama_d
     for reading, reference in zip(together, alone * 2):
         assert np.array_equal(reading.attention, reference.attention)
         assert np.array_equal(reading.surprise, reference.surprise)
-    # threads made afresh per read take memory from ever other allocator arenas
+    # threads made afresh per read each take memory from an allocator arena of their own
     assert len(workers) <= draft.cores
 
 

@@ -107,8 +107,8 @@ class NumpyDraft(DraftReader):
         self._side_by_side = side_by_side(ThreadPoolExecutor(max_workers=self.cores,
                                                              thread_name_prefix="draft-blocks"))
         # the windows of every read run on the same threads: threads made afresh for each
-        # read took their memory from ever other glibc arenas, and a long-running server's
-        # resident memory kept rising (docs/reliability.md)
+        # read each took memory from a glibc arena of their own, and a long-running
+        # server's resident memory kept rising (docs/reliability.md)
         self._window_pool = ThreadPoolExecutor(max_workers=self.cores,
                                                thread_name_prefix="draft-windows")
 
