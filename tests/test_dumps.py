@@ -676,6 +676,41 @@ def test_the_directory_tree_or_its_top_levels_come_before_the_files(llama_draft,
     assert result.tokens_after <= result.budget
 
 
+def test_a_tree_share_of_nothing_leaves_the_tree_to_the_scores(llama_draft, target):
+    text = gitingest([("crossprefill_cli/chunks.py", big_python(20)), ("cmd/main.go", GO * 6)])
+    text = DEEP_TREE + text[text.index("\n\n"):]
+    first_file = dumps.detect(text).files[0].start
+
+    def files_only(draft, request):
+        return (request.token_starts >= first_file).astype(float)
+
+    result = compress(text, draft=llama_draft, target=target, keep_rate=0.5, scorer=files_only,
+                      profile=load_profile("code").with_overrides(tree_share=0.0))
+    deeper = [(start, end) for start, end, depth in dumps.detect(text).tree.entries if depth]
+    assert not any(span.start <= start and end <= span.end
+                   for span in result.spans for start, end in deeper)
+
+
+@pytest.mark.parametrize("diff_share, reviewed", [(0.5, True), (0.0, False)])
+def test_a_diff_that_comes_with_its_code_is_kept_first_within_its_share(llama_draft, target,
+                                                                        diff_share, reviewed):
+    code = big_python(20)
+    diff = ("diff --git a/pkg/core.py b/pkg/core.py\n--- a/pkg/core.py\n+++ b/pkg/core.py\n"
+            "@@ -70,3 +70,3 @@ def handler_12(request):\n"
+            "     value = request.get('handler_12')\n-    return value\n+    return value or 0\n"
+            "     # end of handler_12\n")
+    text = gitingest([("fix.patch", diff), ("pkg/core.py", code)])  # the tail is kept anyway
+    code_start = text.index(code)
+
+    def code_only(draft, request):  # the scores alone would take the code, not the diff
+        return (request.token_starts >= code_start).astype(float)
+
+    result = compress(text, draft=llama_draft, target=target, keep_rate=0.2, scorer=code_only,
+                      profile=load_profile("code").with_overrides(diff_share=diff_share))
+    assert ("+    return value or 0" in result.text) == reviewed
+    assert result.tokens_after <= result.budget
+
+
 def test_function_level_coverage_keeps_the_body_of_a_function_the_scores_point_at(
         llama_draft, target):
     text = big_python(30)

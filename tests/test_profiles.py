@@ -27,6 +27,8 @@ def test_user_profile_inherits_from_its_base(tmp_path):
     ("chunk_sise: 12\n", "unknown setting"),
     ("chunk_size: 0\n", "chunk_size must be a positive integer"),
     ("keep_rate: 1.5\n", "keep_rate must be in"),
+    ("tree_share: -0.1\n", "tree_share must be in \\[0, 1\\]"),
+    ("diff_share: half\n", "diff_share must be in"),
     ("boundary: paragraph\n", "boundary must be one of"),
     ("scorer: bm25\n", "scorer must be one of evidence, attention, lexical, surprise"),
     ("query_template: 'no placeholder'\n", "must contain {query}"),

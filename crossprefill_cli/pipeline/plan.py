@@ -35,14 +35,6 @@ from crossprefill_cli.units import chunks, cutting, evidence, layout, selection
 if TYPE_CHECKING:
     from crossprefill_cli.pipeline.analysis import Analysis
 
-# A dump's directory tree is how a reader finds their way, and small: it is taken before
-# the files' text when it costs at most this share of the budget, else its top levels
-# that do.
-TREE_SHARE = 0.1
-# A diff that comes with the code it changes is what is reviewed: it is taken before the
-# rest, as far as this share of the budget holds it.
-DIFF_SHARE = 0.5
-
 
 def budget_of(text: str, counter: TargetTokenizer, settings: Profile, keep_rate: float | None,
               target_tokens: int | None) -> tuple[int, float, int]:
@@ -106,10 +98,10 @@ class Plan:
              for marker in selection.marker_variants(delimiter, self.newline)]))
         tree_first = 1 + max(self.favoured.values(), default=0)  # above named definitions
         priority = {**self.favoured, **{index: tree_first + rank for index, rank in _tree_ranks(
-            self.units, structure.dump.tree, costs, self.gap_cost, TREE_SHARE * budget).items()}}
+            self.units, structure.dump.tree, costs, self.gap_cost, settings.tree_share * budget).items()}}
         reviewed_tier = 1 + max(priority.values(), default=0)
         priority.update({index: reviewed_tier for index in _reviewed(
-            self.units, structure, costs, self.gap_cost, DIFF_SHARE * budget)})
+            self.units, structure, costs, self.gap_cost, settings.diff_share * budget)})
         dropped = _units_of_files(self.units, structure, analysis.dropped_files)
         self.candidates = [selection.Candidate(float(score), cost, unit.required, unit_needs,
                                                priority=priority.get(index, 0),

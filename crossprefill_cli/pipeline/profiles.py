@@ -18,6 +18,11 @@ paper's scorer; `lexical` or `surprise` alone).
 `crossprefill.yaml`, else the paper's 8): how many of its own greedy tokens carry
 signal depends on how well the draft can answer, which is the draft's property, not
 the kind of input's. A number in a profile or on the command line wins.
+
+`tree_share` and `diff_share` say what is taken before the scores: a dump's directory
+tree (how a reader finds their way, and small) when it costs at most that share of the
+budget, else its top levels that do; a diff that comes with the code it changes (what
+is reviewed), as far as that share of the budget holds it.
 """
 
 from dataclasses import dataclass, fields, replace
@@ -57,6 +62,8 @@ class Profile:
     favour_named_definitions: bool
     query_rows: bool
     scorer: str
+    tree_share: float  # at most this share of the budget goes to a dump's tree first
+    diff_share: float  # and this to a diff that comes with the code it changes
 
     @property
     def prose_gap_delimiter(self) -> str:
@@ -152,6 +159,10 @@ def _validated(profile: Profile, *, source: str) -> Profile:
     if not isinstance(profile.keep_rate, (int, float)) or isinstance(profile.keep_rate, bool) \
             or not 0 < profile.keep_rate <= 1:
         raise fail(f"keep_rate must be in (0, 1], got {profile.keep_rate!r}")
+    for field_name in ("tree_share", "diff_share"):
+        value = getattr(profile, field_name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+            raise fail(f"{field_name} must be in [0, 1], got {value!r}")
     if profile.scorer not in SCORERS:
         raise fail(f"scorer must be one of {', '.join(SCORERS)}, got {profile.scorer!r}")
     if profile.boundary not in BOUNDARIES:
