@@ -6,8 +6,13 @@ the right names with wrong values, and raw bytes (invalid UTF-8, truncated JSON)
 fixed cases add what a generator rarely reaches (very deep nesting, 100,000 messages).
 """
 
+import contextlib
+import http.client
 import json
+import select
+import socket
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -16,8 +21,9 @@ from hypothesis import strategies as st
 from property_settings import examples
 from servers import START_SECONDS, FakeUpstream, in_thread
 
+from crossprefill_cli.apps.http import connections, wire
 from crossprefill_cli.apps.http.proxy import ProxyOptions
-from crossprefill_cli.apps.http.server import ServerOptions, create_app
+from crossprefill_cli.apps.http.server import ServerOptions, listen, serving
 from crossprefill_cli.apps.http.warm import FIELDS
 
 KEY = "sk-hostile-secret"
@@ -47,9 +53,10 @@ def served(llama_dir, target_dir, tmp_path_factory):
                                 proxy=ProxyOptions(upstream_url + "/v1", min_tokens=50,
                                                    target_map=(("*", str(target_dir)),),
                                                    expandable=True))
-        application = create_app(options)
-        with in_thread(application) as url:
+        listening = listen("127.0.0.1", 0)  # served as `crossprefill serve` serves
+        with serving(options, listening) as application:
             assert application.state.engine.ready.wait(START_SECONDS)
+            url = f"http://127.0.0.1:{listening.getsockname()[1]}"
             with httpx.Client(base_url=url, timeout=ANSWER_SECONDS) as client:
                 yield client
         upstream.stop.set()
@@ -122,18 +129,96 @@ def test_a_wrong_key_is_refused_and_never_echoed(served):
         assert answer.status_code == 401 and "sk-wrong-key" not in answer.text
 
 
-def test_a_client_that_stalls_its_body_gets_a_408(served, monkeypatch):
-    import socket
-    from urllib.parse import urlsplit
-
-    from crossprefill_cli.apps.http import wire
-
-    monkeypatch.setattr(wire, "BODY_IDLE_SECONDS", 1.0)
+def raw_connection(served: httpx.Client) -> socket.socket:
     address = urlsplit(str(served.base_url))
+    return socket.create_connection((address.hostname, address.port), timeout=30)
+
+
+def send_until_answered(raw: socket.socket, pieces, pause: float, seconds: float = 20) -> bytes:
+    """Send `pieces` one by one, `pause` seconds apart, until the server answers; then its
+    answer's first bytes (b"" when it closed without one, or never answered)."""
     started = time.monotonic()
-    with socket.create_connection((address.hostname, address.port), timeout=30) as raw:
-        raw.sendall(b"POST /v1/compress HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                    b"\r\nAuthorization: Bearer " + KEY.encode() +
-                    b"\r\nContent-Length: 100\r\n\r\n{\"text\": ")
-        answer = raw.recv(65536).decode()
-    assert answer.startswith("HTTP/1.1 408") and time.monotonic() - started < 10
+    for piece in pieces:
+        try:
+            raw.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        if select.select([raw], [], [], pause)[0] or time.monotonic() - started > seconds:
+            break
+    return answer_until_closed(raw) if select.select([raw], [], [], 0)[0] else b""
+
+
+def answer_until_closed(raw: socket.socket) -> bytes:
+    """What the server sends until it closes the connection (as it does after a 408 or a
+    400 that left part of a request unread)."""
+    answer = bytearray()
+    with contextlib.suppress(ConnectionResetError):
+        while piece := raw.recv(65536):
+            answer += piece
+    return bytes(answer)
+
+
+HEAD = (b"POST /v1/compress HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + KEY.encode() + b"\r\n")
+
+
+def test_a_client_that_stalls_its_body_gets_a_408(served, monkeypatch):
+    monkeypatch.setattr(wire, "BODY_IDLE_SECONDS", 1.0)
+    started = time.monotonic()
+    with raw_connection(served) as raw:
+        raw.sendall(HEAD + b"Content-Length: 100\r\n\r\n{\"text\": ")
+        answer = answer_until_closed(raw).decode()
+    assert answer.startswith("HTTP/1.1 408") and "stalled" in answer
+    assert time.monotonic() - started < 10
+
+
+def test_a_client_that_trickles_its_body_gets_a_408_in_bounded_time(served, monkeypatch):
+    monkeypatch.setattr(wire, "BODY_IDLE_SECONDS", 1.0)
+    monkeypatch.setattr(wire, "MIN_BODY_RATE", 10)  # a second more for every 10 bytes
+    started = time.monotonic()
+    with raw_connection(served) as raw:
+        raw.sendall(HEAD + b"Content-Length: 1000\r\n\r\n")
+        # a byte every 0.2 s: never idle for a second, 5 bytes a second where 10 are due
+        answer = send_until_answered(raw, [b" "] * 1000, pause=0.2).decode()
+    assert answer.startswith("HTTP/1.1 408") and "too slowly" in answer
+    assert time.monotonic() - started < 10
+
+
+def test_a_connection_that_sends_no_head_is_closed_and_a_slow_head_gets_a_408(
+        served, monkeypatch):
+    monkeypatch.setattr(connections, "HEAD_SECONDS", 1.0)
+    with raw_connection(served) as idle:
+        started = time.monotonic()
+        assert idle.recv(100) == b"" and time.monotonic() - started < 10
+    with raw_connection(served) as slow:
+        started = time.monotonic()
+        # a byte every 0.1 s: never idle, never a whole head
+        answer = send_until_answered(slow, [bytes([byte]) for byte in HEAD * 10], pause=0.1)
+    assert answer.startswith(b"HTTP/1.1 408") and b"head did not arrive" in answer
+    assert time.monotonic() - started < 10
+
+
+def test_a_kept_alive_connection_is_not_cut_while_its_requests_come(served, monkeypatch):
+    monkeypatch.setattr(connections, "HEAD_SECONDS", 1.0)
+    address = urlsplit(str(served.base_url))
+    kept_alive = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    try:
+        connection = None
+        for _ in range(3):  # 3 x 0.6 s on one connection: each head has its own second
+            time.sleep(0.6)
+            kept_alive.request("GET", "/healthz")
+            answer = kept_alive.getresponse()
+            assert answer.status == 200 and answer.read()
+            connection = connection or kept_alive.sock
+            assert kept_alive.sock is connection
+    finally:
+        kept_alive.close()
+
+
+def test_an_oversized_head_is_a_400_and_the_server_keeps_serving(served):
+    with raw_connection(served) as raw:
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10_000_000
+        answer = send_until_answered(raw, [head[at:at + 65536] for at in range(0, len(head),
+                                                                                 65536)], pause=0)
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert served.get("/healthz").status_code == 200

@@ -14,8 +14,9 @@ The server loads its drafts and targets once (in the background: `/healthz` answ
 through the one `job.Job` the command line runs (`warm.ServerModels.run`), so
 a client prints byte for byte what local mode prints. Errors are `{"error": {"type",
 "message"}}`: 400 a malformed request, 401 a missing or wrong key, 404 a draft or target
-(`not_found`) or profile (`unknown_profile`) the server was not started with, 413 a body
-over `max_bytes`, 422 unusable input or a budget below what must be kept, 503 busy
+(`not_found`) or profile (`unknown_profile`) the server was not started with, 408 a
+request head or body that does not come in time (`connections`, `wire.read_body`), 413 a
+body over `max_bytes`, 422 unusable input or a budget below what must be kept, 503 busy
 (with Retry-After) or not ready, 500 (one line) when the model code itself fails; the
 server keeps serving. A message names the settings as a request does (`keep_rate`, not
 the command line's `--keep-rate`), unless the request carries `settings.FLAGS_HEADER`
@@ -54,6 +55,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from crossprefill_cli.apps.http.connections import HeadTimedProtocol
 from crossprefill_cli.apps.http.proxy import Proxy, check
 from crossprefill_cli.apps.http.warm import ESTIMATE_FIELDS, FIELDS, ServerModels, ServerOptions
 from crossprefill_cli.apps.http.wire import (LOG, RETRY_AFTER_SECONDS, HTTPError, Metrics,
@@ -285,7 +287,7 @@ def _uvicorn(app: Starlette, graceful_seconds: float) -> StoppingServer:
         logging["handlers"]["default"] = {"class": "logging.FileHandler", "formatter": "default",
                                           "filename": str(LOG.path)}
     return StoppingServer(uvicorn.Config(app, log_level="warning", access_log=False,
-                                         log_config=logging,
+                                         log_config=logging, http=HeadTimedProtocol,
                                          timeout_graceful_shutdown=graceful_seconds),
                           app.state.engine)
 

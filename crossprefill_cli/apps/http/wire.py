@@ -17,6 +17,7 @@ import hmac
 import json
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
@@ -30,6 +31,10 @@ from crossprefill_cli.settings import FLAGS_HEADER, by_fields
 RETRY_AFTER_SECONDS = 1
 DISCONNECT_POLL_SECONDS = 0.1
 BODY_IDLE_SECONDS = 30.0
+# A body gets BODY_IDLE_SECONDS and a second more for each MIN_BODY_RATE bytes that came
+# (Apache's mod_reqtimeout rule), so a client trickling bytes holds its connection for a
+# bounded time too; any client on a network sends much faster.
+MIN_BODY_RATE = 10_000
 
 
 class HTTPError(Exception):
@@ -143,8 +148,8 @@ class Metrics:
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The request's body, or a 413 as soon as it is over `max_bytes`, or a 408 when the
-    client sends nothing for `BODY_IDLE_SECONDS` (a slow client holds no connection for
-    ever)."""
+    client sends nothing for `BODY_IDLE_SECONDS` or sends too slowly (`MIN_BODY_RATE`):
+    a slow client holds no connection for ever."""
     declared = request.headers.get("content-length")
     too_large = HTTPError(413, "too_large", f"the request body is over the limit of "
                           f"{max_bytes:,} bytes")
@@ -152,14 +157,22 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
         raise too_large
     data = bytearray()
     pieces = request.stream().__aiter__()
+    started = time.monotonic()
     while True:
+        left = started + BODY_IDLE_SECONDS + len(data) / MIN_BODY_RATE - time.monotonic()
         try:
-            piece = await asyncio.wait_for(pieces.__anext__(), BODY_IDLE_SECONDS)
+            piece = await asyncio.wait_for(pieces.__anext__(), max(0.0, min(BODY_IDLE_SECONDS,
+                                                                             left)))
         except StopAsyncIteration:
             return bytes(data)
         except asyncio.TimeoutError:
-            raise HTTPError(408, "timeout", f"the request body stalled: nothing came for "
-                            f"{BODY_IDLE_SECONDS:g} s") from None
+            if left > BODY_IDLE_SECONDS or not data:
+                raise HTTPError(408, "timeout", f"the request body stalled: nothing came "
+                                f"for {BODY_IDLE_SECONDS:g} s") from None
+            raise HTTPError(408, "timeout", f"the request body came too slowly: {len(data):,} "
+                            f"bytes in {time.monotonic() - started:.0f} s (it gets "
+                            f"{BODY_IDLE_SECONDS:g} s and a second for each "
+                            f"{MIN_BODY_RATE:,} bytes)") from None
         data += piece
         if len(data) > max_bytes:
             raise too_large

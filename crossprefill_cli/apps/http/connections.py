@@ -1,0 +1,69 @@
+"""Connections that must send their request's head in bounded time.
+
+uvicorn arms no timer on a connection until its first answer is complete, and any byte
+that arrives cancels its keep-alive timer: a client that connects and sends nothing, or
+trickles a head that never ends, holds its connection and a file descriptor for as long
+as it likes, and enough such clients leave no room for anybody else (slowloris). Here a
+connection waiting for a head (since it was made, or since its last answer ended) gets
+`HEAD_SECONDS` in all, however many bytes come meanwhile. When they run out, one that
+has sent part of a head gets a 408 and is closed; one that sent nothing is closed, as
+uvicorn closes an idle keep-alive connection. A stalled or trickled body is the
+application's to time out (`wire.read_body`), as it reads it.
+"""
+
+import asyncio
+import json
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+HEAD_SECONDS = 30.0
+
+
+def _timeout_answer() -> bytes:
+    body = json.dumps({"error": {"type": "timeout", "message": (
+        f"the request's head did not arrive within {HEAD_SECONDS:g} s")}}).encode()
+    return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+            b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n"
+            + body)
+
+
+class HeadTimedProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol (h11), with a deadline for each request's head."""
+
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_head()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # the head is in (or the client is gone)
+            self._stop_waiting()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_waiting()
+        super().connection_lost(exc)
+
+    def _await_head(self) -> None:
+        self._stop_waiting()
+        self._head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+
+    def _stop_waiting(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+            return
+        if self.conn.trailing_data[0]:  # part of a head came
+            self.transport.write(_timeout_answer())
+        self.transport.close()
