@@ -29,6 +29,8 @@ TRICKLED = json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "choices
     {"index": 0, "finish_reason": "stop", "message": {"role": "assistant",
                                                       "content": "slow " * 2000}}]}).encode()
 
+HUGE = 32 * 2**20  # more than the sockets' buffers between a client and a server hold
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -121,7 +123,8 @@ class FakeUpstream:
     """An LLM API that records every request and answers by the request's `model`:
     `hang` never answers (until `HANG_SECONDS`), `limited` is a 429 with Retry-After,
     `trickle` sends half of a JSON answer and the rest once `release` is set, `broken`
-    half of one before its connection breaks (`broken-chunked`: unsized);
+    half of one before its connection breaks (`broken-chunked`: unsized), `huge` one of
+    `HUGE` bytes;
     anything else gets a chat completion (JSON, or SSE chunks when `stream` is true, the
     rest held back until the client has seen the first one: `release`)."""
 
@@ -165,6 +168,9 @@ class FakeUpstream:
             if model == "trickle":  # a plain JSON answer, its second half held back
                 return StreamingResponse(self.halves(), media_type="application/json",
                                          headers={"Content-Length": str(len(TRICKLED))})
+            if model == "huge":  # a plain answer of HUGE bytes (blanks after the JSON)
+                return StreamingResponse(self.huge(), media_type="application/json",
+                                         headers={"Content-Length": str(HUGE)})
             if isinstance(model, str) and model.startswith("seeker"):
                 return seeker_answer(body, "openai")
             size = len(self.received[-1].body)
@@ -215,6 +221,12 @@ class FakeUpstream:
     async def broken(self):
         yield TRICKLED[:len(TRICKLED) // 2]
         raise ConnectionResetError("the upstream breaks off mid-answer")
+
+    async def huge(self):
+        yield TRICKLED
+        for _ in range((HUGE - len(TRICKLED)) // 65536):
+            yield b" " * 65536
+        yield b" " * ((HUGE - len(TRICKLED)) % 65536)
 
     async def halves(self):
         yield TRICKLED[:len(TRICKLED) // 2]

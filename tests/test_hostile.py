@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from property_settings import examples
-from servers import START_SECONDS, FakeUpstream, in_thread
+from servers import HUGE, START_SECONDS, FakeUpstream, in_thread
 
 from crossprefill_cli.apps.http import connections, wire
 from crossprefill_cli.apps.http.proxy import ProxyOptions
@@ -221,4 +221,29 @@ def test_an_oversized_head_is_a_400_and_the_server_keeps_serving(served):
         answer = send_until_answered(raw, [head[at:at + 65536] for at in range(0, len(head),
                                                                                  65536)], pause=0)
     assert answer.startswith(b"HTTP/1.1 400")
+    assert served.get("/healthz").status_code == 200
+
+
+def test_a_client_that_reads_nothing_of_its_answer_is_cut_off(served, monkeypatch):
+    monkeypatch.setattr(connections, "READ_STALL_SECONDS", 1.0)
+    body = json.dumps({"model": "huge", "messages": [{"role": "user", "content": "hi"}]})
+    address = urlsplit(str(served.base_url))
+    with socket.socket() as raw:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.connect((address.hostname, address.port))
+        raw.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                    b"application/json\r\nX-Crossprefill-Api-Key: " + KEY.encode() +
+                    b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body.encode())
+        time.sleep(4)  # reading nothing while the proxy relays a 32 MiB answer
+        raw.settimeout(10)
+        head, received, closed = b"", 0, True
+        try:
+            while piece := raw.recv(65536):
+                head = head or piece
+                received += len(piece)
+        except ConnectionResetError:
+            pass
+        except TimeoutError:  # still open, still sending
+            closed = False
+    assert head.startswith(b"HTTP/1.1 200") and closed and received < HUGE  # cut off
     assert served.get("/healthz").status_code == 200

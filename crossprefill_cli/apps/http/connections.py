@@ -1,4 +1,5 @@
-"""Connections that must send their request's head in bounded time.
+"""Deadlines for slow clients: a request's head must come, and an answer be read, in
+bounded time.
 
 uvicorn arms no timer on a connection until its first answer is complete, and any byte
 that arrives cancels its keep-alive timer: a client that connects and sends nothing, or
@@ -7,8 +8,14 @@ as it likes, and enough such clients leave no room for anybody else (slowloris).
 connection waiting for a head (since it was made, or since its last answer ended) gets
 `HEAD_SECONDS` in all, however many bytes come meanwhile. When they run out, one that
 has sent part of a head gets a 408 and is closed; one that sent nothing is closed, as
-uvicorn closes an idle keep-alive connection. A stalled or trickled body is the
-application's to time out (`wire.read_body`), as it reads it.
+uvicorn closes an idle keep-alive connection.
+
+The other way round, a client that stops reading its answer leaves the server waiting
+to write (uvicorn's flow control), for ever, with the request's work and, through the
+proxy, its upstream connection held. A connection whose writing has been paused for
+`READ_STALL_SECONDS` without a pause is cut; the application then sees the client gone,
+as when it leaves. A stalled or trickled body is the application's to time out
+(`wire.read_body`), as it reads it.
 """
 
 import asyncio
@@ -18,6 +25,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 HEAD_SECONDS = 30.0
+READ_STALL_SECONDS = 60.0
 
 
 def _timeout_answer() -> bytes:
@@ -28,10 +36,12 @@ def _timeout_answer() -> bytes:
             + body)
 
 
-class HeadTimedProtocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol (h11), with a deadline for each request's head."""
+class DeadlineProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol (h11), with a deadline for each request's head and
+    one for a client that reads nothing of its answer."""
 
     _head_timer: asyncio.TimerHandle | None = None
+    _read_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -40,25 +50,30 @@ class HeadTimedProtocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:  # the head is in (or the client is gone)
-            self._stop_waiting()
+            self._head_timer = _cancelled(self._head_timer)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
             self._await_head()
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._read_timer is None:
+            self._read_timer = self.loop.call_later(READ_STALL_SECONDS, self.transport.abort)
+
+    def resume_writing(self) -> None:
+        self._read_timer = _cancelled(self._read_timer)
+        super().resume_writing()
+
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_waiting()
+        self._head_timer = _cancelled(self._head_timer)
+        self._read_timer = _cancelled(self._read_timer)
         super().connection_lost(exc)
 
     def _await_head(self) -> None:
-        self._stop_waiting()
+        _cancelled(self._head_timer)
         self._head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
-
-    def _stop_waiting(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
 
     def _head_too_slow(self) -> None:
         self._head_timer = None
@@ -67,3 +82,9 @@ class HeadTimedProtocol(H11Protocol):
         if self.conn.trailing_data[0]:  # part of a head came
             self.transport.write(_timeout_answer())
         self.transport.close()
+
+
+def _cancelled(timer: asyncio.TimerHandle | None) -> None:
+    """Cancel `timer` if there is one; None, for the attribute that held it."""
+    if timer is not None:
+        timer.cancel()

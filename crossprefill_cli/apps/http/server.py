@@ -55,7 +55,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from crossprefill_cli.apps.http.connections import HeadTimedProtocol
+from crossprefill_cli.apps.http.connections import DeadlineProtocol
 from crossprefill_cli.apps.http.proxy import Proxy, check
 from crossprefill_cli.apps.http.warm import ESTIMATE_FIELDS, FIELDS, ServerModels, ServerOptions
 from crossprefill_cli.apps.http.wire import (LOG, RETRY_AFTER_SECONDS, HTTPError, Metrics,
@@ -287,7 +287,7 @@ def _uvicorn(app: Starlette, graceful_seconds: float) -> StoppingServer:
         logging["handlers"]["default"] = {"class": "logging.FileHandler", "formatter": "default",
                                           "filename": str(LOG.path)}
     return StoppingServer(uvicorn.Config(app, log_level="warning", access_log=False,
-                                         log_config=logging, http=HeadTimedProtocol,
+                                         log_config=logging, http=DeadlineProtocol,
                                          timeout_graceful_shutdown=graceful_seconds),
                           app.state.engine)
 
