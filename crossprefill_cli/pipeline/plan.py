@@ -97,8 +97,10 @@ class Plan:
             [marker for delimiter in delimiters
              for marker in selection.marker_variants(delimiter, self.newline)]))
         tree_first = 1 + max(self.favoured.values(), default=0)  # above named definitions
-        priority = {**self.favoured, **{index: tree_first + rank for index, rank in _tree_ranks(
-            self.units, structure.dump.tree, costs, self.gap_cost, settings.tree_share * budget).items()}}
+        tree_ranks = _tree_ranks(self.units, structure.dump.tree, costs, self.gap_cost,
+                                 settings.tree_share * budget)
+        priority = {**self.favoured,
+                    **{index: tree_first + rank for index, rank in tree_ranks.items()}}
         reviewed_tier = 1 + max(priority.values(), default=0)
         priority.update({index: reviewed_tier for index in _reviewed(
             self.units, structure, costs, self.gap_cost, settings.diff_share * budget)})
