@@ -9,15 +9,17 @@ for one release (resolved on first use).
 """
 
 import importlib
+import importlib.util
 
 
 def __getattr__(name: str):
-    # import_module, not `from . import job`: that asks this very function for `job`
-    # while the submodule is not loaded yet, and recursed without end
+    # A submodule asked for by name is imported alone: `from crossprefill_cli.pipeline
+    # import heap` inside analysis asks this function for `heap` while analysis is half
+    # loaded, and going through job first would import analysis again (a cycle).
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
     for module in ("job", "analysis", "draft_source"):
         loaded = importlib.import_module(f"{__name__}.{module}")
-        if name == module:
-            return loaded
         if hasattr(loaded, name):
             return getattr(loaded, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,7 +29,7 @@ from crossprefill_cli.errors import UsageError
 from crossprefill_cli.models.cache import ScoreCache, TokenScores, cache_key
 from crossprefill_cli.models.loading import BUILTIN
 from crossprefill_cli.models.target import TargetTokenizer
-import crossprefill_cli.pipeline.heap as heap  # not `from pipeline import`: that asks its __getattr__
+from crossprefill_cli.pipeline import heap
 from crossprefill_cli.pipeline.draft_source import DraftSource, resolve_target
 from crossprefill_cli.pipeline.plan import Plan, budget_of, gap_marker
 from crossprefill_cli.pipeline.profiles import Profile, load_profile

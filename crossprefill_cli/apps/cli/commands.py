@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, ContextManager, Iterator, Optional
 
 import typer
 
-import crossprefill_cli.pipeline.heap as heap
+from crossprefill_cli.pipeline import heap
 from crossprefill_cli.apps.cli import batch_command, mcp_command, serve_command, wrap_command
 from crossprefill_cli.apps.cli.environment import Environment
 from crossprefill_cli.apps.cli.options import (CommandLine, InputArgument, JsonOption,
