@@ -209,6 +209,18 @@ def test_a_crash_in_the_model_code_is_one_line_500_and_the_server_keeps_serving(
         assert http.post("/v1/compress", json={"text": TEXT}).status_code == 200
 
 
+def wait_for_queue(url: str, length: int, seconds: float = 60) -> None:
+    """Until the server's metrics show `length` requests waiting (a fixed sleep was too
+    short when the machine was busy)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as metrics:
+            if f"crossprefill_queue_length {length:.1f}" in metrics.read().decode():
+                return
+        assert time.monotonic() < deadline, f"the queue never held {length} requests"
+        time.sleep(0.05)
+
+
 def test_a_client_that_leaves_the_queue_is_dropped_from_it(llama_dir, target_dir):
     with server("-d", str(llama_dir), "-t", str(target_dir), "--max-queue", "1") as (url, _):
         slow = threading.Thread(target=call, args=(url + "/v1/compress",
@@ -220,8 +232,8 @@ def test_a_client_that_leaves_the_queue_is_dropped_from_it(llama_dir, target_dir
         with socket.create_connection(("127.0.0.1", port)) as leaving:  # queued, then gone
             leaving.sendall(b"POST /v1/compress HTTP/1.1\r\nHost: test\r\nContent-Type: "
                             b"application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-            time.sleep(0.5)
-        time.sleep(0.5)
+            wait_for_queue(url, 1)
+        wait_for_queue(url, 0)  # noticed gone, however slowly a busy machine runs the server
         assert call(url + "/v1/compress", {"text": TEXT})[0] == 200  # waited its turn: no 503
         slow.join(timeout=120)
         with urllib.request.urlopen(url + "/metrics", timeout=5) as metrics:
