@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Annotated, ContextManager, Iterator, Optional
 
 import typer
 
-from crossprefill_cli.pipeline import heap
 from crossprefill_cli.apps.cli import batch_command, mcp_command, serve_command, wrap_command
 from crossprefill_cli.apps.cli.environment import Environment
 from crossprefill_cli.apps.cli.options import (CommandLine, InputArgument, JsonOption,
                                                OutputOption, ServerOption, reporting_errors,
                                                settings_options, warner, with_query_file)
 from crossprefill_cli.errors import UsageError
+from crossprefill_cli.pipeline import heap
 from crossprefill_cli.results import Result, report, summary_line
 from crossprefill_cli.settings import (BUDGET_FIELDS, ESTIMATE_RATES, MACHINE_FIELDS, Settings,
                                       check_budget_options)
