@@ -12,6 +12,7 @@ import pytest
 from conftest import has_tiktoken_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/corpora.py's HANDBOOK: bench is importable only when pytest runs from the root
 HANDBOOK = Path("/usr/share/doc/debian-handbook/html/en-US")
 INPUTS, WARMUP = 8, 2
 
